@@ -1,0 +1,15 @@
+// tessera: Sora-style video diffusion in TypeScript on a native C++/CUDA core.
+export { Tensor, tidy, keep } from './tensor';
+export type { DType, Device, TensorOptions, TensorData, NestedArray } from './tensor';
+export {
+  tensor, zeros, ones, full, zerosLike, onesLike, arange, rand, randn, manualSeed, getRngState, setRngState,
+} from './creation';
+export {
+  add, sub, mul, div, pow, neg, exp, log, sqrt, rsqrt, abs, tanh, sigmoid, relu, square, sin, cos, maximum, minimum,
+  sum, mean, max, min, matmul, reshape, flatten, permute, transpose, unsqueeze, squeeze, expand, contiguous, clone,
+  detach, slice, chunk, cat, stack, to,
+} from './ops/basic';
+export { noGrad, enableGrad, isGradEnabled } from './autograd/node';
+export { backward, backwardMany } from './autograd/engine';
+export { memory, resetPeakMemory, setNumThreads, getNumThreads, setReferenceKernels, info, version } from './runtime';
+export type { MemoryInfo, Info } from './runtime';

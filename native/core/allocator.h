@@ -1,0 +1,42 @@
+// tessera core: memory. Every byte a tensor owns goes through here, so that
+// memory() can report live storages, bytes per device and the peak.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "dtype.h"
+
+namespace ts {
+
+constexpr size_t kCpuAlignment = 64;
+
+struct MemoryStats {
+  int64_t storages = 0;     // live storages, all devices
+  int64_t cpu_bytes = 0;    // bytes held by live CPU storages
+  int64_t cuda_bytes = 0;   // bytes held by live CUDA storages (allocated, not reserved)
+  int64_t peak_bytes = 0;   // max of cpu_bytes + cuda_bytes since the last reset
+  int64_t cuda_reserved = 0;  // bytes the CUDA caching allocator holds from the driver
+};
+
+// A device allocator (the CUDA backend installs one). alloc returns nullptr on
+// out-of-memory; the caller turns that into an error.
+struct DeviceAllocator {
+  void* (*alloc)(size_t nbytes, int device_index) = nullptr;
+  void (*free)(void* ptr, size_t nbytes, int device_index) = nullptr;
+  int64_t (*reserved)() = nullptr;
+};
+void set_device_allocator(DeviceType type, const DeviceAllocator& a);
+
+// Raw allocation with accounting. Throws ts::Error on failure (op names the caller).
+void* raw_alloc(size_t nbytes, Device dev, const char* op);
+void raw_free(void* p, size_t nbytes, Device dev) noexcept;
+
+MemoryStats memory_stats();
+
+// Guard mode (tests): CPU allocations get 64-byte canaries on both sides, checked
+// when freed; a damaged canary (an out-of-bounds write) is counted.
+void set_guard_mode(bool on);
+int64_t guard_violations();
+void reset_peak_memory();
+
+}  // namespace ts

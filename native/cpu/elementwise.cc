@@ -1,0 +1,258 @@
+// tessera CPU: elementwise unary/binary ops (float32) and reductions.
+// Binary inputs arrive as views broadcast to the output shape (stride 0 where broadcast).
+#include <algorithm>
+#include <cmath>
+
+#include "../core/parallel.h"
+#include "cpu.h"
+
+namespace ts {
+namespace cpu {
+
+namespace {
+constexpr int64_t kGrain = 32768;
+constexpr float kSqrt2OverPi = 0.7978845608028654f;
+constexpr float kInvSqrt2 = 0.7071067811865476f;
+
+inline float unary_f(UnaryOp op, float x) {
+  switch (op) {
+    case UnaryOp::Neg: return -x;
+    case UnaryOp::Exp: return std::exp(x);
+    case UnaryOp::Log: return std::log(x);
+    case UnaryOp::Sqrt: return std::sqrt(x);
+    case UnaryOp::Abs: return std::fabs(x);
+    case UnaryOp::Tanh: return std::tanh(x);
+    case UnaryOp::Sigmoid: return 1.0f / (1.0f + std::exp(-x));
+    case UnaryOp::Relu: return x > 0 ? x : 0.0f;
+    case UnaryOp::Silu: return x / (1.0f + std::exp(-x));
+    case UnaryOp::Gelu: return 0.5f * x * (1.0f + std::erf(x * kInvSqrt2));
+    case UnaryOp::GeluTanh: return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * (x + 0.044715f * x * x * x)));
+    case UnaryOp::Square: return x * x;
+    case UnaryOp::Rsqrt: return 1.0f / std::sqrt(x);
+    case UnaryOp::Sin: return std::sin(x);
+    case UnaryOp::Cos: return std::cos(x);
+  }
+  return 0;
+}
+
+// d f(x) / dx, given x and y = f(x).
+inline float unary_df(UnaryOp op, float x, float y) {
+  switch (op) {
+    case UnaryOp::Neg: return -1.0f;
+    case UnaryOp::Exp: return y;
+    case UnaryOp::Log: return 1.0f / x;
+    case UnaryOp::Sqrt: return 0.5f / y;
+    case UnaryOp::Abs: return x > 0 ? 1.0f : (x < 0 ? -1.0f : 0.0f);
+    case UnaryOp::Tanh: return 1.0f - y * y;
+    case UnaryOp::Sigmoid: return y * (1.0f - y);
+    case UnaryOp::Relu: return x > 0 ? 1.0f : 0.0f;
+    case UnaryOp::Silu: {
+      float s = 1.0f / (1.0f + std::exp(-x));
+      return s * (1.0f + x * (1.0f - s));
+    }
+    case UnaryOp::Gelu: {
+      float cdf = 0.5f * (1.0f + std::erf(x * kInvSqrt2));
+      float pdf = 0.3989422804014327f * std::exp(-0.5f * x * x);
+      return cdf + x * pdf;
+    }
+    case UnaryOp::GeluTanh: {
+      float inner = kSqrt2OverPi * (x + 0.044715f * x * x * x);
+      float t = std::tanh(inner);
+      float dinner = kSqrt2OverPi * (1.0f + 3.0f * 0.044715f * x * x);
+      return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * dinner;
+    }
+    case UnaryOp::Square: return 2.0f * x;
+    case UnaryOp::Rsqrt: return -0.5f * y * y * y;
+    case UnaryOp::Sin: return std::cos(x);
+    case UnaryOp::Cos: return -std::sin(x);
+  }
+  return 0;
+}
+
+inline float binary_f(BinaryOp op, float a, float b) {
+  switch (op) {
+    case BinaryOp::Add: return a + b;
+    case BinaryOp::Sub: return a - b;
+    case BinaryOp::Mul: return a * b;
+    case BinaryOp::Div: return a / b;
+    case BinaryOp::Pow: return std::pow(a, b);
+    case BinaryOp::Maximum: return (a != a || b != b) ? NAN : (a > b ? a : b);
+    case BinaryOp::Minimum: return (a != a || b != b) ? NAN : (a < b ? a : b);
+    case BinaryOp::Eq: return a == b ? 1.0f : 0.0f;
+    case BinaryOp::Gt: return a > b ? 1.0f : 0.0f;
+    case BinaryOp::Lt: return a < b ? 1.0f : 0.0f;
+  }
+  return 0;
+}
+
+template <typename F>
+void map_contiguous(int64_t n, F&& f) {
+  parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) f(i);
+  });
+}
+
+template <BinaryOp OP>
+void binary_loop(int64_t n, float* o, const float* a, int64_t sa, const float* b, int64_t sb) {
+  for (int64_t i = 0; i < n; ++i) o[i] = binary_f(OP, a[i * sa], b[i * sb]);
+}
+
+void binary_row(BinaryOp op, int64_t n, float* o, const float* a, int64_t sa, const float* b, int64_t sb) {
+  // Dispatch once per row so the compiler vectorizes each specialized loop.
+  switch (op) {
+    case BinaryOp::Add:
+      if (sa == 1 && sb == 1) { for (int64_t i = 0; i < n; ++i) o[i] = a[i] + b[i]; return; }
+      if (sa == 1 && sb == 0) { float v = b[0]; for (int64_t i = 0; i < n; ++i) o[i] = a[i] + v; return; }
+      return binary_loop<BinaryOp::Add>(n, o, a, sa, b, sb);
+    case BinaryOp::Sub:
+      if (sa == 1 && sb == 1) { for (int64_t i = 0; i < n; ++i) o[i] = a[i] - b[i]; return; }
+      return binary_loop<BinaryOp::Sub>(n, o, a, sa, b, sb);
+    case BinaryOp::Mul:
+      if (sa == 1 && sb == 1) { for (int64_t i = 0; i < n; ++i) o[i] = a[i] * b[i]; return; }
+      if (sa == 1 && sb == 0) { float v = b[0]; for (int64_t i = 0; i < n; ++i) o[i] = a[i] * v; return; }
+      return binary_loop<BinaryOp::Mul>(n, o, a, sa, b, sb);
+    case BinaryOp::Div:
+      if (sa == 1 && sb == 1) { for (int64_t i = 0; i < n; ++i) o[i] = a[i] / b[i]; return; }
+      return binary_loop<BinaryOp::Div>(n, o, a, sa, b, sb);
+    case BinaryOp::Pow: return binary_loop<BinaryOp::Pow>(n, o, a, sa, b, sb);
+    case BinaryOp::Maximum: return binary_loop<BinaryOp::Maximum>(n, o, a, sa, b, sb);
+    case BinaryOp::Minimum: return binary_loop<BinaryOp::Minimum>(n, o, a, sa, b, sb);
+    case BinaryOp::Eq: return binary_loop<BinaryOp::Eq>(n, o, a, sa, b, sb);
+    case BinaryOp::Gt: return binary_loop<BinaryOp::Gt>(n, o, a, sa, b, sb);
+    case BinaryOp::Lt: return binary_loop<BinaryOp::Lt>(n, o, a, sa, b, sb);
+  }
+}
+}  // namespace
+
+void unary(UnaryOp op, Tensor& out, const Tensor& xin) {
+  Tensor x = xin.contiguous();
+  const float* xp = x.data<float>();
+  float* op_ = out.data<float>();
+  map_contiguous(out.numel(), [&](int64_t i) { op_[i] = unary_f(op, xp[i]); });
+}
+
+void unary_backward(UnaryOp op, Tensor& dinp, const Tensor& dout_in, const Tensor& x_in, const Tensor& out_in) {
+  Tensor dout = dout_in.contiguous(), x = x_in.contiguous();
+  Tensor y = out_in.defined() ? out_in.contiguous() : Tensor();
+  const float* g = dout.data<float>();
+  const float* xp = x.data<float>();
+  const float* yp = y.defined() ? y.data<float>() : nullptr;
+  float* d = dinp.data<float>();
+  map_contiguous(dinp.numel(), [&](int64_t i) {
+    float yi = yp ? yp[i] : unary_f(op, xp[i]);
+    d[i] = g[i] * unary_df(op, xp[i], yi);
+  });
+}
+
+void binary(BinaryOp op, Tensor& out, const Tensor& a, const Tensor& b) {
+  int64_t n = out.numel();
+  if (n == 0) return;
+  // Collapse dims over (a, b); out is contiguous.
+  const Shape& sh = out.shape();
+  Shape shape, sa, sb;
+  for (size_t i = 0; i < sh.size(); ++i) {
+    if (sh[i] == 1) continue;
+    int64_t s1 = a.strides()[i], s2 = b.strides()[i];
+    if (!shape.empty() && sa.back() == s1 * sh[i] && sb.back() == s2 * sh[i]) {
+      shape.back() *= sh[i];
+      sa.back() = s1;
+      sb.back() = s2;
+    } else {
+      shape.push_back(sh[i]);
+      sa.push_back(s1);
+      sb.push_back(s2);
+    }
+  }
+  if (shape.empty()) { shape = {1}; sa = {1}; sb = {1}; }
+  int64_t nd = static_cast<int64_t>(shape.size());
+  int64_t inner = shape[nd - 1], outer = n / inner;
+  const float* ap = a.data<float>();
+  const float* bp = b.data<float>();
+  float* o = out.data<float>();
+  int64_t sai = sa[nd - 1], sbi = sb[nd - 1];
+  parallel_for(0, outer, std::max<int64_t>(1, kGrain / inner), [&](int64_t lo, int64_t hi) {
+    for (int64_t r = lo; r < hi; ++r) {
+      int64_t rem = r, oa = 0, ob = 0;
+      for (int64_t d = nd - 2; d >= 0; --d) {
+        int64_t idx = rem % shape[d];
+        rem /= shape[d];
+        oa += idx * sa[d];
+        ob += idx * sb[d];
+      }
+      binary_row(op, inner, o + r * inner, ap + oa, sai, bp + ob, sbi);
+    }
+  });
+}
+
+void binary_scalar(BinaryOp op, Tensor& out, const Tensor& ain, double s, bool scalar_first) {
+  Tensor a = ain.contiguous();
+  const float* ap = a.data<float>();
+  float* o = out.data<float>();
+  float v = static_cast<float>(s);
+  int64_t n = out.numel();
+  if (!scalar_first && op == BinaryOp::Mul) {
+    map_contiguous(n, [&](int64_t i) { o[i] = ap[i] * v; });
+  } else if (!scalar_first && op == BinaryOp::Add) {
+    map_contiguous(n, [&](int64_t i) { o[i] = ap[i] + v; });
+  } else if (scalar_first) {
+    map_contiguous(n, [&](int64_t i) { o[i] = binary_f(op, v, ap[i]); });
+  } else {
+    map_contiguous(n, [&](int64_t i) { o[i] = binary_f(op, ap[i], v); });
+  }
+}
+
+void reduce(ReduceOp op, Tensor& out, const Tensor& x, int64_t outer, int64_t n, int64_t inner) {
+  const float* xp = x.data<float>();
+  float* o = out.data<float>();
+  const bool sum = op == ReduceOp::Sum || op == ReduceOp::Mean;
+  // Sums accumulate in double, so results do not depend on how threads split the work.
+  if (inner == 1) {
+    parallel_for(0, outer, std::max<int64_t>(1, kGrain / std::max<int64_t>(n, 1)), [&](int64_t lo, int64_t hi) {
+      for (int64_t r = lo; r < hi; ++r) {
+        const float* p = xp + r * n;
+        if (sum) {
+          double acc = 0;
+          for (int64_t i = 0; i < n; ++i) acc += p[i];
+          o[r] = static_cast<float>(op == ReduceOp::Mean ? (n ? acc / n : NAN) : acc);
+        } else {
+          float m = p[0];
+          for (int64_t i = 1; i < n && m == m; ++i) {
+            float v = p[i];
+            m = (v != v) ? v : (op == ReduceOp::Max ? (v > m ? v : m) : (v < m ? v : m));
+          }
+          o[r] = m;
+        }
+      }
+    });
+    return;
+  }
+  // Reduce over a middle axis: walk rows in order, accumulating a block of columns.
+  constexpr int64_t kCols = 256;
+  int64_t col_blocks = (inner + kCols - 1) / kCols;
+  parallel_for(0, outer * col_blocks, 1, [&](int64_t lo, int64_t hi) {
+    double acc[kCols];
+    float m[kCols];
+    for (int64_t w = lo; w < hi; ++w) {
+      int64_t ob = w / col_blocks, j0 = (w % col_blocks) * kCols, nj = std::min(kCols, inner - j0);
+      const float* p = xp + ob * n * inner + j0;
+      if (sum) {
+        for (int64_t j = 0; j < nj; ++j) acc[j] = 0;
+        for (int64_t i = 0; i < n; ++i)
+          for (int64_t j = 0; j < nj; ++j) acc[j] += p[i * inner + j];
+        for (int64_t j = 0; j < nj; ++j)
+          o[ob * inner + j0 + j] = static_cast<float>(op == ReduceOp::Mean ? (n ? acc[j] / n : NAN) : acc[j]);
+      } else {
+        for (int64_t j = 0; j < nj; ++j) m[j] = p[j];
+        for (int64_t i = 1; i < n; ++i)
+          for (int64_t j = 0; j < nj; ++j) {
+            float v = p[i * inner + j], c = m[j];
+            m[j] = (c != c || v != v) ? NAN : (op == ReduceOp::Max ? (v > c ? v : c) : (v < c ? v : c));
+          }
+        for (int64_t j = 0; j < nj; ++j) o[ob * inner + j0 + j] = m[j];
+      }
+    }
+  });
+}
+
+}  // namespace cpu
+}  // namespace ts

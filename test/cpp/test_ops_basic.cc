@@ -1,0 +1,89 @@
+// Cross-backend table: elementwise, broadcasting, reductions, matmul, copies/casts.
+#include "op_table.h"
+
+using namespace ts;
+using optable::input;
+
+namespace {
+const UnaryOp kUnary[] = {UnaryOp::Neg,  UnaryOp::Exp,      UnaryOp::Tanh,   UnaryOp::Sigmoid, UnaryOp::Relu,
+                          UnaryOp::Silu, UnaryOp::Gelu,     UnaryOp::GeluTanh, UnaryOp::Square, UnaryOp::Abs,
+                          UnaryOp::Sin,  UnaryOp::Cos};
+struct Reg {
+  Reg() {
+    for (UnaryOp op : kUnary)
+      for (bool strided : {false, true}) {
+        optable::table().push_back({unary_name(op), std::string("5x7x13") + (strided ? ",strided" : ""),
+                                    [op, strided](Device d) -> std::vector<Tensor> {
+                                      Tensor x = input({5, 7, 13}, 11, d, strided);
+                                      Tensor g = input({5, 7, 13}, 12, d);
+                                      Tensor y = unary(op, x);
+                                      return {y, unary_backward(op, g, x, y)};
+                                    },
+                                    1e-12});
+      }
+    // log / sqrt / rsqrt on positive inputs
+    for (UnaryOp op : {UnaryOp::Log, UnaryOp::Sqrt, UnaryOp::Rsqrt})
+      optable::table().push_back({unary_name(op), "13x11,positive", [op](Device d) -> std::vector<Tensor> {
+                                    Tensor x = unary(UnaryOp::Exp, input({13, 11}, 21, d));
+                                    Tensor g = input({13, 11}, 22, d);
+                                    Tensor y = unary(op, x);
+                                    return {y, unary_backward(op, g, x, y)};
+                                  }, 1e-12});
+    const BinaryOp kBin[] = {BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Maximum};
+    const Shape shapes[][2] = {{{5, 7, 13}, {5, 7, 13}}, {{5, 7, 13}, {7, 1}}, {{1, 13}, {5, 7, 1}}, {{2, 3, 4, 5}, {5}}};
+    for (BinaryOp op : kBin)
+      for (auto& sh : shapes)
+        for (bool strided : {false, true}) {
+          Shape a = sh[0], b = sh[1];
+          optable::table().push_back({binary_name(op), shape_str(a) + "," + shape_str(b) + (strided ? ",strided" : ""),
+                                      [op, a, b, strided](Device d) -> std::vector<Tensor> {
+                                        Tensor x = input(a, 31, d, strided);
+                                        Tensor y = input(b, 32, d, false, 1, op == BinaryOp::Div ? 4.0f : 0.0f);
+                                        return {binary(op, x, y), binary_scalar(op, x, 1.5, false),
+                                                binary_scalar(op, x, 2.5, true)};
+                                      },
+                                      1e-12});
+        }
+    const std::vector<int64_t> axes[] = {{}, {0}, {1}, {2}, {0, 2}, {1, 2}};
+    for (ReduceOp op : {ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min})
+      for (auto& ax : axes)
+        for (bool strided : {false, true}) {
+          std::string p = "5x7x13,axes=" + shape_str(ax) + (strided ? ",strided" : "");
+          optable::table().push_back({op == ReduceOp::Sum ? "sum" : op == ReduceOp::Mean ? "mean" : op == ReduceOp::Max ? "max" : "min",
+                                      p, [op, ax, strided](Device d) -> std::vector<Tensor> {
+                                        Tensor x = input({5, 7, 13}, 41, d, strided);
+                                        return {reduce(op, x, ax, false), reduce(op, x, ax, true)};
+                                      },
+                                      1e-12});
+        }
+    const int64_t mm[][3] = {{1, 1, 1}, {5, 7, 13}, {64, 96, 128}, {130, 33, 257}};
+    for (auto& s : mm)
+      for (int variant = 0; variant < 3; ++variant) {
+        int64_t M = s[0], K = s[1], N = s[2];
+        const char* vn[] = {"plain", "a^T view", "batched+broadcast"};
+        optable::table().push_back({"matmul", "M=" + std::to_string(M) + ",K=" + std::to_string(K) + ",N=" + std::to_string(N) + "," + vn[variant],
+                                    [M, K, N, variant](Device d) -> std::vector<Tensor> {
+                                      if (variant == 0) return {matmul(input({M, K}, 51, d), input({K, N}, 52, d))};
+                                      if (variant == 1) return {matmul(input({K, M}, 51, d).transpose(0, 1), input({K, N}, 52, d))};
+                                      return {matmul(input({3, 1, M, K}, 51, d), input({2, K, N}, 52, d))};
+                                    },
+                                    1e-10});
+      }
+    for (DType dt : {DType::BFloat16, DType::Float16, DType::Float64, DType::Int32})
+      optable::table().push_back({"cast", std::string("float32->") + dtype_name(dt) + "->float32,strided",
+                                  [dt](Device d) -> std::vector<Tensor> {
+                                    Tensor x = input({7, 13}, 61, d, true, 3);
+                                    return {to_dtype(to_dtype(x, dt), DType::Float32)};
+                                  },
+                                  1e-14});
+    optable::table().push_back({"cat", "axis=1,strided", [](Device d) -> std::vector<Tensor> {
+                                  return {cat({input({3, 5, 2}, 71, d, true), input({3, 1, 2}, 72, d)}, 1)};
+                                }, 0});
+    optable::table().push_back({"contiguous", "permuted 4x5x6", [](Device d) -> std::vector<Tensor> {
+                                  return {input({4, 5, 6}, 81, d).permute({2, 0, 1}).contiguous()};
+                                }, 0});
+  }
+} reg;
+}  // namespace
+
+int main(int argc, char** argv) { return optable::run(argc, argv); }
