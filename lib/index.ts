@@ -9,6 +9,7 @@ export {
   sum, mean, max, min, matmul, reshape, flatten, permute, transpose, unsqueeze, squeeze, expand, contiguous, clone,
   detach, slice, chunk, cat, stack, to,
 } from './ops/basic';
+export * as F from './ops/functional';
 export { noGrad, enableGrad, isGradEnabled } from './autograd/node';
 export { backward, backwardMany } from './autograd/engine';
 export { memory, resetPeakMemory, setNumThreads, getNumThreads, setReferenceKernels, info, version } from './runtime';
