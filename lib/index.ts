@@ -12,5 +12,6 @@ export {
 export * as F from './ops/functional';
 export { noGrad, enableGrad, isGradEnabled } from './autograd/node';
 export { backward, backwardMany } from './autograd/engine';
+export { checkpoint } from './autograd/checkpoint';
 export { memory, resetPeakMemory, setNumThreads, getNumThreads, setReferenceKernels, info, version } from './runtime';
 export type { MemoryInfo, Info } from './runtime';

@@ -3,10 +3,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 
-/** An opaque native tensor handle (an N-API external). */
-export interface Handle {
-  readonly __tesseraHandle: unique symbol;
-}
+/** An opaque native tensor handle: a number naming a slot of the addon's tensor table. */
+export type Handle = number & { readonly __tesseraHandle: true };
 
 export interface NativeMemory {
   tensors: number;

@@ -1,3 +1,4 @@
+/// <reference lib="esnext.disposable" preserve="true" />
 // Tensor: a JS handle on a native tensor, with autograd fields and tidy scopes.
 // Native memory is owned by the native tensor: dispose() frees it now, tidy(fn)
 // frees everything created inside fn that fn does not return, and a finalizer is
@@ -19,6 +20,11 @@ export interface TensorOptions {
   device?: Device;
   requiresGrad?: boolean;
 }
+
+// Node >= 20 defines Symbol.dispose as Symbol.for('nodejs.dispose'); other realms
+// (vm contexts, test runners) may lack it. Define it the same way so `using` works.
+if (typeof (Symbol as { dispose?: symbol }).dispose !== 'symbol')
+  Object.defineProperty(Symbol, 'dispose', { value: Symbol.for('nodejs.dispose') });
 
 // ---- scopes (tidy) --------------------------------------------------------------------
 const scopes: Set<Tensor>[] = [];
@@ -80,6 +86,11 @@ function typeName(v: unknown): string {
   return typeof v;
 }
 
+// Safety net for tensors nobody disposed: when V8 collects the JS object, its
+// native tensor is freed (on a later event-loop turn). tidy/dispose free memory
+// deterministically and are the way to manage memory in loops.
+const forgotten = new FinalizationRegistry<Handle>((h) => native.dispose(h));
+
 export class Tensor {
   /** @internal */ _h: Handle | null;
   /** @internal */ _node: Node | null = null;
@@ -92,9 +103,8 @@ export class Tensor {
   /** @internal Wraps a native handle; tracked by the innermost tidy unless untracked. */
   constructor(h: Handle, untracked = false) {
     this._h = h;
-    // A tensor nobody disposes is freed by the native handle's finalizer when V8
-    // collects it (a safety net; tidy/dispose free memory deterministically).
     if (!untracked && scopes.length) scopes[scopes.length - 1].add(this);
+    forgotten.register(this, h, this);
   }
 
   /** @internal */ get h(): Handle {
@@ -146,6 +156,7 @@ export class Tensor {
   dispose(): void {
     if (this._h === null) return;
     native.dispose(this._h);
+    forgotten.unregister(this);
     this._h = null;
     for (const s of scopes) s.delete(this);
   }

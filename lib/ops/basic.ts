@@ -300,8 +300,8 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
       if (y.rank === 1) gShape.push(1);
       const g2 = g.reshape(gShape);
       let gx: Tensor | null = null, gy: Tensor | null = null;
-      if (sy) gx = sumTo(raw(native.matmul(g2.h, native.transpose(sy.reshape(y2).h, -1, -2))), x2).reshape(x.shape as number[]);
-      if (sx) gy = sumTo(raw(native.matmul(native.transpose(sx.reshape(x2).h, -1, -2), g2.h)), y2).reshape(y.shape as number[]);
+      if (sy) gx = sumTo(raw(native.matmul(g2.h, sy.reshape(y2).transpose(-1, -2).h)), x2).reshape(x.shape as number[]);
+      if (sx) gy = sumTo(raw(native.matmul(sx.reshape(x2).transpose(-1, -2).h, g2.h)), y2).reshape(y.shape as number[]);
       return [gx, gy];
     };
   });
@@ -432,7 +432,7 @@ export function cat(tensors: Tensor[], axis = 0): Tensor {
     let at = 0;
     return ts.map((t, i) => {
       const n = t.shape[a];
-      const gi = needs[i] ? raw(native.contiguous(native.slice(g.h, a, at, at + n, 1))) : null;
+      const gi = needs[i] ? raw(native.slice(g.h, a, at, at + n, 1)).contiguous() : null;
       at += n;
       return gi;
     });

@@ -17,10 +17,10 @@ std::atomic<bool> g_guard{false};
 std::atomic<int64_t> g_violations{0};
 constexpr size_t kGuard = 64;
 constexpr unsigned char kCanary = 0xA5;
-// Every CPU block starts with a 64-byte header line. Plain blocks:
-// [header(kPlainMagic) | data]; guarded blocks: [header(kGuardMagic) | canary 64 |
-// data | canary >= 64]. raw_free tells them apart by the word right before the
-// data, so switching guard mode while tensors live is safe.
+// CPU block layout: [.. | base pointer, magic | data (64-aligned)] for plain blocks,
+// [.. | base pointer, kGuardMagic | canary 64 | data | canary >= 64] in guard mode.
+// raw_free tells them apart by the word right before the data (the plain magic or
+// canary bytes), so switching guard mode while tensors live is safe.
 constexpr uint64_t kGuardMagic = 0x7e55e7a6a4d00001ULL;
 constexpr uint64_t kPlainMagic = 0x7e55e7a91a100001ULL;
 
@@ -40,22 +40,25 @@ void* raw_alloc(size_t nbytes, Device dev, const char* op) {
   size_t n = nbytes == 0 ? kCpuAlignment : nbytes;
   void* p = nullptr;
   if (dev.is_cpu()) {
+    // Plain malloc plus manual alignment, not aligned_alloc: glibc's memalign cannot
+    // reuse a freed block of the same size when small allocations sit between them
+    // (as N-API handles do), which grew RSS by one tensor per create/free cycle.
     size_t rounded = (n + kCpuAlignment - 1) / kCpuAlignment * kCpuAlignment;
-    if (g_guard) {
-      // header line (magic + size) + front canary + data + back canary
-      char* base = static_cast<char*>(std::aligned_alloc(kCpuAlignment, rounded + 2 * kGuard + kCpuAlignment));
-      if (!base) fail(op, "out of CPU memory allocating ", nbytes, " bytes");
-      std::memcpy(base, &kGuardMagic, 8);
-      std::memcpy(base + 8, &nbytes, sizeof(size_t));
-      std::memset(base + kCpuAlignment, kCanary, kGuard);
-      std::memset(base + kCpuAlignment + kGuard + nbytes, kCanary, kGuard + (rounded - nbytes));
-      p = base + kCpuAlignment + kGuard;
-    } else {
-      char* base = static_cast<char*>(std::aligned_alloc(kCpuAlignment, rounded + kCpuAlignment));
-      if (!base) fail(op, "out of CPU memory allocating ", nbytes, " bytes");
-      std::memcpy(base, &kPlainMagic, 8);
-      p = base + kCpuAlignment;
+    bool guard = g_guard;
+    size_t front = guard ? kGuard : 0, back = guard ? kGuard : 0;
+    char* base = static_cast<char*>(std::malloc(rounded + front + back + kCpuAlignment + 16));
+    if (!base) fail(op, "out of CPU memory allocating ", nbytes, " bytes");
+    uintptr_t first = reinterpret_cast<uintptr_t>(base) + 16 + front;
+    char* user = reinterpret_cast<char*>((first + kCpuAlignment - 1) / kCpuAlignment * kCpuAlignment);
+    char* header = user - front - 16;  // [base pointer | magic]
+    uint64_t magic = guard ? kGuardMagic : kPlainMagic;
+    std::memcpy(header, &base, sizeof(char*));
+    std::memcpy(header + 8, &magic, 8);
+    if (guard) {
+      std::memset(user - kGuard, kCanary, kGuard);
+      std::memset(user + nbytes, kCanary, kGuard + (rounded - nbytes));
     }
+    p = user;
     g_cpu += static_cast<int64_t>(nbytes);
   } else {
     if (!g_cuda_alloc.alloc)
@@ -73,19 +76,19 @@ void raw_free(void* p, size_t nbytes, Device dev) noexcept {
   if (!p) return;
   if (dev.is_cpu()) {
     char* user = static_cast<char*>(p);
-    uint64_t head;
-    std::memcpy(&head, user - kCpuAlignment, 8);
-    if (head == kPlainMagic) {
-      std::free(user - kCpuAlignment);
-    } else {
-      // guarded: [header 64 | canary 64 | data | canary]
-      char* base = user - kGuard - kCpuAlignment;
+    uint64_t magic;
+    std::memcpy(&magic, user - 8, 8);
+    bool guarded = magic != kPlainMagic;  // guarded blocks have canary bytes here
+    char* header = user - (guarded ? kGuard : 0) - 16;
+    char* base;
+    std::memcpy(&base, header, sizeof(char*));
+    if (guarded) {
       bool bad = false;
-      for (size_t i = 0; i < kGuard; ++i) bad |= static_cast<unsigned char>(user[-1 - static_cast<long>(i)]) != kCanary;
+      for (size_t i = 1; i <= kGuard; ++i) bad |= static_cast<unsigned char>(user[-static_cast<long>(i)]) != kCanary;
       for (size_t i = 0; i < kGuard; ++i) bad |= static_cast<unsigned char>(user[nbytes + i]) != kCanary;
       if (bad) ++g_violations;
-      std::free(base);
     }
+    std::free(base);
     g_cpu -= static_cast<int64_t>(nbytes);
   } else {
     if (g_cuda_alloc.free) g_cuda_alloc.free(p, nbytes == 0 ? kCpuAlignment : nbytes, dev.index);

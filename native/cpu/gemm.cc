@@ -13,6 +13,7 @@
 
 #include "../core/parallel.h"
 #include "cpu.h"
+#include "scratch.h"
 
 namespace ts {
 namespace cpu {
@@ -37,17 +38,6 @@ namespace {
 constexpr int64_t kKC = 384;
 constexpr int64_t kMC = 96;
 constexpr int64_t kNC = 3072;
-
-struct AlignedFree {
-  void operator()(float* p) const { std::free(p); }
-};
-using Buffer = std::unique_ptr<float, AlignedFree>;
-Buffer make_buffer(int64_t n) {
-  size_t bytes = (static_cast<size_t>(n) * sizeof(float) + 63) / 64 * 64;
-  float* p = static_cast<float*>(std::aligned_alloc(64, bytes ? bytes : 64));
-  if (!p) fail("matmul", "out of memory for packing buffers");
-  return Buffer(p);
-}
 
 // Packs rows [i0, i0+mc) x cols [k0, k0+kc) of A' into panels of MR rows: [panel][k][MR].
 void pack_a(int MR, bool ta, const float* A, int64_t lda, int64_t i0, int64_t mc, int64_t k0, int64_t kc, float* out) {
@@ -213,9 +203,8 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int
   const UKernel uk = kc_choice.fn;
   const int nt = num_threads();
   int64_t ncmax = std::min<int64_t>(kNC, (N + NR - 1) / NR * NR);
-  Buffer bpack = make_buffer(kKC * ncmax);
-  std::vector<Buffer> apacks;
-  for (int t = 0; t < nt; ++t) apacks.push_back(make_buffer(kMC * kKC));
+  // Packing buffers: B in the caller's scratch; A in each worker's own scratch.
+  float* bpack = scratch_as<float>(0, static_cast<size_t>(kKC * ncmax));
 
   for (int64_t jc = 0; jc < N; jc += kNC) {
     int64_t nc = std::min<int64_t>(kNC, N - jc);
@@ -223,7 +212,7 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int
     for (int64_t pc = 0; pc < K; pc += kKC) {
       int64_t kc = std::min<int64_t>(kKC, K - pc);
       bool acc = pc > 0 || beta != 0.0f;
-      float* bp = bpack.get();
+      float* bp = bpack;
       parallel_for(0, npanels, 4, [&](int64_t lo, int64_t hi) {
         for (int64_t jp = lo; jp < hi; ++jp)
           pack_b_panel(NR, tb, B, ldb, pc, kc, jc + jp * NR, std::min<int64_t>(NR, nc - jp * NR), bp + jp * kc * NR);
@@ -236,11 +225,7 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int
 #pragma omp parallel for num_threads(static_cast<int>(chunks)) schedule(static, 1) if (chunks > 1)
 #endif
       for (int64_t ch = 0; ch < chunks; ++ch) {
-#ifdef _OPENMP
-        float* ap = apacks[omp_get_thread_num() % nt].get();
-#else
-        float* ap = apacks[0].get();
-#endif
+        float* ap = scratch_as<float>(1, static_cast<size_t>(kMC * kKC));
         int64_t last_mb = -1;
         for (int64_t t = tasks * ch / chunks; t < tasks * (ch + 1) / chunks; ++t) {
           int64_t mb = t / nsplit, part = t % nsplit;

@@ -1,14 +1,27 @@
 #include "napi_util.h"
 
 #include <atomic>
+#include <deque>
+#include <mutex>
 #include <cmath>
 #include <utility>
 
 namespace tsn {
 
 namespace {
-const napi_type_tag kTensorTag = {0x7e55e7a0c0ffee01ULL, 0x5ea5ca1e7e500001ULL};
-std::atomic<int64_t> g_live{0};
+constexpr double kSlotSpan = 67108864.0;  // 2^26 slots
+constexpr uint32_t kGenMask = (1u << 26) - 1;
+
+struct Slot {
+  ts::Tensor t;
+  uint32_t gen = 0;
+  int64_t reported = 0;  // bytes reported to V8 as external memory
+  bool live = false;
+};
+std::mutex g_mu;  // worker threads share this addon's statics
+std::deque<Slot> g_slots;  // deque: growing never moves a slot that a caller references
+std::vector<uint32_t> g_free_slots;
+int64_t g_live = 0;
 
 std::vector<std::pair<const char*, NapiFn>>& registry() {
   static std::vector<std::pair<const char*, NapiFn>> r;
@@ -32,12 +45,6 @@ std::vector<std::pair<const char*, NapiFn>>& registry() {
   ts::fail(op, "argument ", i, " must be ", expected, ", got ", got);
 }
 
-void finalize_box(Napi::Env env, TensorBox* box) {
-  if (box->reported) Napi::MemoryManagement::AdjustExternalMemory(env, -box->reported);
-  if (box->live) --g_live;
-  delete box;
-}
-
 Napi::Value dispatch(const Napi::CallbackInfo& info) {
   NapiFn fn = reinterpret_cast<NapiFn>(info.Data());
   try {
@@ -51,6 +58,18 @@ Napi::Value dispatch(const Napi::CallbackInfo& info) {
   }
 }
 
+// Slot index of a live handle; -1: not a handle; -2: disposed or stale. Caller holds g_mu.
+int64_t find_slot(const Napi::Value& v) {
+  if (!v.IsNumber()) return -1;
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0) || d > 9007199254740991.0 || std::floor(d) != d) return -1;
+  double gen = std::floor(d / kSlotSpan);
+  uint64_t slot = static_cast<uint64_t>(d - gen * kSlotSpan);
+  if (slot >= g_slots.size()) return -1;
+  const Slot& s = g_slots[slot];
+  if (!s.live || s.gen != static_cast<uint32_t>(gen)) return -2;
+  return static_cast<int64_t>(slot);
+}
 }  // namespace
 
 Napi::Object module_init(Napi::Env env, Napi::Object exports) {
@@ -61,46 +80,65 @@ Napi::Object module_init(Napi::Env env, Napi::Object exports) {
 
 Registrar::Registrar(const char* name, NapiFn fn) { registry().emplace_back(name, fn); }
 
-int64_t live_handles() { return g_live.load(); }
-
-void release_box(Napi::Env env, TensorBox* box) {
-  box->t = ts::Tensor();
-  if (box->live) {
-    box->live = false;
-    --g_live;
-  }
-  if (box->reported) {
-    Napi::MemoryManagement::AdjustExternalMemory(env, -box->reported);
-    box->reported = 0;
-  }
+int64_t live_handles() {
+  std::lock_guard<std::mutex> lk(g_mu);
+  return g_live;
 }
 
 Napi::Value wrap(Napi::Env env, ts::Tensor t) {
-  auto* box = new TensorBox();
   // Report fresh storages to V8 so its GC sees native memory pressure.
-  if (t.defined() && t.storage().use_count() == 1) box->reported = static_cast<int64_t>(t.storage()->nbytes);
-  box->t = std::move(t);
-  box->live = true;
-  ++g_live;
-  if (box->reported) Napi::MemoryManagement::AdjustExternalMemory(env, box->reported);
-  auto ext = Napi::External<TensorBox>::New(env, box, finalize_box);
-  ext.TypeTag(&kTensorTag);
-  return ext;
-}
-
-TensorBox* box_arg(const Napi::CallbackInfo& info, size_t i, const char* op) {
-  if (i >= info.Length()) ts::fail(op, "missing argument ", i, " (a tensor)");
-  Napi::Value v = info[i];
-  if (!v.IsExternal()) arg_error(op, i, "a tensor", v);
-  auto ext = v.As<Napi::External<TensorBox>>();
-  if (!ext.CheckTypeTag(&kTensorTag)) arg_error(op, i, "a tensor", v);
-  return ext.Data();
+  int64_t reported = (t.defined() && t.storage().use_count() == 1) ? static_cast<int64_t>(t.storage()->nbytes) : 0;
+  uint32_t slot, gen;
+  {
+    std::lock_guard<std::mutex> lk(g_mu);
+    if (!g_free_slots.empty()) {
+      slot = g_free_slots.back();
+      g_free_slots.pop_back();
+    } else {
+      if (g_slots.size() >= static_cast<size_t>(kSlotSpan)) ts::fail("tensor", "too many live tensors (2^26)");
+      slot = static_cast<uint32_t>(g_slots.size());
+      g_slots.emplace_back();
+    }
+    Slot& s = g_slots[slot];
+    s.gen = (s.gen + 1) & kGenMask;
+    s.t = std::move(t);
+    s.reported = reported;
+    s.live = true;
+    gen = s.gen;
+    ++g_live;
+  }
+  if (reported) Napi::MemoryManagement::AdjustExternalMemory(env, reported);
+  return Napi::Number::New(env, static_cast<double>(gen) * kSlotSpan + slot);
 }
 
 ts::Tensor& tensor_arg(const Napi::CallbackInfo& info, size_t i, const char* op) {
-  TensorBox* b = box_arg(info, i, op);
-  if (!b->t.defined()) ts::fail(op, "tensor argument ", i, " was disposed");
-  return b->t;
+  if (i >= info.Length()) ts::fail(op, "missing argument ", i, " (a tensor)");
+  std::lock_guard<std::mutex> lk(g_mu);
+  int64_t slot = find_slot(info[i]);
+  if (slot == -2) ts::fail(op, "tensor argument ", i, " was disposed");
+  if (slot < 0) arg_error(op, i, "a tensor", info[i]);
+  return g_slots[slot].t;
+}
+
+void dispose_arg(const Napi::CallbackInfo& info, size_t i) {
+  if (i >= info.Length()) return;
+  int64_t reported = 0;
+  ts::Tensor dropped;
+  {
+    std::lock_guard<std::mutex> lk(g_mu);
+    int64_t slot = find_slot(info[i]);
+    if (slot == -1) arg_error("dispose", i, "a tensor", info[i]);
+    if (slot < 0) return;
+    Slot& s = g_slots[slot];
+    dropped = std::move(s.t);  // the storage is freed after the lock is released
+    s.t = ts::Tensor();
+    s.live = false;
+    reported = s.reported;
+    s.reported = 0;
+    --g_live;
+    g_free_slots.push_back(static_cast<uint32_t>(slot));
+  }
+  if (reported) Napi::MemoryManagement::AdjustExternalMemory(info.Env(), -reported);
 }
 
 ts::Tensor optional_tensor_arg(const Napi::CallbackInfo& info, size_t i, const char* op) {
@@ -114,11 +152,11 @@ std::vector<ts::Tensor> tensor_list_arg(const Napi::CallbackInfo& info, size_t i
   std::vector<ts::Tensor> out;
   for (uint32_t k = 0; k < a.Length(); ++k) {
     Napi::Value v = a.Get(k);
-    if (!v.IsExternal()) ts::fail(op, "element ", k, " of argument ", i, " must be a tensor");
-    auto ext = v.As<Napi::External<TensorBox>>();
-    if (!ext.CheckTypeTag(&kTensorTag)) ts::fail(op, "element ", k, " of argument ", i, " must be a tensor");
-    if (!ext.Data()->t.defined()) ts::fail(op, "tensor ", k, " of argument ", i, " was disposed");
-    out.push_back(ext.Data()->t);
+    std::lock_guard<std::mutex> lk(g_mu);
+    int64_t slot = find_slot(v);
+    if (slot == -2) ts::fail(op, "tensor ", k, " of argument ", i, " was disposed");
+    if (slot < 0) ts::fail(op, "element ", k, " of argument ", i, " must be a tensor");
+    out.push_back(g_slots[slot].t);
   }
   return out;
 }

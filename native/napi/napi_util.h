@@ -10,18 +10,11 @@
 
 namespace tsn {
 
-// A JS-held tensor. dispose() drops the reference to the storage at once; the
-// finalizer deletes the box (and the storage, if still held).
-struct TensorBox {
-  ts::Tensor t;
-  int64_t reported = 0;  // bytes reported to V8 as external memory
-  bool live = false;     // counted in live_handles()
-};
-// Drops the box's tensor now (dispose); the box itself goes with its finalizer.
-void release_box(Napi::Env env, TensorBox* box);
-// The box behind argument i (disposed or not); throws when it is not a tensor handle.
-TensorBox* box_arg(const Napi::CallbackInfo& info, size_t i, const char* op);
-
+// JS holds tensors as numeric handles into a native table: handle = generation *
+// 2^26 + slot. dispose() empties the slot at once; a stale handle (its slot freed
+// or reused) is detected by the generation and reported as disposed. Numbers, not
+// N-API externals, because externals are freed only by finalizers that Node runs
+// on event-loop turns: a synchronous training loop would pile them up.
 Napi::Value wrap(Napi::Env env, ts::Tensor t);
 // The tensor behind argument i; throws a JS-visible ts::Error naming op when it is
 // not a tensor handle or was disposed.
@@ -38,6 +31,8 @@ ts::DType dtype_arg(const Napi::CallbackInfo& info, size_t i, const char* op);
 ts::Device device_arg(const Napi::CallbackInfo& info, size_t i, const char* op);
 Napi::Array shape_to_js(Napi::Env env, const ts::Shape& s);
 
+// Frees the tensor behind argument i now; a stale or disposed handle is a no-op.
+void dispose_arg(const Napi::CallbackInfo& info, size_t i);
 int64_t live_handles();
 Napi::Object module_init(Napi::Env env, Napi::Object exports);
 

@@ -126,7 +126,7 @@ TS_NAPI(readRaw) {
 }
 
 TS_NAPI(dispose) {
-  release_box(info.Env(), box_arg(info, 0, "dispose"));
+  dispose_arg(info, 0);
   return info.Env().Undefined();
 }
 
