@@ -77,7 +77,7 @@ const ROOT = path.resolve(__dirname, '..');
 const CANDIDATES = [
   path.join(ROOT, 'build', 'Release', 'tessera.node'),
   path.join(ROOT, 'build', 'Debug', 'tessera.node'),
-  path.join(ROOT, 'build-gyp', 'build', 'Release', 'tessera.node'),
+  path.join(ROOT, 'build-gyp', 'build', 'Release', 'tessera.node'), // npm run build:gyp
 ];
 
 function load(): NativeAddon {
