@@ -211,6 +211,7 @@ export class Tensor {
   tanh(): Tensor { return ops.tanh(this); }
   sigmoid(): Tensor { return ops.sigmoid(this); }
   square(): Tensor { return ops.square(this); }
+  relu(): Tensor { return ops.relu(this); }
   sum(axis?: number | number[], keepDim = false): Tensor { return ops.sum(this, axis, keepDim); }
   mean(axis?: number | number[], keepDim = false): Tensor { return ops.mean(this, axis, keepDim); }
   max(axis?: number | number[], keepDim = false): Tensor { return ops.max(this, axis, keepDim); }
