@@ -71,6 +71,7 @@ export interface NativeAddon {
   getNumThreads(): number;
   setReferenceKernels(on: boolean): void;
   info(): NativeInfo;
+  measurePeakGflops(seconds: number): number;
 }
 
 const ROOT = path.resolve(__dirname, '..');

@@ -37,5 +37,8 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const flo
 void gemm_reference(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
                     const float* B, int64_t ldb, float* C, int64_t ldc, float beta);
 
+// Peak fp32 FMA throughput of this machine on num_threads() threads, in GFLOP/s.
+double measure_peak_gflops(double seconds);
+
 }  // namespace cpu
 }  // namespace ts

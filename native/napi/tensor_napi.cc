@@ -187,6 +187,13 @@ TS_NAPI(setReferenceKernels) {
   return info.Env().Undefined();
 }
 
+// measurePeakGflops(seconds): this machine's fp32 FMA peak on the current threads.
+TS_NAPI(measurePeakGflops) {
+  double s = number_arg(info, 0, "measurePeakGflops");
+  if (!(s > 0 && s <= 10)) ts::fail("measurePeakGflops", "expected 0 < seconds <= 10, got ", s);
+  return Napi::Number::New(info.Env(), ts::cpu::measure_peak_gflops(s));
+}
+
 TS_NAPI(info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);

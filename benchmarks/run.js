@@ -1,0 +1,111 @@
+#!/usr/bin/env node
+// npm run bench: our ops vs PyTorch on the same shapes, interleaved call by call
+// (ours, theirs, ours, ...), 2 threads each, medians after warm-up. Prints one
+// table: shape, our time, PyTorch time, ratio (PyTorch time / ours: > 1 means we
+// are faster), our GFLOP/s and % of this machine's measured peak.
+//   node benchmarks/run.js [--filter text] [--reps N] [--json out.json] [--threads N]
+const { spawn, spawnSync } = require('child_process');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const readline = require('readline');
+const ts = require('..');
+const { cases } = require('./cases');
+
+const args = process.argv.slice(2);
+const opt = (name, def) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : def;
+};
+const threads = Number(opt('threads', 2));
+const reps = Number(opt('reps', 7));
+const filter = opt('filter', '');
+const jsonOut = opt('json', null);
+const PYTHON = process.env.TESSERA_BENCH_PYTHON || '/usr/bin/python3';
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+// ---- the PyTorch side ----------------------------------------------------------------
+function startTorch() {
+  const probe = spawnSync(PYTHON, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
+  if (probe.status !== 0) return { available: false, reason: `PyTorch not found (${PYTHON} -c 'import torch' failed)` };
+  const env = { ...process.env, OPENBLAS_CORETYPE: 'SkylakeX', OMP_NUM_THREADS: String(threads) };
+  const child = spawn(PYTHON, [path.join(__dirname, 'torch_server.py'), String(threads)], { env, stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = readline.createInterface({ input: child.stdout });
+  const waiting = [];
+  lines.on('line', (l) => waiting.shift()(JSON.parse(l)));
+  const ask = (req) =>
+    new Promise((resolve) => {
+      waiting.push(resolve);
+      child.stdin.write(JSON.stringify(req) + '\n');
+    });
+  return { available: true, version: probe.stdout.trim(), ask, close: () => child.stdin.end() };
+}
+
+function timeOurs(fn) {
+  const t0 = process.hrtime.bigint();
+  ts.tidy(fn);
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
+async function main() {
+  ts.setNumThreads(threads);
+  const peak = ts.tidy(() => require('../dist/native').native.measurePeakGflops(0.5));
+  const torch = startTorch();
+  const rows = [];
+  console.log(`tessera ${ts.version} bench: ${threads} threads, ${reps} interleaved runs per side, medians`);
+  console.log(`machine: ${os.cpus()[0].model}, ${os.cpus().length} cpus; measured fp32 FMA peak ${peak.toFixed(0)} GFLOP/s on ${threads} threads`);
+  console.log(torch.available ? `PyTorch ${torch.version} (OPENBLAS_CORETYPE=SkylakeX)` : torch.reason);
+  for (const c of cases(ts)) {
+    if (filter && !`${c.name} ${c.shape}`.includes(filter)) continue;
+    const fn = c.setup();
+    const warm = c.warmup ?? 2;
+    for (let i = 0; i < warm; i++) timeOurs(fn);
+    let theirs = null;
+    let torchError = null;
+    if (torch.available && c.torch) {
+      const r = await torch.ask({ case: c.torch.case, params: c.torch.params, mode: 'setup' });
+      if (!r.ok) torchError = r.error;
+    }
+    const ours = [];
+    const their = [];
+    for (let i = 0; i < reps; i++) {
+      ours.push(timeOurs(fn));
+      if (torch.available && c.torch && !torchError) {
+        const r = await torch.ask({ case: c.torch.case, params: c.torch.params, mode: 'run' });
+        if (r.ok) their.push(r.seconds);
+        else torchError = r.error;
+      }
+    }
+    c.teardown?.();
+    const o = median(ours);
+    if (their.length) theirs = median(their);
+    const gflops = c.flops ? c.flops / o / 1e9 : null;
+    rows.push({
+      case: c.name, shape: c.shape, oursMs: o * 1e3, torchMs: theirs === null ? null : theirs * 1e3,
+      ratio: theirs === null ? null : theirs / o, gflops, peakPct: gflops === null ? null : (100 * gflops) / peak,
+      target: c.target ?? '', note: torchError ?? (c.torch ? '' : 'no PyTorch equivalent'),
+    });
+    const r = rows[rows.length - 1];
+    process.stderr.write(`  done: ${r.case} ${r.shape}\n`);
+  }
+  if (torch.available) torch.close();
+  const fmt = (v, d = 2) => (v === null || v === undefined ? '-' : v.toFixed(d));
+  const header = ['case', 'shape', 'ours ms', 'torch ms', 'ratio', 'GFLOP/s', '% peak', 'target'];
+  const table = rows.map((r) => [r.case, r.shape, fmt(r.oursMs), fmt(r.torchMs), fmt(r.ratio), fmt(r.gflops, 1), fmt(r.peakPct, 1), r.target + (r.note ? ` (${r.note})` : '')]);
+  console.log('\n| ' + header.join(' | ') + ' |');
+  console.log('|' + header.map(() => '---').join('|') + '|');
+  for (const t of table) console.log('| ' + t.join(' | ') + ' |');
+  if (jsonOut) {
+    fs.writeFileSync(jsonOut, JSON.stringify({ date: new Date().toISOString(), threads, peakGflops: peak, torch: torch.version ?? null, rows }, null, 2));
+    console.log(`\nwrote ${jsonOut}`);
+  }
+}
+
+main().catch((e) => {
+  console.error(e.stack || String(e));
+  process.exit(1);
+});

@@ -1,0 +1,89 @@
+"""PyTorch side of `npm run bench`: a line-oriented server. Node sends one JSON
+request per line, {"case": id, "params": {...}, "mode": "setup"|"run"}; we answer one
+JSON line. Each "run" times one call of the case (after setup) and returns seconds,
+so Node can interleave ours and theirs call by call. Run with Debian's python3-torch
+and OPENBLAS_CORETYPE=SkylakeX (set by run.js for this process alone)."""
+import json
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+torch.set_num_threads(int(sys.argv[1]) if len(sys.argv) > 1 else 2)
+torch.manual_seed(0)
+cases = {}
+
+
+def naive_attention(q, k, v, causal=False):
+    # q, k, v: [B, N, H, D] -> [B, N, H, D]; softmax(QK^T/sqrt(d))V, the opponent the
+    # issue names (PyTorch 1.13 has no fused CPU SDPA).
+    qh, kh, vh = (t.transpose(1, 2) for t in (q, k, v))
+    s = qh @ kh.transpose(-1, -2) * (q.shape[-1] ** -0.5)
+    if causal:
+        n = s.shape[-1]
+        s = s.masked_fill(torch.ones(n, n, dtype=torch.bool).triu(1), float("-inf"))
+    return (s.softmax(-1) @ vh).transpose(1, 2)
+
+
+def build(case, p):
+    """Returns a zero-argument callable that runs the case once."""
+    if case == "gemm":
+        a, b = torch.randn(p["M"], p["K"]), torch.randn(p["K"], p["N"])
+        return lambda: a @ b
+    if case == "attention_fwd":
+        q, k, v = (torch.randn(p["B"], p["N"], p["H"], p["D"]) for _ in range(3))
+        return lambda: naive_attention(q, k, v)
+    if case == "attention_fwdbwd":
+        q, k, v = (torch.randn(p["B"], p["N"], p["H"], p["D"], requires_grad=True) for _ in range(3))
+        g = torch.randn(p["B"], p["N"], p["H"], p["D"])
+
+        def run():
+            naive_attention(q, k, v).backward(g)
+            q.grad = k.grad = v.grad = None
+        return run
+    if case in ("conv3d_fwd", "conv3d_fwdbwd"):
+        B, C, T, H, W = p["B"], p["C"], p["T"], p["H"], p["W"]
+        x = torch.randn(B, C, T, H, W, requires_grad=case.endswith("bwd"))
+        w = torch.randn(C, C, 3, 3, 3, requires_grad=case.endswith("bwd"))
+        b = torch.randn(C, requires_grad=case.endswith("bwd"))
+        causal = p.get("causal", False)
+
+        def fwd():
+            xx = F.pad(x, (1, 1, 1, 1, 2, 0)) if causal else x
+            return F.conv3d(xx, w, b, padding=(0, 1, 1) if causal else 1)
+        if case == "conv3d_fwd":
+            return lambda: fwd()
+        g = torch.randn(fwd().shape)
+
+        def run():
+            fwd().backward(g)
+            x.grad = w.grad = b.grad = None
+        return run
+    if case == "groupnorm_silu":
+        x = torch.randn(*p["shape"])
+        w, b = torch.randn(p["shape"][1]), torch.randn(p["shape"][1])
+        return lambda: F.silu(F.group_norm(x, p["groups"], w, b))
+    if case == "layernorm_modulate":
+        B, N, D = p["shape"]
+        x, shift, scale = torch.randn(B, N, D), torch.randn(B, D), torch.randn(B, D)
+        return lambda: F.layer_norm(x, (D,), None, None, 1e-6) * (1 + scale[:, None]) + shift[:, None]
+    raise ValueError(f"unknown case {case}")
+
+
+for line in sys.stdin:
+    req = json.loads(line)
+    try:
+        key = json.dumps([req["case"], req["params"]], sort_keys=True)
+        if req["mode"] == "setup":
+            cases[key] = build(req["case"], req["params"])
+            cases[key]()  # warm-up
+            out = {"ok": True}
+        else:
+            fn = cases[key]
+            t0 = time.perf_counter()
+            fn()
+            out = {"ok": True, "seconds": time.perf_counter() - t0}
+    except Exception as e:  # reported back, never silently passed
+        out = {"ok": False, "error": f"{type(e).__name__}: {e}"}
+    print(json.dumps(out), flush=True)
