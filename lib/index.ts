@@ -15,3 +15,8 @@ export { backward, backwardMany } from './autograd/engine';
 export { checkpoint } from './autograd/checkpoint';
 export { memory, resetPeakMemory, setNumThreads, getNumThreads, setReferenceKernels, info, version } from './runtime';
 export type { MemoryInfo, Info } from './runtime';
+export { MovingMNIST, DIRECTIONS, captionFor } from './data/moving_mnist';
+export type { MovingMnistOptions, MovingMnistSample, Direction } from './data/moving_mnist';
+export { mnistDigits, digitImage, MNIST_SIZE } from './data/mnist';
+export { saveVideo, loadVideo, writeFileAtomic } from './io/video';
+export type { SaveVideoOptions, LoadVideoOptions } from './io/video';
