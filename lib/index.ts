@@ -20,3 +20,4 @@ export type { MovingMnistOptions, MovingMnistSample, Direction } from './data/mo
 export { mnistDigits, digitImage, MNIST_SIZE } from './data/mnist';
 export { saveVideo, loadVideo, writeFileAtomic } from './io/video';
 export type { SaveVideoOptions, LoadVideoOptions } from './io/video';
+export { psnr, ssim, mse, psnrValues, ssimValues, mseValues } from './eval/metrics';
