@@ -1,0 +1,97 @@
+// Position encodings for spacetime patch tokens, computed from each sample's own
+// grid so any T x H x W works (including grids never seen in training).
+//   sincos1d(D, pos)       [N, D]: [sin(pos * w_i), cos(pos * w_i)], w_i = 10000^(-i/(D/2))
+//   sincos2dDiT(D, H, W)   [H*W, D]: facebookresearch/DiT's get_2d_sincos_pos_embed
+//                          (first half encodes the column, second half the row)
+//   sincos3d(D, T, H, W)   [T*H*W, D]: channels split between t, h, w (D/4, 3D/8, 3D/8
+//                          rounded to even sizes), tokens in (t, h, w) row-major order
+//   rope3d(headDim, T, H, W) cos/sin tables [N, headDim/2] for rotary embeddings with the
+//                          head dim split between t, h, w
+import { tensor } from '../creation';
+import { Tensor } from '../tensor';
+
+function check(op: string, D: number, ...sizes: number[]): void {
+  if (!Number.isInteger(D) || D <= 0) throw new RangeError(`${op}: expected a positive integer dimension, got ${D}`);
+  for (const s of sizes) if (!Number.isInteger(s) || s <= 0) throw new RangeError(`${op}: expected positive integer grid sizes, got [${sizes.join(', ')}]`);
+}
+
+/** Writes the 1-D sincos embedding of `pos` into out[row * stride + offset .. + D). */
+function fill1d(out: Float32Array, row: number, stride: number, offset: number, D: number, pos: number): void {
+  const half = D / 2;
+  for (let i = 0; i < half; i++) {
+    const w = 1 / Math.pow(10000, i / half);
+    out[row * stride + offset + i] = Math.sin(pos * w);
+    out[row * stride + offset + half + i] = Math.cos(pos * w);
+  }
+}
+
+export function sincos1d(D: number, positions: number[]): Tensor {
+  check('sincos1d', D, positions.length || 1);
+  if (D % 2) throw new RangeError(`sincos1d: expected an even dimension, got ${D}`);
+  const out = new Float32Array(positions.length * D);
+  positions.forEach((p, r) => fill1d(out, r, D, 0, D, p));
+  return tensor(out, { shape: [positions.length, D] });
+}
+
+export function sincos2dDiT(D: number, H: number, W: number): Tensor {
+  check('sincos2dDiT', D, H, W);
+  if (D % 4) throw new RangeError(`sincos2dDiT: expected a dimension divisible by 4, got ${D}`);
+  const out = new Float32Array(H * W * D);
+  for (let h = 0; h < H; h++)
+    for (let w = 0; w < W; w++) {
+      const r = h * W + w;
+      fill1d(out, r, D, 0, D / 2, w);
+      fill1d(out, r, D, D / 2, D / 2, h);
+    }
+  return tensor(out, { shape: [H * W, D] });
+}
+
+/** Channel split of D between t, h, w: even sizes, t gets about a quarter. */
+export function split3d(D: number): [number, number, number] {
+  const t = 2 * Math.floor(D / 8);
+  const h = 2 * Math.floor((D - t) / 4);
+  return [t, h, D - t - h];
+}
+
+export function sincos3d(D: number, T: number, H: number, W: number): Tensor {
+  check('sincos3d', D, T, H, W);
+  const [dt, dh, dw] = split3d(D);
+  if (dt < 2 || dw % 2) throw new RangeError(`sincos3d: expected a dimension of at least 8 that splits into even parts, got ${D}`);
+  const out = new Float32Array(T * H * W * D);
+  for (let t = 0; t < T; t++)
+    for (let h = 0; h < H; h++)
+      for (let w = 0; w < W; w++) {
+        const r = (t * H + h) * W + w;
+        fill1d(out, r, D, 0, dt, t);
+        fill1d(out, r, D, dt, dh, h);
+        fill1d(out, r, D, dt + dh, dw, w);
+      }
+  return tensor(out, { shape: [T * H * W, D] });
+}
+
+/**
+ * Rotary tables for a head dim split between t, h, w: cos and sin [N, headDim/2];
+ * pair i of a head vector (elements 2i, 2i+1) rotates by angle[n, i].
+ */
+export function rope3d(headDim: number, T: number, H: number, W: number, theta = 10000): { cos: Tensor; sin: Tensor } {
+  check('rope3d', headDim, T, H, W);
+  const [dt, dh, dw] = split3d(headDim);
+  if (dt < 2 || dw % 2 || headDim % 2) throw new RangeError(`rope3d: expected an even head dim of at least 8, got ${headDim}`);
+  const P = headDim / 2, N = T * H * W;
+  const cos = new Float32Array(N * P), sin = new Float32Array(N * P);
+  const parts: [number, number][] = [[dt / 2, 0], [dh / 2, 1], [dw / 2, 2]];
+  for (let t = 0; t < T; t++)
+    for (let h = 0; h < H; h++)
+      for (let w = 0; w < W; w++) {
+        const n = (t * H + h) * W + w;
+        const coord = [t, h, w];
+        let i = 0;
+        for (const [pairs, axis] of parts)
+          for (let k = 0; k < pairs; k++, i++) {
+            const a = coord[axis] / Math.pow(theta, (2 * k) / (2 * pairs));
+            cos[n * P + i] = Math.cos(a);
+            sin[n * P + i] = Math.sin(a);
+          }
+      }
+  return { cos: tensor(cos, { shape: [N, P] }), sin: tensor(sin, { shape: [N, P] }) };
+}
