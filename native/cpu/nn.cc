@@ -51,19 +51,54 @@ struct Chunks {
   }
 };
 
+// Long sums: float SIMD lanes within blocks of kBlock terms, blocks added in double,
+// so the error does not grow with n (a group of a video VAE holds ~10^6 values).
+constexpr int64_t kBlock = 512;
+
+// sum of f(i) for b <= i < e.
+template <typename F>
+inline double block_sum(int64_t b, int64_t e, F&& f) {
+  double total = 0;
+  for (int64_t b0 = b; b0 < e; b0 += kBlock) {
+    int64_t b1 = std::min(e, b0 + kBlock);
+    float acc = 0;
+    TS_SIMD_SUM(acc)
+    for (int64_t i = b0; i < b1; ++i) acc += f(i);
+    total += acc;
+  }
+  return total;
+}
+
+struct Pair {
+  float x, y;
+};
+// Two sums at once: f(i) returns a Pair of terms.
+template <typename F>
+inline void block_sum2(int64_t n, F&& f, float* sx, float* sy) {
+  double tx = 0, ty = 0;
+  for (int64_t b0 = 0; b0 < n; b0 += kBlock) {
+    int64_t b1 = std::min(n, b0 + kBlock);
+    float ax = 0, ay = 0;
+    TS_SIMD_SUM(ax, ay)
+    for (int64_t i = b0; i < b1; ++i) {
+      Pair p = f(i);
+      ax += p.x;
+      ay += p.y;
+    }
+    tx += ax;
+    ty += ay;
+  }
+  *sx = static_cast<float>(tx);
+  *sy = static_cast<float>(ty);
+}
+
 // Deterministic sum of f(i) for i < n in double: fixed chunks, partials added in order.
 template <typename F>
 double chunked_sum(int64_t n, F&& f) {
   int64_t per = kGrain, count = (n + per - 1) / per;
   std::vector<double> part(static_cast<size_t>(count), 0.0);
   parallel_for(0, count, 1, [&](int64_t lo, int64_t hi) {
-    for (int64_t c = lo; c < hi; ++c) {
-      int64_t b = c * per, e = std::min(n, b + per);
-      float acc = 0;  // float lanes within a chunk, double across chunks
-      TS_SIMD_SUM(acc)
-      for (int64_t i = b; i < e; ++i) acc += f(i);
-      part[c] = acc;
-    }
+    for (int64_t c = lo; c < hi; ++c) part[c] = block_sum(c * per, std::min(n, (c + 1) * per), f);
   });
   double s = 0;
   for (double v : part) s += v;
@@ -103,18 +138,16 @@ void softmax_forward(float* out, const float* inp, int64_t outer, int64_t n, int
         float m = kNegInf;
         TS_SIMD_MAX(m)
         for (int64_t i = 0; i < n; ++i) m = x[i] > m ? x[i] : m;
-        float s = 0;
         if (log) {
-          for (int64_t i = 0; i < n; ++i) s += std::exp(x[i] - m);
-          float c = m + std::log(s);
+          float c = m + static_cast<float>(std::log(block_sum(0, n, [&](int64_t i) { return std::exp(x[i] - m); })));
           for (int64_t i = 0; i < n; ++i) y[i] = x[i] - c;
         } else {
-          for (int64_t i = 0; i < n; ++i) {
+          double s = block_sum(0, n, [&](int64_t i) {
             float e = std::exp(x[i] - m);
             y[i] = e;
-            s += e;
-          }
-          float inv = 1.0f / s;
+            return e;
+          });
+          float inv = static_cast<float>(1.0 / s);
           for (int64_t i = 0; i < n; ++i) y[i] *= inv;
         }
       }
@@ -180,14 +213,11 @@ void softmax_backward(float* dinp, const float* dout, const float* out, int64_t 
         const float* g = dout + r * n;
         const float* y = out + r * n;
         float* d = dinp + r * n;
-        float s = 0;
         if (log) {
-          TS_SIMD_SUM(s)
-          for (int64_t i = 0; i < n; ++i) s += g[i];
+          float s = static_cast<float>(block_sum(0, n, [&](int64_t i) { return g[i]; }));
           for (int64_t i = 0; i < n; ++i) d[i] = g[i] - std::exp(y[i]) * s;
         } else {
-          TS_SIMD_SUM(s)
-          for (int64_t i = 0; i < n; ++i) s += g[i] * y[i];
+          float s = static_cast<float>(block_sum(0, n, [&](int64_t i) { return g[i] * y[i]; }));
           for (int64_t i = 0; i < n; ++i) d[i] = y[i] * (g[i] - s);
         }
       }
@@ -249,13 +279,9 @@ void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, c
     for (int64_t m = lo; m < hi; ++m) {
       const float* x = inp + m * N;
       float* y = out + m * N;
-      float s = 0;
-      TS_SIMD_SUM(s)
-      for (int64_t i = 0; i < N; ++i) s += x[i];
-      float mu = s / N, v = 0;
-      TS_SIMD_SUM(v)
-      for (int64_t i = 0; i < N; ++i) v += (x[i] - mu) * (x[i] - mu);
-      float rs = 1.0f / std::sqrt(v / N + eps);
+      float mu = static_cast<float>(block_sum(0, N, [&](int64_t i) { return x[i]; }) / N);
+      double v = block_sum(0, N, [&](int64_t i) { return (x[i] - mu) * (x[i] - mu); });
+      float rs = static_cast<float>(1.0 / std::sqrt(v / N + eps));
       if (weight && bias) {
         for (int64_t i = 0; i < N; ++i) y[i] = (x[i] - mu) * rs * weight[i] + bias[i];
       } else if (weight) {
@@ -326,18 +352,9 @@ static void rownorm_backward(float* dinp, float* dweight, float* dbias, const fl
         float* d = dinp + m * N;
         float mu = mean ? mean[m] : 0.0f, rs = rstd[m], a = 0, b = 0;
         if (weight) {
-          TS_SIMD_SUM(a, b)
-          for (int64_t i = 0; i < N; ++i) {
-            float dn = g[i] * weight[i];
-            a += dn;
-            b += dn * (x[i] - mu) * rs;
-          }
+          block_sum2(N, [&](int64_t i) { float dn = g[i] * weight[i]; return Pair{dn, dn * (x[i] - mu) * rs}; }, &a, &b);
         } else {
-          TS_SIMD_SUM(a, b)
-          for (int64_t i = 0; i < N; ++i) {
-            a += g[i];
-            b += g[i] * (x[i] - mu) * rs;
-          }
+          block_sum2(N, [&](int64_t i) { return Pair{g[i], g[i] * (x[i] - mu) * rs}; }, &a, &b);
         }
         a = mean ? a / N : 0.0f;  // RMS norm has no mean term
         b /= N;
@@ -387,10 +404,8 @@ void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* wei
     for (int64_t m = lo; m < hi; ++m) {
       const float* x = inp + m * N;
       float* y = out + m * N;
-      float ss = 0;
-      TS_SIMD_SUM(ss)
-      for (int64_t i = 0; i < N; ++i) ss += x[i] * x[i];
-      float rs = 1.0f / std::sqrt(ss / N + eps);
+      double ss = block_sum(0, N, [&](int64_t i) { return x[i] * x[i]; });
+      float rs = static_cast<float>(1.0 / std::sqrt(ss / N + eps));
       if (weight) {
         for (int64_t i = 0; i < N; ++i) y[i] = x[i] * rs * weight[i];
       } else {
@@ -469,13 +484,9 @@ void groupnorm_forward(float* out, float* mean, float* rstd, const float* inp, c
       int64_t b = bg / G, g = bg % G;
       const float* x = inp + (b * C + g * Cg) * S;
       float* y = out + (b * C + g * Cg) * S;
-      float s = 0;
-      TS_SIMD_SUM(s)
-      for (int64_t i = 0; i < K; ++i) s += x[i];
-      float mu = s / K, v = 0;
-      TS_SIMD_SUM(v)
-      for (int64_t i = 0; i < K; ++i) v += (x[i] - mu) * (x[i] - mu);
-      float rs = 1.0f / std::sqrt(v / K + eps);
+      float mu = static_cast<float>(block_sum(0, K, [&](int64_t i) { return x[i]; }) / K);
+      double v = block_sum(0, K, [&](int64_t i) { return (x[i] - mu) * (x[i] - mu); });
+      float rs = static_cast<float>(1.0 / std::sqrt(v / K + eps));
       // Per channel: y = x * a + c with a = rstd * w, c = bias - mean * a.
       for (int64_t k = 0; k < Cg; ++k) {
         int64_t ch = g * Cg + k;
@@ -543,12 +554,8 @@ void groupnorm_backward(float* dinp, float* dweight, float* dbias, const float* 
         int64_t ch = g * Cg + k;
         const float* xs = x + k * S;
         const float* gs = go + k * S;
-        float sg = 0, sgx = 0;
-        TS_SIMD_SUM(sg, sgx)
-        for (int64_t i = 0; i < S; ++i) {
-          sg += gs[i];
-          sgx += gs[i] * (xs[i] - mu);
-        }
+        float sg, sgx;
+        block_sum2(S, [&](int64_t i) { return Pair{gs[i], gs[i] * (xs[i] - mu)}; }, &sg, &sgx);
         sgx *= rs;  // sum dout * xhat over this channel's run
         pw[b * C + ch] = sgx;
         pb[b * C + ch] = sg;
@@ -624,28 +631,34 @@ void modulate_backward(float* dinp, float* dshift, float* dscale, const float* d
                        const float* scale, int64_t B, int64_t N, int64_t D) {
   if (reference_kernels()) return modulate_backward_ref(dinp, dshift, dscale, dout, inp, scale, B, N, D);
   // One fused pass: each task owns a block of feature columns of one sample and
-  // walks its N rows, writing dx and accumulating both parameter sums in registers.
+  // walks its N rows, writing dx and accumulating both parameter sums (float within
+  // kBlock rows, then double).
   int64_t blocks = (D + kCols - 1) / kCols;
-  parallel_for(0, B * blocks, std::max<int64_t>(1, kGrain / (std::max<int64_t>(N, 1) * kCols)),
-               [&](int64_t lo, int64_t hi) {
-                 float s0[kCols], s1[kCols], f[kCols];
-                 for (int64_t w = lo; w < hi; ++w) {
-                   int64_t b = w / blocks, d0 = (w % blocks) * kCols, nd = std::min(kCols, D - d0);
-                   for (int64_t j = 0; j < nd; ++j) s0[j] = 0, s1[j] = 0, f[j] = 1.0f + scale[b * D + d0 + j];
-                   for (int64_t n = 0; n < N; ++n) {
-                     int64_t k = (b * N + n) * D + d0;
-                     const float* g = dout + k;
-                     const float* x = inp + k;
-                     float* dx = dinp + k;
-                     for (int64_t j = 0; j < nd; ++j) {
-                       dx[j] = g[j] * f[j];
-                       s0[j] += g[j];
-                       s1[j] += g[j] * x[j];
-                     }
-                   }
-                   for (int64_t j = 0; j < nd; ++j) dshift[b * D + d0 + j] = s0[j], dscale[b * D + d0 + j] = s1[j];
-                 }
-               });
+  parallel_for(0, B * blocks, std::max<int64_t>(1, kGrain / (std::max<int64_t>(N, 1) * kCols)), [&](int64_t lo, int64_t hi) {
+    float s0[kCols], s1[kCols], f[kCols];
+    double t0[kCols], t1[kCols];
+    for (int64_t w = lo; w < hi; ++w) {
+      int64_t b = w / blocks, d0 = (w % blocks) * kCols, nd = std::min(kCols, D - d0);
+      for (int64_t j = 0; j < nd; ++j) t0[j] = 0, t1[j] = 0, f[j] = 1.0f + scale[b * D + d0 + j];
+      for (int64_t n0 = 0; n0 < N; n0 += kBlock) {
+        for (int64_t j = 0; j < nd; ++j) s0[j] = 0, s1[j] = 0;
+        for (int64_t n = n0; n < std::min(N, n0 + kBlock); ++n) {
+          int64_t k = (b * N + n) * D + d0;
+          const float* g = dout + k;
+          const float* x = inp + k;
+          float* dx = dinp + k;
+          for (int64_t j = 0; j < nd; ++j) {
+            dx[j] = g[j] * f[j];
+            s0[j] += g[j];
+            s1[j] += g[j] * x[j];
+          }
+        }
+        for (int64_t j = 0; j < nd; ++j) t0[j] += s0[j], t1[j] += s1[j];
+      }
+      for (int64_t j = 0; j < nd; ++j)
+        dshift[b * D + d0 + j] = static_cast<float>(t0[j]), dscale[b * D + d0 + j] = static_cast<float>(t1[j]);
+    }
+  });
 }
 
 // ======================= embedding =======================================================
