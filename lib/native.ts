@@ -64,6 +64,35 @@ export interface NativeAddon {
   reduce(op: string, x: Handle, axes: number[], keepDim: boolean): Handle;
   sumTo(x: Handle, shape: number[]): Handle;
   matmul(a: Handle, b: Handle): Handle;
+  // nn family (native/napi/nn_napi.cc); multi-output ops return arrays of handles,
+  // null where a gradient was not computed
+  softmax(x: Handle, axis: number, log: boolean): Handle;
+  softmaxBackward(dout: Handle, out: Handle, axis: number, log: boolean): Handle;
+  layerNorm(x: Handle, normalizedShape: number[], weight: Handle | null, bias: Handle | null, eps: number): [Handle, Handle, Handle];
+  layerNormBackward(
+    dout: Handle, x: Handle, weight: Handle | null, mean: Handle, rstd: Handle, normalizedShape: number[], hasBias: boolean,
+  ): [Handle, Handle | null, Handle | null];
+  groupNorm(x: Handle, numGroups: number, weight: Handle | null, bias: Handle | null, eps: number): [Handle, Handle, Handle];
+  groupNormBackward(
+    dout: Handle, x: Handle, weight: Handle | null, mean: Handle, rstd: Handle, numGroups: number, hasBias: boolean,
+  ): [Handle, Handle | null, Handle | null];
+  rmsNorm(x: Handle, weight: Handle | null, eps: number): [Handle, Handle];
+  rmsNormBackward(dout: Handle, x: Handle, weight: Handle | null, rstd: Handle): [Handle, Handle | null];
+  modulate(x: Handle, shift: Handle, scale: Handle): Handle;
+  modulateBackward(dout: Handle, x: Handle, scale: Handle): [Handle, Handle, Handle];
+  embedding(ids: Handle, weight: Handle): Handle;
+  embeddingBackward(dout: Handle, ids: Handle, numEmbeddings: number): Handle;
+  /** Returns the output and the Philox (seed, offset) its mask came from. */
+  dropout(x: Handle, p: number, training: boolean): [Handle, number, number];
+  dropoutBackward(dout: Handle, p: number, seed: number, offset: number): Handle;
+  loss(kind: 'mse' | 'l1', a: Handle, b: Handle, reduction: 'mean' | 'sum' | 'none'): Handle;
+  lossBackward(kind: 'mse' | 'l1', dout: Handle, a: Handle, b: Handle, reduction: 'mean' | 'sum' | 'none'): [Handle, Handle];
+  gaussianKL(mean: Handle, logvar: Handle): Handle;
+  gaussianKLBackward(dout: Handle, mean: Handle, logvar: Handle): [Handle, Handle];
+  interpolateNearest(x: Handle, scale: number[]): Handle;
+  interpolateNearestBackward(dout: Handle, scale: number[]): Handle;
+  patchify(x: Handle, patch: number[]): Handle;
+  unpatchify(tokens: Handle, channels: number, grid: number[], patch: number[]): Handle;
   // runtime
   memory(): NativeMemory;
   resetPeakMemory(): void;

@@ -19,3 +19,4 @@ export function gelu(x: Tensor, opts: { approximate?: 'none' | 'tanh' } = {}): T
 }
 
 export { linear } from './linear';
+export * from './nn';

@@ -6,6 +6,7 @@
 #pragma once
 #include <string>
 
+#include "nn.h"
 #include "ops.h"
 
 namespace ts {
@@ -49,6 +50,114 @@ class Backend {
                     int64_t stride_c, int64_t batch, float beta) {
     unsupported("matmul");
   }
+
+  // ---- nn family (native/core/nn.h) ------------------------------------------------------
+  // llm.c argument order: outputs, gradients, inputs, saved stats, sizes. All pointers are
+  // float32 and contiguous unless a stride argument says otherwise. Every gradient output
+  // (activation and parameter alike) is overwritten, never accumulated: the core allocates
+  // it fresh, and the autograd engine sums gradients across uses.
+
+  // x viewed as [outer, n, inner]; softmax (or log-softmax when log) over n.
+  virtual void softmax_forward(float* out, const float* inp, int64_t outer, int64_t n, int64_t inner, bool log) {
+    unsupported(log ? "logSoftmax" : "softmax");
+  }
+  virtual void softmax_backward(float* dinp, const float* dout, const float* out, int64_t outer, int64_t n,
+                                int64_t inner, bool log) {
+    unsupported(log ? "logSoftmax" : "softmax");
+  }
+  // inp [M, N], weight/bias [N] or null; mean, rstd [M].
+  virtual void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
+                                 const float* bias, int64_t M, int64_t N, float eps) {
+    unsupported("layerNorm");
+  }
+  // dweight/dbias may be null (not wanted).
+  virtual void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                                  const float* weight, const float* mean, const float* rstd, int64_t M, int64_t N) {
+    unsupported("layerNorm");
+  }
+  // inp [B, C, S] with S the product of spatial dims, G groups of C/G channels;
+  // weight/bias [C] or null; mean, rstd [B, G].
+  virtual void groupnorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
+                                 const float* bias, int64_t B, int64_t C, int64_t S, int64_t G, float eps) {
+    unsupported("groupNorm");
+  }
+  virtual void groupnorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                                  const float* weight, const float* mean, const float* rstd, int64_t B, int64_t C,
+                                  int64_t S, int64_t G) {
+    unsupported("groupNorm");
+  }
+  // inp [M, N], weight [N] or null; rstd [M].
+  virtual void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int64_t M, int64_t N,
+                               float eps) {
+    unsupported("rmsNorm");
+  }
+  virtual void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
+                                const float* rstd, int64_t M, int64_t N) {
+    unsupported("rmsNorm");
+  }
+  // inp [B, N, D], shift/scale [B, D].
+  virtual void modulate_forward(float* out, const float* inp, const float* shift, const float* scale, int64_t B,
+                                int64_t N, int64_t D) {
+    unsupported("modulate");
+  }
+  virtual void modulate_backward(float* dinp, float* dshift, float* dscale, const float* dout, const float* inp,
+                                 const float* scale, int64_t B, int64_t N, int64_t D) {
+    unsupported("modulate");
+  }
+  // ids [n] (already checked to lie in [0, V)), weight/dweight [V, D], out/dout [n, D].
+  virtual void embedding_forward(float* out, const int64_t* ids, const float* weight, int64_t n, int64_t V,
+                                 int64_t D) {
+    unsupported("embedding");
+  }
+  virtual void embedding_backward(float* dweight, const float* dout, const int64_t* ids, int64_t n, int64_t V,
+                                  int64_t D) {
+    unsupported("embedding");
+  }
+  // Element i is kept (and scaled by 1/(1-p)) when philox_uniform(seed, offset, i) >= p.
+  virtual void dropout_forward(float* out, const float* inp, int64_t n, float p, uint64_t seed, uint64_t offset) {
+    unsupported("dropout");
+  }
+  virtual void dropout_backward(float* dinp, const float* dout, int64_t n, float p, uint64_t seed, uint64_t offset) {
+    unsupported("dropout");
+  }
+  // a, b [n]; out [n] (None) or [1] (Mean, Sum); dout likewise.
+  virtual void loss_forward(LossKind kind, Reduction r, float* out, const float* a, const float* b, int64_t n) {
+    unsupported(loss_name(kind));
+  }
+  virtual void loss_backward(LossKind kind, Reduction r, float* da, float* db, const float* dout, const float* a,
+                             const float* b, int64_t n) {
+    unsupported(loss_name(kind));
+  }
+  // mean, logvar [B, n/B]; out, dout [1].
+  virtual void gaussian_kl_forward(float* out, const float* mean, const float* logvar, int64_t B, int64_t n) {
+    unsupported("gaussianKL");
+  }
+  virtual void gaussian_kl_backward(float* dmean, float* dlogvar, const float* dout, const float* mean,
+                                    const float* logvar, int64_t B, int64_t n) {
+    unsupported("gaussianKL");
+  }
+  // inp [BC, T, H, W] -> out [BC, T*st, H*sh, W*sw].
+  virtual void upsample_nearest3d_forward(float* out, const float* inp, int64_t BC, int64_t T, int64_t H, int64_t W,
+                                          int64_t st, int64_t sh, int64_t sw) {
+    unsupported("interpolate");
+  }
+  virtual void upsample_nearest3d_backward(float* dinp, const float* dout, int64_t BC, int64_t T, int64_t H,
+                                           int64_t W, int64_t st, int64_t sh, int64_t sw) {
+    unsupported("interpolate");
+  }
+  // x [B, C, T, H, W] with element strides xs (any layout) -> tokens [B, N, F] contiguous.
+  // Also the backward of unpatchify.
+  virtual void patchify(float* tokens, const float* x, const int64_t xs[5], int64_t B, int64_t C, int64_t T,
+                        int64_t H, int64_t W, int64_t pt, int64_t ph, int64_t pw) {
+    unsupported("patchify");
+  }
+  // tokens [B, N, F] with element strides ts (any layout) -> x [B, C, T, H, W] contiguous.
+  // Also the backward of patchify.
+  virtual void unpatchify(float* x, const float* tokens, const int64_t ts[3], int64_t B, int64_t C, int64_t T,
+                          int64_t H, int64_t W, int64_t pt, int64_t ph, int64_t pw) {
+    unsupported("unpatchify");
+  }
+  // ---- end of nn family ------------------------------------------------------------------
 
  protected:
   [[noreturn]] void unsupported(const char* op) const { fail(op, "not supported on ", name()); }

@@ -40,5 +40,46 @@ void gemm_reference(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
 // Peak fp32 FMA throughput of this machine on num_threads() threads, in GFLOP/s.
 double measure_peak_gflops(double seconds);
 
+// ---- nn family (native/cpu/nn.cc): the kernels behind Backend's nn block, same
+// signatures and memory contract (every output and gradient is overwritten).
+void softmax_forward(float* out, const float* inp, int64_t outer, int64_t n, int64_t inner, bool log);
+void softmax_backward(float* dinp, const float* dout, const float* out, int64_t outer, int64_t n, int64_t inner,
+                      bool log);
+void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight, const float* bias,
+                       int64_t M, int64_t N, float eps);
+void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                        const float* weight, const float* mean, const float* rstd, int64_t M, int64_t N);
+void groupnorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight, const float* bias,
+                       int64_t B, int64_t C, int64_t S, int64_t G, float eps);
+void groupnorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                        const float* weight, const float* mean, const float* rstd, int64_t B, int64_t C, int64_t S,
+                        int64_t G);
+void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int64_t M, int64_t N, float eps);
+void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
+                      const float* rstd, int64_t M, int64_t N);
+void modulate_forward(float* out, const float* inp, const float* shift, const float* scale, int64_t B, int64_t N,
+                      int64_t D);
+void modulate_backward(float* dinp, float* dshift, float* dscale, const float* dout, const float* inp,
+                       const float* scale, int64_t B, int64_t N, int64_t D);
+void embedding_forward(float* out, const int64_t* ids, const float* weight, int64_t n, int64_t V, int64_t D);
+void embedding_backward(float* dweight, const float* dout, const int64_t* ids, int64_t n, int64_t V, int64_t D);
+void dropout_forward(float* out, const float* inp, int64_t n, float p, uint64_t seed, uint64_t offset);
+void dropout_backward(float* dinp, const float* dout, int64_t n, float p, uint64_t seed, uint64_t offset);
+void loss_forward(LossKind kind, Reduction r, float* out, const float* a, const float* b, int64_t n);
+void loss_backward(LossKind kind, Reduction r, float* da, float* db, const float* dout, const float* a, const float* b,
+                   int64_t n);
+void gaussian_kl_forward(float* out, const float* mean, const float* logvar, int64_t B, int64_t n);
+void gaussian_kl_backward(float* dmean, float* dlogvar, const float* dout, const float* mean, const float* logvar,
+                          int64_t B, int64_t n);
+void upsample_nearest3d_forward(float* out, const float* inp, int64_t BC, int64_t T, int64_t H, int64_t W, int64_t st,
+                                int64_t sh, int64_t sw);
+void upsample_nearest3d_backward(float* dinp, const float* dout, int64_t BC, int64_t T, int64_t H, int64_t W,
+                                 int64_t st, int64_t sh, int64_t sw);
+void patchify(float* tokens, const float* x, const int64_t xs[5], int64_t B, int64_t C, int64_t T, int64_t H,
+              int64_t W, int64_t pt, int64_t ph, int64_t pw);
+void unpatchify(float* x, const float* tokens, const int64_t ts[3], int64_t B, int64_t C, int64_t T, int64_t H,
+                int64_t W, int64_t pt, int64_t ph, int64_t pw);
+// ---- end of nn family
+
 }  // namespace cpu
 }  // namespace ts

@@ -55,6 +55,90 @@ class CpuBackend final : public Backend {
             int64_t ldb, int64_t sb, float* c, int64_t ldc, int64_t sc, int64_t batch, float beta) override {
     for (int64_t i = 0; i < batch; ++i) cpu::gemm(ta, tb, M, N, K, a + i * sa, lda, b + i * sb, ldb, c + i * sc, ldc, beta);
   }
+
+  // ---- nn family (native/cpu/nn.cc) ------------------------------------------------------
+  void softmax_forward(float* out, const float* inp, int64_t outer, int64_t n, int64_t inner, bool log) override {
+    cpu::softmax_forward(out, inp, outer, n, inner, log);
+  }
+  void softmax_backward(float* dinp, const float* dout, const float* out, int64_t outer, int64_t n, int64_t inner,
+                        bool log) override {
+    cpu::softmax_backward(dinp, dout, out, outer, n, inner, log);
+  }
+  void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* w, const float* b,
+                         int64_t M, int64_t N, float eps) override {
+    cpu::layernorm_forward(out, mean, rstd, inp, w, b, M, N, eps);
+  }
+  void layernorm_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp, const float* w,
+                          const float* mean, const float* rstd, int64_t M, int64_t N) override {
+    cpu::layernorm_backward(dinp, dw, db, dout, inp, w, mean, rstd, M, N);
+  }
+  void groupnorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* w, const float* b,
+                         int64_t B, int64_t C, int64_t S, int64_t G, float eps) override {
+    cpu::groupnorm_forward(out, mean, rstd, inp, w, b, B, C, S, G, eps);
+  }
+  void groupnorm_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp, const float* w,
+                          const float* mean, const float* rstd, int64_t B, int64_t C, int64_t S, int64_t G) override {
+    cpu::groupnorm_backward(dinp, dw, db, dout, inp, w, mean, rstd, B, C, S, G);
+  }
+  void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* w, int64_t M, int64_t N,
+                       float eps) override {
+    cpu::rmsnorm_forward(out, rstd, inp, w, M, N, eps);
+  }
+  void rmsnorm_backward(float* dinp, float* dw, const float* dout, const float* inp, const float* w, const float* rstd,
+                        int64_t M, int64_t N) override {
+    cpu::rmsnorm_backward(dinp, dw, dout, inp, w, rstd, M, N);
+  }
+  void modulate_forward(float* out, const float* inp, const float* shift, const float* scale, int64_t B, int64_t N,
+                        int64_t D) override {
+    cpu::modulate_forward(out, inp, shift, scale, B, N, D);
+  }
+  void modulate_backward(float* dinp, float* dshift, float* dscale, const float* dout, const float* inp,
+                         const float* scale, int64_t B, int64_t N, int64_t D) override {
+    cpu::modulate_backward(dinp, dshift, dscale, dout, inp, scale, B, N, D);
+  }
+  void embedding_forward(float* out, const int64_t* ids, const float* w, int64_t n, int64_t V, int64_t D) override {
+    cpu::embedding_forward(out, ids, w, n, V, D);
+  }
+  void embedding_backward(float* dw, const float* dout, const int64_t* ids, int64_t n, int64_t V, int64_t D) override {
+    cpu::embedding_backward(dw, dout, ids, n, V, D);
+  }
+  void dropout_forward(float* out, const float* inp, int64_t n, float p, uint64_t seed, uint64_t offset) override {
+    cpu::dropout_forward(out, inp, n, p, seed, offset);
+  }
+  void dropout_backward(float* dinp, const float* dout, int64_t n, float p, uint64_t seed, uint64_t offset) override {
+    cpu::dropout_backward(dinp, dout, n, p, seed, offset);
+  }
+  void loss_forward(LossKind k, Reduction r, float* out, const float* a, const float* b, int64_t n) override {
+    cpu::loss_forward(k, r, out, a, b, n);
+  }
+  void loss_backward(LossKind k, Reduction r, float* da, float* db, const float* dout, const float* a, const float* b,
+                     int64_t n) override {
+    cpu::loss_backward(k, r, da, db, dout, a, b, n);
+  }
+  void gaussian_kl_forward(float* out, const float* mean, const float* logvar, int64_t B, int64_t n) override {
+    cpu::gaussian_kl_forward(out, mean, logvar, B, n);
+  }
+  void gaussian_kl_backward(float* dmean, float* dlogvar, const float* dout, const float* mean, const float* logvar,
+                            int64_t B, int64_t n) override {
+    cpu::gaussian_kl_backward(dmean, dlogvar, dout, mean, logvar, B, n);
+  }
+  void upsample_nearest3d_forward(float* out, const float* inp, int64_t BC, int64_t T, int64_t H, int64_t W,
+                                  int64_t st, int64_t sh, int64_t sw) override {
+    cpu::upsample_nearest3d_forward(out, inp, BC, T, H, W, st, sh, sw);
+  }
+  void upsample_nearest3d_backward(float* dinp, const float* dout, int64_t BC, int64_t T, int64_t H, int64_t W,
+                                   int64_t st, int64_t sh, int64_t sw) override {
+    cpu::upsample_nearest3d_backward(dinp, dout, BC, T, H, W, st, sh, sw);
+  }
+  void patchify(float* tokens, const float* x, const int64_t xs[5], int64_t B, int64_t C, int64_t T, int64_t H,
+                int64_t W, int64_t pt, int64_t ph, int64_t pw) override {
+    cpu::patchify(tokens, x, xs, B, C, T, H, W, pt, ph, pw);
+  }
+  void unpatchify(float* x, const float* tokens, const int64_t tks[3], int64_t B, int64_t C, int64_t T, int64_t H,
+                  int64_t W, int64_t pt, int64_t ph, int64_t pw) override {
+    cpu::unpatchify(x, tokens, tks, B, C, T, H, W, pt, ph, pw);
+  }
+  // ---- end of nn family
 };
 
 }  // namespace cpu

@@ -1,0 +1,984 @@
+// tessera CPU: the nn family (softmax, layer/group/RMS norm, adaLN modulate,
+// embedding, dropout, losses, nearest upsampling, patchify/unpatchify).
+// Dimension letters: B batch, C channels, T H W time/height/width, N tokens or
+// normalized width, D features, V vocabulary, G groups, M rows, S spatial size.
+//
+// Each op has a plain reference loop (single thread, sums in double; selected by
+// cpu::reference_kernels()) beside the optimized path (threads via parallel_for,
+// vectorizable float loops, fused passes). Forward and backward sit side by side,
+// llm.c argument order: outputs, gradients, inputs, saved stats, sizes.
+// Memory contract: every output and gradient, parameter gradients included, is
+// overwritten (=), never accumulated; callers pass fresh buffers.
+// Determinism: the optimized reductions split work into chunks chosen from the sizes
+// alone (not the thread count) and combine partials in a fixed order, so results
+// do not depend on how many threads run.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "../core/parallel.h"
+#include "../core/rng.h"
+#include "cpu.h"
+
+#define TS_PRAGMA(x) _Pragma(#x)
+#ifdef _OPENMP
+#define TS_SIMD_SUM(...) TS_PRAGMA(omp simd reduction(+ : __VA_ARGS__))
+#define TS_SIMD_MAX(v) TS_PRAGMA(omp simd reduction(max : v))
+#else
+#define TS_SIMD_SUM(...)
+#define TS_SIMD_MAX(v)
+#endif
+
+namespace ts {
+namespace cpu {
+
+namespace {
+constexpr int64_t kGrain = 16384;  // elements per parallel chunk, about
+constexpr int64_t kCols = 64;      // column block for column-wise passes
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// Rows per chunk for a row-parallel pass over M rows of N elements.
+inline int64_t row_grain(int64_t N) { return std::max<int64_t>(1, kGrain / std::max<int64_t>(N, 1)); }
+
+// Splits [0, M) into chunks of `per` rows; the chunk count depends on sizes only.
+struct Chunks {
+  int64_t per, count;
+  Chunks(int64_t M, int64_t N, int64_t max_chunks = 64) {
+    per = std::max<int64_t>(row_grain(N), (M + max_chunks - 1) / max_chunks);
+    count = M > 0 ? (M + per - 1) / per : 0;
+  }
+};
+
+// Long sums: float SIMD lanes within blocks of kBlock terms, blocks added in double,
+// so the error does not grow with n (a group of a video VAE holds ~10^6 values).
+constexpr int64_t kBlock = 512;
+
+// sum of f(i) for b <= i < e.
+template <typename F>
+inline double block_sum(int64_t b, int64_t e, F&& f) {
+  double total = 0;
+  for (int64_t b0 = b; b0 < e; b0 += kBlock) {
+    int64_t b1 = std::min(e, b0 + kBlock);
+    float acc = 0;
+    TS_SIMD_SUM(acc)
+    for (int64_t i = b0; i < b1; ++i) acc += f(i);
+    total += acc;
+  }
+  return total;
+}
+
+struct Pair {
+  float x, y;
+};
+// Two sums at once: f(i) returns a Pair of terms.
+template <typename F>
+inline void block_sum2(int64_t n, F&& f, float* sx, float* sy) {
+  double tx = 0, ty = 0;
+  for (int64_t b0 = 0; b0 < n; b0 += kBlock) {
+    int64_t b1 = std::min(n, b0 + kBlock);
+    float ax = 0, ay = 0;
+    TS_SIMD_SUM(ax, ay)
+    for (int64_t i = b0; i < b1; ++i) {
+      Pair p = f(i);
+      ax += p.x;
+      ay += p.y;
+    }
+    tx += ax;
+    ty += ay;
+  }
+  *sx = static_cast<float>(tx);
+  *sy = static_cast<float>(ty);
+}
+
+// Deterministic sum of f(i) for i < n in double: fixed chunks, partials added in order.
+template <typename F>
+double chunked_sum(int64_t n, F&& f) {
+  int64_t per = kGrain, count = (n + per - 1) / per;
+  std::vector<double> part(static_cast<size_t>(count), 0.0);
+  parallel_for(0, count, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t c = lo; c < hi; ++c) part[c] = block_sum(c * per, std::min(n, (c + 1) * per), f);
+  });
+  double s = 0;
+  for (double v : part) s += v;
+  return s;
+}
+}  // namespace
+
+// ======================= softmax / log-softmax ===========================================
+// x [outer, n, inner]; softmax over n.
+//   forward:  y = exp(x - max) / sum exp(x - max);   log: y = x - max - log(sum)
+//   backward: dx = y * (dy - sum(dy * y));           log: dx = dy - exp(y) * sum(dy)
+
+static void softmax_forward_ref(float* out, const float* inp, int64_t outer, int64_t n, int64_t inner, bool log) {
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t j = 0; j < inner; ++j) {
+      const float* x = inp + o * n * inner + j;
+      float* y = out + o * n * inner + j;
+      float m = kNegInf;
+      for (int64_t i = 0; i < n; ++i) m = std::max(m, x[i * inner]);
+      double s = 0;
+      for (int64_t i = 0; i < n; ++i) s += std::exp(static_cast<double>(x[i * inner]) - m);
+      for (int64_t i = 0; i < n; ++i) {
+        double z = static_cast<double>(x[i * inner]) - m;
+        y[i * inner] = static_cast<float>(log ? z - std::log(s) : std::exp(z) / s);
+      }
+    }
+}
+
+void softmax_forward(float* out, const float* inp, int64_t outer, int64_t n, int64_t inner, bool log) {
+  if (reference_kernels()) return softmax_forward_ref(out, inp, outer, n, inner, log);
+  if (n == 0) return;
+  if (inner == 1) {
+    parallel_for(0, outer, row_grain(n), [&](int64_t lo, int64_t hi) {
+      for (int64_t r = lo; r < hi; ++r) {
+        const float* x = inp + r * n;
+        float* y = out + r * n;
+        float m = kNegInf;
+        TS_SIMD_MAX(m)
+        for (int64_t i = 0; i < n; ++i) m = x[i] > m ? x[i] : m;
+        if (log) {
+          float c = m + static_cast<float>(std::log(block_sum(0, n, [&](int64_t i) { return std::exp(x[i] - m); })));
+          for (int64_t i = 0; i < n; ++i) y[i] = x[i] - c;
+        } else {
+          double s = block_sum(0, n, [&](int64_t i) {
+            float e = std::exp(x[i] - m);
+            y[i] = e;
+            return e;
+          });
+          float inv = static_cast<float>(1.0 / s);
+          for (int64_t i = 0; i < n; ++i) y[i] *= inv;
+        }
+      }
+    });
+    return;
+  }
+  // Softmax over a middle axis: walk the n rows of a block of columns, so every
+  // access is a contiguous run and the column statistics vectorize.
+  int64_t blocks = (inner + kCols - 1) / kCols;
+  parallel_for(0, outer * blocks, std::max<int64_t>(1, kGrain / (n * kCols)), [&](int64_t lo, int64_t hi) {
+    float m[kCols], s[kCols];
+    for (int64_t w = lo; w < hi; ++w) {
+      int64_t o = w / blocks, j0 = (w % blocks) * kCols, nj = std::min(kCols, inner - j0);
+      const float* x = inp + o * n * inner + j0;
+      float* y = out + o * n * inner + j0;
+      for (int64_t j = 0; j < nj; ++j) m[j] = kNegInf, s[j] = 0;
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < nj; ++j) m[j] = x[i * inner + j] > m[j] ? x[i * inner + j] : m[j];
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < nj; ++j) {
+          float e = std::exp(x[i * inner + j] - m[j]);
+          if (!log) y[i * inner + j] = e;
+          s[j] += e;
+        }
+      if (log) {
+        for (int64_t j = 0; j < nj; ++j) m[j] += std::log(s[j]);
+        for (int64_t i = 0; i < n; ++i)
+          for (int64_t j = 0; j < nj; ++j) y[i * inner + j] = x[i * inner + j] - m[j];
+      } else {
+        for (int64_t j = 0; j < nj; ++j) s[j] = 1.0f / s[j];
+        for (int64_t i = 0; i < n; ++i)
+          for (int64_t j = 0; j < nj; ++j) y[i * inner + j] *= s[j];
+      }
+    }
+  });
+}
+
+static void softmax_backward_ref(float* dinp, const float* dout, const float* out, int64_t outer, int64_t n,
+                                 int64_t inner, bool log) {
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t j = 0; j < inner; ++j) {
+      int64_t base = o * n * inner + j;
+      double s = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        int64_t k = base + i * inner;
+        s += log ? static_cast<double>(dout[k]) : static_cast<double>(dout[k]) * out[k];
+      }
+      for (int64_t i = 0; i < n; ++i) {
+        int64_t k = base + i * inner;
+        dinp[k] = static_cast<float>(log ? dout[k] - std::exp(static_cast<double>(out[k])) * s
+                                         : out[k] * (dout[k] - s));
+      }
+    }
+}
+
+void softmax_backward(float* dinp, const float* dout, const float* out, int64_t outer, int64_t n, int64_t inner,
+                      bool log) {
+  if (reference_kernels()) return softmax_backward_ref(dinp, dout, out, outer, n, inner, log);
+  if (n == 0) return;
+  if (inner == 1) {
+    parallel_for(0, outer, row_grain(n), [&](int64_t lo, int64_t hi) {
+      for (int64_t r = lo; r < hi; ++r) {
+        const float* g = dout + r * n;
+        const float* y = out + r * n;
+        float* d = dinp + r * n;
+        if (log) {
+          float s = static_cast<float>(block_sum(0, n, [&](int64_t i) { return g[i]; }));
+          for (int64_t i = 0; i < n; ++i) d[i] = g[i] - std::exp(y[i]) * s;
+        } else {
+          float s = static_cast<float>(block_sum(0, n, [&](int64_t i) { return g[i] * y[i]; }));
+          for (int64_t i = 0; i < n; ++i) d[i] = y[i] * (g[i] - s);
+        }
+      }
+    });
+    return;
+  }
+  int64_t blocks = (inner + kCols - 1) / kCols;
+  parallel_for(0, outer * blocks, std::max<int64_t>(1, kGrain / (n * kCols)), [&](int64_t lo, int64_t hi) {
+    float s[kCols];
+    for (int64_t w = lo; w < hi; ++w) {
+      int64_t o = w / blocks, j0 = (w % blocks) * kCols, nj = std::min(kCols, inner - j0);
+      int64_t base = o * n * inner + j0;
+      const float* g = dout + base;
+      const float* y = out + base;
+      float* d = dinp + base;
+      for (int64_t j = 0; j < nj; ++j) s[j] = 0;
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < nj; ++j) s[j] += log ? g[i * inner + j] : g[i * inner + j] * y[i * inner + j];
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < nj; ++j) {
+          int64_t k = i * inner + j;
+          d[k] = log ? g[k] - std::exp(y[k]) * s[j] : y[k] * (g[k] - s[j]);
+        }
+    }
+  });
+}
+
+// ======================= layer norm ======================================================
+// inp [M, N]: xhat = (x - mean) * rstd, rstd = 1 / sqrt(var + eps) (biased variance),
+// out = xhat * weight + bias. Backward, with dn = dout * weight:
+//   dx = rstd * (dn - mean(dn) - xhat * mean(dn * xhat)),
+//   dweight = sum_rows dout * xhat, dbias = sum_rows dout.
+
+static void layernorm_forward_ref(float* out, float* mean, float* rstd, const float* inp, const float* weight,
+                                  const float* bias, int64_t M, int64_t N, float eps) {
+  for (int64_t m = 0; m < M; ++m) {
+    const float* x = inp + m * N;
+    double mu = 0, var = 0;
+    for (int64_t i = 0; i < N; ++i) mu += x[i];
+    mu /= N;
+    for (int64_t i = 0; i < N; ++i) var += (x[i] - mu) * (x[i] - mu);
+    var /= N;
+    double rs = 1.0 / std::sqrt(var + eps);
+    for (int64_t i = 0; i < N; ++i) {
+      double v = (x[i] - mu) * rs;
+      if (weight) v *= weight[i];
+      if (bias) v += bias[i];
+      out[m * N + i] = static_cast<float>(v);
+    }
+    mean[m] = static_cast<float>(mu);
+    rstd[m] = static_cast<float>(rs);
+  }
+}
+
+void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight, const float* bias,
+                       int64_t M, int64_t N, float eps) {
+  if (reference_kernels()) return layernorm_forward_ref(out, mean, rstd, inp, weight, bias, M, N, eps);
+  parallel_for(0, M, row_grain(N), [&](int64_t lo, int64_t hi) {
+    for (int64_t m = lo; m < hi; ++m) {
+      const float* x = inp + m * N;
+      float* y = out + m * N;
+      float mu = static_cast<float>(block_sum(0, N, [&](int64_t i) { return x[i]; }) / N);
+      double v = block_sum(0, N, [&](int64_t i) { return (x[i] - mu) * (x[i] - mu); });
+      float rs = static_cast<float>(1.0 / std::sqrt(v / N + eps));
+      if (weight && bias) {
+        for (int64_t i = 0; i < N; ++i) y[i] = (x[i] - mu) * rs * weight[i] + bias[i];
+      } else if (weight) {
+        for (int64_t i = 0; i < N; ++i) y[i] = (x[i] - mu) * rs * weight[i];
+      } else {
+        float b0 = 0;
+        for (int64_t i = 0; i < N; ++i) y[i] = (x[i] - mu) * rs + (bias ? bias[i] : b0);
+      }
+      mean[m] = mu;
+      rstd[m] = rs;
+    }
+  });
+}
+
+static void layernorm_backward_ref(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                                   const float* weight, const float* mean, const float* rstd, int64_t M, int64_t N) {
+  std::vector<double> dw(N, 0.0), db(N, 0.0);
+  for (int64_t m = 0; m < M; ++m) {
+    const float* x = inp + m * N;
+    const float* g = dout + m * N;
+    double mu = mean[m], rs = rstd[m], a = 0, b = 0;
+    for (int64_t i = 0; i < N; ++i) {
+      double xh = (x[i] - mu) * rs, dn = static_cast<double>(g[i]) * (weight ? weight[i] : 1.0f);
+      a += dn;
+      b += dn * xh;
+      dw[i] += g[i] * xh;
+      db[i] += g[i];
+    }
+    a /= N;
+    b /= N;
+    for (int64_t i = 0; i < N; ++i) {
+      double xh = (x[i] - mu) * rs, dn = static_cast<double>(g[i]) * (weight ? weight[i] : 1.0f);
+      dinp[m * N + i] = static_cast<float>(rs * (dn - a - xh * b));
+    }
+  }
+  for (int64_t i = 0; i < N; ++i) {
+    if (dweight) dweight[i] = static_cast<float>(dw[i]);
+    if (dbias) dbias[i] = static_cast<float>(db[i]);
+  }
+}
+
+// Adds `count` partial rows of [count, N] into out [N] in order (deterministic).
+static void sum_partials(float* out, const std::vector<float>& part, int64_t count, int64_t N) {
+  parallel_for(0, N, kGrain / 8, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      float s = 0;
+      for (int64_t c = 0; c < count; ++c) s += part[c * N + i];
+      out[i] = s;
+    }
+  });
+}
+
+// The backward of layer norm (with_mean) and RMS norm (without): one pass per row
+// chunk computes dinp and the chunk's partial dweight (and dbias).
+static void rownorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                             const float* weight, const float* mean, const float* rstd, int64_t M, int64_t N) {
+  Chunks ch(M, N);
+  std::vector<float> pw(dweight ? ch.count * N : 0), pb(dbias ? ch.count * N : 0);
+  parallel_for(0, ch.count, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t c = lo; c < hi; ++c) {
+      float* aw = dweight ? pw.data() + c * N : nullptr;
+      float* ab = dbias ? pb.data() + c * N : nullptr;
+      if (aw) std::fill(aw, aw + N, 0.0f);
+      if (ab) std::fill(ab, ab + N, 0.0f);
+      for (int64_t m = c * ch.per; m < std::min(M, (c + 1) * ch.per); ++m) {
+        const float* x = inp + m * N;
+        const float* g = dout + m * N;
+        float* d = dinp + m * N;
+        float mu = mean ? mean[m] : 0.0f, rs = rstd[m], a = 0, b = 0;
+        if (weight) {
+          block_sum2(N, [&](int64_t i) { float dn = g[i] * weight[i]; return Pair{dn, dn * (x[i] - mu) * rs}; }, &a, &b);
+        } else {
+          block_sum2(N, [&](int64_t i) { return Pair{g[i], g[i] * (x[i] - mu) * rs}; }, &a, &b);
+        }
+        a = mean ? a / N : 0.0f;  // RMS norm has no mean term
+        b /= N;
+        if (weight) {
+          for (int64_t i = 0; i < N; ++i) d[i] = rs * (g[i] * weight[i] - a - (x[i] - mu) * rs * b);
+        } else {
+          for (int64_t i = 0; i < N; ++i) d[i] = rs * (g[i] - a - (x[i] - mu) * rs * b);
+        }
+        if (aw)
+          for (int64_t i = 0; i < N; ++i) aw[i] += g[i] * (x[i] - mu) * rs;
+        if (ab)
+          for (int64_t i = 0; i < N; ++i) ab[i] += g[i];
+      }
+    }
+  });
+  if (dweight) sum_partials(dweight, pw, ch.count, N);
+  if (dbias) sum_partials(dbias, pb, ch.count, N);
+}
+
+void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                        const float* weight, const float* mean, const float* rstd, int64_t M, int64_t N) {
+  if (reference_kernels())
+    return layernorm_backward_ref(dinp, dweight, dbias, dout, inp, weight, mean, rstd, M, N);
+  rownorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, M, N);
+}
+
+// ======================= RMS norm ========================================================
+// inp [M, N]: rstd = 1 / sqrt(mean(x^2) + eps), xhat = x * rstd, out = xhat * weight.
+// Backward, dn = dout * weight: dx = rstd * (dn - xhat * mean(dn * xhat)),
+// dweight = sum_rows dout * xhat.
+
+static void rmsnorm_forward_ref(float* out, float* rstd, const float* inp, const float* weight, int64_t M, int64_t N,
+                                float eps) {
+  for (int64_t m = 0; m < M; ++m) {
+    const float* x = inp + m * N;
+    double ss = 0;
+    for (int64_t i = 0; i < N; ++i) ss += static_cast<double>(x[i]) * x[i];
+    double rs = 1.0 / std::sqrt(ss / N + eps);
+    for (int64_t i = 0; i < N; ++i) out[m * N + i] = static_cast<float>(x[i] * rs * (weight ? weight[i] : 1.0f));
+    rstd[m] = static_cast<float>(rs);
+  }
+}
+
+void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int64_t M, int64_t N, float eps) {
+  if (reference_kernels()) return rmsnorm_forward_ref(out, rstd, inp, weight, M, N, eps);
+  parallel_for(0, M, row_grain(N), [&](int64_t lo, int64_t hi) {
+    for (int64_t m = lo; m < hi; ++m) {
+      const float* x = inp + m * N;
+      float* y = out + m * N;
+      double ss = block_sum(0, N, [&](int64_t i) { return x[i] * x[i]; });
+      float rs = static_cast<float>(1.0 / std::sqrt(ss / N + eps));
+      if (weight) {
+        for (int64_t i = 0; i < N; ++i) y[i] = x[i] * rs * weight[i];
+      } else {
+        for (int64_t i = 0; i < N; ++i) y[i] = x[i] * rs;
+      }
+      rstd[m] = rs;
+    }
+  });
+}
+
+static void rmsnorm_backward_ref(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
+                                 const float* rstd, int64_t M, int64_t N) {
+  std::vector<double> dw(N, 0.0);
+  for (int64_t m = 0; m < M; ++m) {
+    const float* x = inp + m * N;
+    const float* g = dout + m * N;
+    double rs = rstd[m], b = 0;
+    for (int64_t i = 0; i < N; ++i) {
+      double xh = x[i] * rs;
+      b += static_cast<double>(g[i]) * (weight ? weight[i] : 1.0f) * xh;
+      dw[i] += g[i] * xh;
+    }
+    b /= N;
+    for (int64_t i = 0; i < N; ++i) {
+      double dn = static_cast<double>(g[i]) * (weight ? weight[i] : 1.0f);
+      dinp[m * N + i] = static_cast<float>(rs * (dn - x[i] * rs * b));
+    }
+  }
+  if (dweight)
+    for (int64_t i = 0; i < N; ++i) dweight[i] = static_cast<float>(dw[i]);
+}
+
+void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
+                      const float* rstd, int64_t M, int64_t N) {
+  if (reference_kernels()) return rmsnorm_backward_ref(dinp, dweight, dout, inp, weight, rstd, M, N);
+  rownorm_backward(dinp, dweight, nullptr, dout, inp, weight, nullptr, rstd, M, N);
+}
+
+// ======================= group norm ======================================================
+// inp [B, C, S]; group g of sample b is the contiguous run of K = (C/G) * S elements
+// starting at (b*C + g*C/G) * S. Statistics per (b, g); weight/bias per channel.
+// Backward, dn = dout * weight[c]: dx = rstd * (dn - mean(dn) - xhat * mean(dn * xhat))
+// over the group; dweight[c] = sum_{b,s} dout * xhat, dbias[c] = sum_{b,s} dout.
+
+static void groupnorm_forward_ref(float* out, float* mean, float* rstd, const float* inp, const float* weight,
+                                  const float* bias, int64_t B, int64_t C, int64_t S, int64_t G, float eps) {
+  int64_t Cg = C / G, K = Cg * S;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t g = 0; g < G; ++g) {
+      const float* x = inp + (b * C + g * Cg) * S;
+      float* y = out + (b * C + g * Cg) * S;
+      double mu = 0, var = 0;
+      for (int64_t i = 0; i < K; ++i) mu += x[i];
+      mu /= K;
+      for (int64_t i = 0; i < K; ++i) var += (x[i] - mu) * (x[i] - mu);
+      var /= K;
+      double rs = 1.0 / std::sqrt(var + eps);
+      for (int64_t i = 0; i < K; ++i) {
+        int64_t c = g * Cg + i / S;
+        double v = (x[i] - mu) * rs;
+        if (weight) v *= weight[c];
+        if (bias) v += bias[c];
+        y[i] = static_cast<float>(v);
+      }
+      mean[b * G + g] = static_cast<float>(mu);
+      rstd[b * G + g] = static_cast<float>(rs);
+    }
+}
+
+void groupnorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight, const float* bias,
+                       int64_t B, int64_t C, int64_t S, int64_t G, float eps) {
+  if (reference_kernels()) return groupnorm_forward_ref(out, mean, rstd, inp, weight, bias, B, C, S, G, eps);
+  int64_t Cg = C / G, K = Cg * S;
+  parallel_for(0, B * G, row_grain(K), [&](int64_t lo, int64_t hi) {
+    for (int64_t bg = lo; bg < hi; ++bg) {
+      int64_t b = bg / G, g = bg % G;
+      const float* x = inp + (b * C + g * Cg) * S;
+      float* y = out + (b * C + g * Cg) * S;
+      float mu = static_cast<float>(block_sum(0, K, [&](int64_t i) { return x[i]; }) / K);
+      double v = block_sum(0, K, [&](int64_t i) { return (x[i] - mu) * (x[i] - mu); });
+      float rs = static_cast<float>(1.0 / std::sqrt(v / K + eps));
+      // Per channel: y = x * a + c with a = rstd * w, c = bias - mean * a.
+      for (int64_t k = 0; k < Cg; ++k) {
+        int64_t ch = g * Cg + k;
+        float a = rs * (weight ? weight[ch] : 1.0f);
+        float c = (bias ? bias[ch] : 0.0f) - mu * a;
+        const float* xs = x + k * S;
+        float* ys = y + k * S;
+        for (int64_t i = 0; i < S; ++i) ys[i] = xs[i] * a + c;
+      }
+      mean[bg] = mu;
+      rstd[bg] = rs;
+    }
+  });
+}
+
+static void groupnorm_backward_ref(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                                   const float* weight, const float* mean, const float* rstd, int64_t B, int64_t C,
+                                   int64_t S, int64_t G) {
+  int64_t Cg = C / G, K = Cg * S;
+  std::vector<double> dw(C, 0.0), db(C, 0.0);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t g = 0; g < G; ++g) {
+      int64_t base = (b * C + g * Cg) * S;
+      double mu = mean[b * G + g], rs = rstd[b * G + g], a = 0, bb = 0;
+      for (int64_t i = 0; i < K; ++i) {
+        int64_t c = g * Cg + i / S;
+        double xh = (inp[base + i] - mu) * rs, gi = dout[base + i];
+        double dn = gi * (weight ? weight[c] : 1.0f);
+        a += dn;
+        bb += dn * xh;
+        dw[c] += gi * xh;
+        db[c] += gi;
+      }
+      a /= K;
+      bb /= K;
+      for (int64_t i = 0; i < K; ++i) {
+        int64_t c = g * Cg + i / S;
+        double xh = (inp[base + i] - mu) * rs;
+        double dn = static_cast<double>(dout[base + i]) * (weight ? weight[c] : 1.0f);
+        dinp[base + i] = static_cast<float>(rs * (dn - a - xh * bb));
+      }
+    }
+  for (int64_t c = 0; c < C; ++c) {
+    if (dweight) dweight[c] = static_cast<float>(dw[c]);
+    if (dbias) dbias[c] = static_cast<float>(db[c]);
+  }
+}
+
+void groupnorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                        const float* weight, const float* mean, const float* rstd, int64_t B, int64_t C, int64_t S,
+                        int64_t G) {
+  if (reference_kernels())
+    return groupnorm_backward_ref(dinp, dweight, dbias, dout, inp, weight, mean, rstd, B, C, S, G);
+  int64_t Cg = C / G, K = Cg * S;
+  // Per (b, c) partial sums of dout * xhat and dout, summed over b in order afterwards.
+  std::vector<float> pw(B * C), pb(B * C);
+  parallel_for(0, B * G, row_grain(K), [&](int64_t lo, int64_t hi) {
+    for (int64_t bg = lo; bg < hi; ++bg) {
+      int64_t b = bg / G, g = bg % G, base = (b * C + g * Cg) * S;
+      const float* x = inp + base;
+      const float* go = dout + base;
+      float* d = dinp + base;
+      float mu = mean[bg], rs = rstd[bg], a = 0, bb = 0;
+      for (int64_t k = 0; k < Cg; ++k) {
+        int64_t ch = g * Cg + k;
+        const float* xs = x + k * S;
+        const float* gs = go + k * S;
+        float sg, sgx;
+        block_sum2(S, [&](int64_t i) { return Pair{gs[i], gs[i] * (xs[i] - mu)}; }, &sg, &sgx);
+        sgx *= rs;  // sum dout * xhat over this channel's run
+        pw[b * C + ch] = sgx;
+        pb[b * C + ch] = sg;
+        float w = weight ? weight[ch] : 1.0f;
+        a += w * sg;
+        bb += w * sgx;
+      }
+      a /= K;
+      bb /= K;
+      for (int64_t k = 0; k < Cg; ++k) {
+        int64_t ch = g * Cg + k;
+        float w = weight ? weight[ch] : 1.0f;
+        const float* xs = x + k * S;
+        const float* gs = go + k * S;
+        float* ds = d + k * S;
+        for (int64_t i = 0; i < S; ++i) ds[i] = rs * (gs[i] * w - a - (xs[i] - mu) * rs * bb);
+      }
+    }
+  });
+  for (int64_t c = 0; c < C; ++c) {
+    float sw = 0, sb = 0;
+    for (int64_t b = 0; b < B; ++b) sw += pw[b * C + c], sb += pb[b * C + c];
+    if (dweight) dweight[c] = sw;
+    if (dbias) dbias[c] = sb;
+  }
+}
+
+// ======================= adaLN modulate ==================================================
+// out[b, n, d] = x[b, n, d] * (1 + scale[b, d]) + shift[b, d].
+// Backward: dx = dout * (1 + scale), dshift[b, d] = sum_n dout, dscale[b, d] = sum_n dout * x.
+
+static void modulate_forward_ref(float* out, const float* inp, const float* shift, const float* scale, int64_t B,
+                                 int64_t N, int64_t D) {
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t d = 0; d < D; ++d) {
+        int64_t k = (b * N + n) * D + d;
+        out[k] = inp[k] * (1.0f + scale[b * D + d]) + shift[b * D + d];
+      }
+}
+
+void modulate_forward(float* out, const float* inp, const float* shift, const float* scale, int64_t B, int64_t N,
+                      int64_t D) {
+  if (reference_kernels()) return modulate_forward_ref(out, inp, shift, scale, B, N, D);
+  parallel_for(0, B * N, row_grain(D), [&](int64_t lo, int64_t hi) {
+    for (int64_t r = lo; r < hi; ++r) {
+      const float* sc = scale + (r / N) * D;
+      const float* sh = shift + (r / N) * D;
+      const float* x = inp + r * D;
+      float* y = out + r * D;
+      for (int64_t d = 0; d < D; ++d) y[d] = x[d] * (1.0f + sc[d]) + sh[d];
+    }
+  });
+}
+
+static void modulate_backward_ref(float* dinp, float* dshift, float* dscale, const float* dout, const float* inp,
+                                  const float* scale, int64_t B, int64_t N, int64_t D) {
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t d = 0; d < D; ++d) {
+      double s0 = 0, s1 = 0;
+      for (int64_t n = 0; n < N; ++n) {
+        int64_t k = (b * N + n) * D + d;
+        dinp[k] = dout[k] * (1.0f + scale[b * D + d]);
+        s0 += dout[k];
+        s1 += static_cast<double>(dout[k]) * inp[k];
+      }
+      dshift[b * D + d] = static_cast<float>(s0);
+      dscale[b * D + d] = static_cast<float>(s1);
+    }
+}
+
+void modulate_backward(float* dinp, float* dshift, float* dscale, const float* dout, const float* inp,
+                       const float* scale, int64_t B, int64_t N, int64_t D) {
+  if (reference_kernels()) return modulate_backward_ref(dinp, dshift, dscale, dout, inp, scale, B, N, D);
+  // One fused pass: each task owns a block of feature columns of one sample and
+  // walks its N rows, writing dx and accumulating both parameter sums (float within
+  // kBlock rows, then double).
+  int64_t blocks = (D + kCols - 1) / kCols;
+  parallel_for(0, B * blocks, std::max<int64_t>(1, kGrain / (std::max<int64_t>(N, 1) * kCols)), [&](int64_t lo, int64_t hi) {
+    float s0[kCols], s1[kCols], f[kCols];
+    double t0[kCols], t1[kCols];
+    for (int64_t w = lo; w < hi; ++w) {
+      int64_t b = w / blocks, d0 = (w % blocks) * kCols, nd = std::min(kCols, D - d0);
+      for (int64_t j = 0; j < nd; ++j) t0[j] = 0, t1[j] = 0, f[j] = 1.0f + scale[b * D + d0 + j];
+      for (int64_t n0 = 0; n0 < N; n0 += kBlock) {
+        for (int64_t j = 0; j < nd; ++j) s0[j] = 0, s1[j] = 0;
+        for (int64_t n = n0; n < std::min(N, n0 + kBlock); ++n) {
+          int64_t k = (b * N + n) * D + d0;
+          const float* g = dout + k;
+          const float* x = inp + k;
+          float* dx = dinp + k;
+          for (int64_t j = 0; j < nd; ++j) {
+            dx[j] = g[j] * f[j];
+            s0[j] += g[j];
+            s1[j] += g[j] * x[j];
+          }
+        }
+        for (int64_t j = 0; j < nd; ++j) t0[j] += s0[j], t1[j] += s1[j];
+      }
+      for (int64_t j = 0; j < nd; ++j)
+        dshift[b * D + d0 + j] = static_cast<float>(t0[j]), dscale[b * D + d0 + j] = static_cast<float>(t1[j]);
+    }
+  });
+}
+
+// ======================= embedding =======================================================
+// out[i, :] = weight[ids[i], :]; backward: dweight = 0, then dweight[ids[i], :] += dout[i, :].
+
+void embedding_forward(float* out, const int64_t* ids, const float* weight, int64_t n, int64_t V, int64_t D) {
+  if (reference_kernels()) {
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t d = 0; d < D; ++d) out[i * D + d] = weight[ids[i] * D + d];
+    return;
+  }
+  parallel_for(0, n, row_grain(D), [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i)
+      std::memcpy(out + i * D, weight + ids[i] * D, static_cast<size_t>(D) * sizeof(float));
+  });
+}
+
+void embedding_backward(float* dweight, const float* dout, const int64_t* ids, int64_t n, int64_t V, int64_t D) {
+  if (reference_kernels()) {
+    std::fill(dweight, dweight + V * D, 0.0f);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t d = 0; d < D; ++d) dweight[ids[i] * D + d] += dout[i * D + d];
+    return;
+  }
+  parallel_for(0, V, row_grain(D), [&](int64_t lo, int64_t hi) {
+    std::memset(dweight + lo * D, 0, static_cast<size_t>((hi - lo) * D) * sizeof(float));
+  });
+  // Race-free scatter: each task owns a block of columns and adds the ids in order,
+  // so repeated ids sum in the same order as the reference loop.
+  int64_t blocks = (D + kCols - 1) / kCols;
+  parallel_for(0, blocks, std::max<int64_t>(1, kGrain / (std::max<int64_t>(n, 1) * kCols)), [&](int64_t lo, int64_t hi) {
+    for (int64_t blk = lo; blk < hi; ++blk) {
+      int64_t d0 = blk * kCols, nd = std::min(kCols, D - d0);
+      for (int64_t i = 0; i < n; ++i) {
+        float* dst = dweight + ids[i] * D + d0;
+        const float* src = dout + i * D + d0;
+        for (int64_t j = 0; j < nd; ++j) dst[j] += src[j];
+      }
+    }
+  });
+}
+
+// ======================= dropout =========================================================
+// keep_i = philox_uniform(seed, offset, i) >= p; out = keep ? x / (1 - p) : 0, and the
+// backward regenerates the same mask: dx = keep ? dout / (1 - p) : 0.
+
+static void dropout_apply_ref(float* out, const float* inp, int64_t n, float p, uint64_t seed, uint64_t offset) {
+  float scale = 1.0f / (1.0f - p);
+  for (int64_t i = 0; i < n; ++i)
+    out[i] = philox_uniform(seed, offset, static_cast<uint64_t>(i)) >= p ? inp[i] * scale : 0.0f;
+}
+
+// One Philox call yields the uniforms of four consecutive elements.
+static void dropout_apply(float* out, const float* inp, int64_t n, float p, uint64_t seed, uint64_t offset) {
+  if (reference_kernels()) return dropout_apply_ref(out, inp, n, p, seed, offset);
+  float scale = 1.0f / (1.0f - p);
+  int64_t blocks = (n + 3) / 4;
+  parallel_for(0, blocks, kGrain / 4, [&](int64_t lo, int64_t hi) {
+    for (int64_t blk = lo; blk < hi; ++blk) {
+      Philox4x32 r = philox4x32_10(offset + static_cast<uint64_t>(blk), seed);
+      int64_t i0 = blk * 4, m = std::min<int64_t>(4, n - i0);
+      for (int64_t k = 0; k < m; ++k) {
+        float u = static_cast<float>(r.c[k] >> 8) * (1.0f / 16777216.0f);
+        out[i0 + k] = u >= p ? inp[i0 + k] * scale : 0.0f;
+      }
+    }
+  });
+}
+
+void dropout_forward(float* out, const float* inp, int64_t n, float p, uint64_t seed, uint64_t offset) {
+  dropout_apply(out, inp, n, p, seed, offset);
+}
+void dropout_backward(float* dinp, const float* dout, int64_t n, float p, uint64_t seed, uint64_t offset) {
+  dropout_apply(dinp, dout, n, p, seed, offset);
+}
+
+// ======================= losses ==========================================================
+// mse: l_i = (a_i - b_i)^2, dl/da = 2 (a - b);  l1: l_i = |a_i - b_i|, dl/da = sign(a - b)
+// (sign(0) = 0, as PyTorch). Mean divides by n (n = 0 gives NaN, as PyTorch); db = -da.
+
+namespace {
+inline float loss_f(LossKind k, float d) { return k == LossKind::Mse ? d * d : std::fabs(d); }
+inline float loss_df(LossKind k, float d) {
+  return k == LossKind::Mse ? 2.0f * d : (d > 0 ? 1.0f : (d < 0 ? -1.0f : 0.0f));
+}
+}  // namespace
+
+void loss_forward(LossKind kind, Reduction r, float* out, const float* a, const float* b, int64_t n) {
+  if (r == Reduction::None) {
+    if (reference_kernels()) {
+      for (int64_t i = 0; i < n; ++i) out[i] = loss_f(kind, a[i] - b[i]);
+      return;
+    }
+    parallel_for(0, n, kGrain, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) out[i] = loss_f(kind, a[i] - b[i]);
+    });
+    return;
+  }
+  double s = 0;
+  if (reference_kernels()) {
+    for (int64_t i = 0; i < n; ++i) s += loss_f(kind, a[i] - b[i]);
+  } else if (kind == LossKind::Mse) {
+    s = chunked_sum(n, [&](int64_t i) { return (a[i] - b[i]) * (a[i] - b[i]); });
+  } else {
+    s = chunked_sum(n, [&](int64_t i) { return std::fabs(a[i] - b[i]); });
+  }
+  out[0] = static_cast<float>(r == Reduction::Mean ? s / static_cast<double>(n) : s);
+}
+
+void loss_backward(LossKind kind, Reduction r, float* da, float* db, const float* dout, const float* a, const float* b,
+                   int64_t n) {
+  float c = r == Reduction::None ? 1.0f : (r == Reduction::Mean ? dout[0] / static_cast<float>(n) : dout[0]);
+  auto one = [&](int64_t i) {
+    float g = loss_df(kind, a[i] - b[i]) * (r == Reduction::None ? dout[i] : c);
+    da[i] = g;
+    db[i] = -g;
+  };
+  if (reference_kernels()) {
+    for (int64_t i = 0; i < n; ++i) one(i);
+    return;
+  }
+  parallel_for(0, n, kGrain, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) one(i);
+  });
+}
+
+// ======================= Gaussian KL =====================================================
+// out = 0.5 * sum(mean^2 + exp(logvar) - 1 - logvar) / B over all n elements.
+// dmean = dout * mean / B, dlogvar = dout * 0.5 * (exp(logvar) - 1) / B.
+
+void gaussian_kl_forward(float* out, const float* mean, const float* logvar, int64_t B, int64_t n) {
+  auto term = [&](int64_t i) { return mean[i] * mean[i] + std::exp(logvar[i]) - 1.0f - logvar[i]; };
+  double s = 0;
+  if (reference_kernels()) {
+    for (int64_t i = 0; i < n; ++i)
+      s += static_cast<double>(mean[i]) * mean[i] + std::exp(static_cast<double>(logvar[i])) - 1.0 - logvar[i];
+  } else {
+    s = chunked_sum(n, term);
+  }
+  out[0] = static_cast<float>(0.5 * s / static_cast<double>(B));
+}
+
+void gaussian_kl_backward(float* dmean, float* dlogvar, const float* dout, const float* mean, const float* logvar,
+                          int64_t B, int64_t n) {
+  float c = dout[0] / static_cast<float>(B);
+  auto one = [&](int64_t i) {
+    dmean[i] = c * mean[i];
+    dlogvar[i] = 0.5f * c * (std::exp(logvar[i]) - 1.0f);
+  };
+  if (reference_kernels()) {
+    for (int64_t i = 0; i < n; ++i) one(i);
+    return;
+  }
+  parallel_for(0, n, kGrain, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) one(i);
+  });
+}
+
+// ======================= nearest upsampling (integer factors) ============================
+// inp [BC, T, H, W] -> out [BC, T*st, H*sh, W*sw], out[.., t, h, w] = inp[.., t/st, h/sh, w/sw].
+// Backward: dinp[.., t, h, w] = sum of dout over the st x sh x sw block it was copied to.
+
+void upsample_nearest3d_forward(float* out, const float* inp, int64_t BC, int64_t T, int64_t H, int64_t W, int64_t st,
+                                int64_t sh, int64_t sw) {
+  int64_t To = T * st, Ho = H * sh, Wo = W * sw;
+  if (reference_kernels()) {
+    for (int64_t p = 0; p < BC; ++p)
+      for (int64_t t = 0; t < To; ++t)
+        for (int64_t h = 0; h < Ho; ++h)
+          for (int64_t w = 0; w < Wo; ++w)
+            out[((p * To + t) * Ho + h) * Wo + w] = inp[((p * T + t / st) * H + h / sh) * W + w / sw];
+    return;
+  }
+  // Per input row: widen it once into its first output row, then copy that row to the
+  // other st*sh - 1 rows of the block.
+  parallel_for(0, BC * T * H, row_grain(Wo * st * sh), [&](int64_t lo, int64_t hi) {
+    for (int64_t r = lo; r < hi; ++r) {
+      int64_t p = r / (T * H), t = (r / H) % T, h = r % H;
+      const float* src = inp + r * W;
+      float* first = out + ((p * To + t * st) * Ho + h * sh) * Wo;
+      if (sw == 1) {
+        std::memcpy(first, src, static_cast<size_t>(W) * sizeof(float));
+      } else {
+        for (int64_t w = 0; w < W; ++w)
+          for (int64_t k = 0; k < sw; ++k) first[w * sw + k] = src[w];
+      }
+      for (int64_t i = 0; i < st; ++i)
+        for (int64_t j = 0; j < sh; ++j) {
+          if (i == 0 && j == 0) continue;
+          float* dst = out + ((p * To + t * st + i) * Ho + h * sh + j) * Wo;
+          std::memcpy(dst, first, static_cast<size_t>(Wo) * sizeof(float));
+        }
+    }
+  });
+}
+
+void upsample_nearest3d_backward(float* dinp, const float* dout, int64_t BC, int64_t T, int64_t H, int64_t W,
+                                 int64_t st, int64_t sh, int64_t sw) {
+  int64_t To = T * st, Ho = H * sh, Wo = W * sw;
+  if (reference_kernels()) {
+    for (int64_t p = 0; p < BC; ++p)
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t h = 0; h < H; ++h)
+          for (int64_t w = 0; w < W; ++w) {
+            double s = 0;
+            for (int64_t i = 0; i < st; ++i)
+              for (int64_t j = 0; j < sh; ++j)
+                for (int64_t k = 0; k < sw; ++k) s += dout[((p * To + t * st + i) * Ho + h * sh + j) * Wo + w * sw + k];
+            dinp[((p * T + t) * H + h) * W + w] = static_cast<float>(s);
+          }
+    return;
+  }
+  // Per input row: add the st*sh output rows of its block into a row buffer (each a
+  // contiguous read), then fold each run of sw columns.
+  parallel_for(0, BC * T * H, row_grain(Wo * st * sh), [&](int64_t lo, int64_t hi) {
+    std::vector<float> acc(static_cast<size_t>(Wo));
+    for (int64_t r = lo; r < hi; ++r) {
+      int64_t p = r / (T * H), t = (r / H) % T, h = r % H;
+      std::fill(acc.begin(), acc.end(), 0.0f);
+      for (int64_t i = 0; i < st; ++i)
+        for (int64_t j = 0; j < sh; ++j) {
+          const float* src = dout + ((p * To + t * st + i) * Ho + h * sh + j) * Wo;
+          for (int64_t w = 0; w < Wo; ++w) acc[w] += src[w];
+        }
+      float* dst = dinp + r * W;
+      for (int64_t w = 0; w < W; ++w) {
+        float s = 0;
+        for (int64_t k = 0; k < sw; ++k) s += acc[w * sw + k];
+        dst[w] = s;
+      }
+    }
+  });
+}
+
+// ======================= patchify / unpatchify ===========================================
+// x [B, C, T, H, W] (element strides xs) <-> tokens [B, N, F], N = T'H'W', F = C pt ph pw:
+//   tokens[b, (tt H' + hh) W' + ww, ((c pt + i) ph + j) pw + k]
+//     = x[b, c, tt pt + i, hh ph + j, ww pw + k].
+// Optimized: one task per (b, tt, hh) slab. Its input is C*pt*ph rows of W values and
+// its output is W' consecutive tokens, C*pt*ph*W values in one contiguous run, so
+// both sides of the copy stay in cache; rows are read (or written) in full.
+
+namespace {
+struct PatchGeom {
+  int64_t B, C, T, H, W, pt, ph, pw, Tg, Hg, Wg, N, F;
+  PatchGeom(int64_t B_, int64_t C_, int64_t T_, int64_t H_, int64_t W_, int64_t pt_, int64_t ph_, int64_t pw_)
+      : B(B_), C(C_), T(T_), H(H_), W(W_), pt(pt_), ph(ph_), pw(pw_) {
+    Tg = T / pt, Hg = H / ph, Wg = W / pw;
+    N = Tg * Hg * Wg;
+    F = C * pt * ph * pw;
+  }
+};
+
+// Calls f(token_offset, x_offset) for every element, in token order (reference order).
+template <typename Fn>
+void patch_walk_ref(const PatchGeom& g, const int64_t xs[5], const int64_t tks[3], Fn&& f) {
+  for (int64_t b = 0; b < g.B; ++b)
+    for (int64_t n = 0; n < g.N; ++n)
+      for (int64_t q = 0; q < g.F; ++q) {
+        int64_t tt = n / (g.Hg * g.Wg), hh = (n / g.Wg) % g.Hg, ww = n % g.Wg;
+        int64_t c = q / (g.pt * g.ph * g.pw), i = (q / (g.ph * g.pw)) % g.pt, j = (q / g.pw) % g.ph, k = q % g.pw;
+        int64_t xo = b * xs[0] + c * xs[1] + (tt * g.pt + i) * xs[2] + (hh * g.ph + j) * xs[3] + (ww * g.pw + k) * xs[4];
+        f(b * tks[0] + n * tks[1] + q * tks[2], xo);
+      }
+}
+
+// Calls f(token_offset, x_offset, len) for each run of pw elements, a slab at a time.
+template <typename Fn>
+void patch_walk_fast(const PatchGeom& g, const int64_t xs[5], const int64_t tks[3], Fn&& f) {
+  int64_t slabs = g.B * g.Tg * g.Hg;
+  parallel_for(0, slabs, row_grain(g.C * g.pt * g.ph * g.W), [&](int64_t lo, int64_t hi) {
+    for (int64_t s = lo; s < hi; ++s) {
+      int64_t b = s / (g.Tg * g.Hg), tt = (s / g.Hg) % g.Tg, hh = s % g.Hg;
+      int64_t n0 = (tt * g.Hg + hh) * g.Wg;
+      for (int64_t c = 0; c < g.C; ++c)
+        for (int64_t i = 0; i < g.pt; ++i)
+          for (int64_t j = 0; j < g.ph; ++j) {
+            int64_t xrow = b * xs[0] + c * xs[1] + (tt * g.pt + i) * xs[2] + (hh * g.ph + j) * xs[3];
+            int64_t q0 = ((c * g.pt + i) * g.ph + j) * g.pw;
+            for (int64_t ww = 0; ww < g.Wg; ++ww)
+              f(b * tks[0] + (n0 + ww) * tks[1] + q0 * tks[2], xrow + ww * g.pw * xs[4]);
+          }
+    }
+  });
+}
+}  // namespace
+
+void patchify(float* tokens, const float* x, const int64_t xs[5], int64_t B, int64_t C, int64_t T, int64_t H,
+              int64_t W, int64_t pt, int64_t ph, int64_t pw) {
+  PatchGeom g(B, C, T, H, W, pt, ph, pw);
+  const int64_t tks[3] = {g.N * g.F, g.F, 1};
+  if (reference_kernels()) {
+    patch_walk_ref(g, xs, tks, [&](int64_t to, int64_t xo) { tokens[to] = x[xo]; });
+    return;
+  }
+  const int64_t sx = xs[4];
+  if (sx == 1) {
+    patch_walk_fast(g, xs, tks, [&](int64_t to, int64_t xo) {
+      for (int64_t k = 0; k < pw; ++k) tokens[to + k] = x[xo + k];
+    });
+  } else {
+    patch_walk_fast(g, xs, tks, [&](int64_t to, int64_t xo) {
+      for (int64_t k = 0; k < pw; ++k) tokens[to + k] = x[xo + k * sx];
+    });
+  }
+}
+
+void unpatchify(float* x, const float* tokens, const int64_t tks[3], int64_t B, int64_t C, int64_t T, int64_t H,
+                int64_t W, int64_t pt, int64_t ph, int64_t pw) {
+  PatchGeom g(B, C, T, H, W, pt, ph, pw);
+  const int64_t xs[5] = {C * T * H * W, T * H * W, H * W, W, 1};
+  if (reference_kernels()) {
+    patch_walk_ref(g, xs, tks, [&](int64_t to, int64_t xo) { x[xo] = tokens[to]; });
+    return;
+  }
+  const int64_t sq = tks[2];
+  patch_walk_fast(g, xs, tks, [&](int64_t to, int64_t xo) {
+    for (int64_t k = 0; k < pw; ++k) x[xo + k] = tokens[to + k * sq];
+  });
+}
+
+}  // namespace cpu
+}  // namespace ts
