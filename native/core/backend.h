@@ -6,6 +6,7 @@
 #pragma once
 #include <string>
 
+#include "attention.h"
 #include "ops.h"
 
 namespace ts {
@@ -48,6 +49,21 @@ class Backend {
                     int64_t stride_a, const float* b, int64_t ldb, int64_t stride_b, float* c, int64_t ldc,
                     int64_t stride_c, int64_t batch, float beta) {
     unsupported("matmul");
+  }
+
+  // ---- attention (flash-style; native/core/attention.h) -------------------------------
+  // q [B, Nq, H, D], k and v [B, Nk, H, D]: unit stride on D, other strides free.
+  // out [B, Nq, H, D] and lse [B, H, Nq] are preallocated and contiguous (overwritten).
+  virtual void attention_forward(Tensor& out, Tensor& lse, const Tensor& q, const Tensor& k, const Tensor& v,
+                                 const AttentionParams& p) {
+    unsupported("scaledDotProductAttention");
+  }
+  // dq, dk, dv contiguous, shapes of q, k, v, overwritten. dout like q (unit stride on
+  // D); out and lse contiguous, as returned by attention_forward with the same params.
+  virtual void attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q,
+                                  const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
+                                  const AttentionParams& p) {
+    unsupported("scaledDotProductAttention");
   }
 
  protected:

@@ -37,5 +37,17 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const flo
 void gemm_reference(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
                     const float* B, int64_t ldb, float* C, int64_t ldc, float beta);
 
+// ---- attention (attention.cc) ------------------------------------------------------
+// Flash-style scaled dot-product attention; layouts and masks in core/attention.h.
+// Forward writes out and lse; backward overwrites dq, dk, dv (contiguous).
+void attention_forward(Tensor& out, Tensor& lse, const Tensor& q, const Tensor& k, const Tensor& v,
+                       const AttentionParams& p);
+void attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q, const Tensor& k,
+                        const Tensor& v, const Tensor& out, const Tensor& lse, const AttentionParams& p);
+// Test hook: caps the vector width of the optimized kernels (16 AVX-512, 8 AVX2,
+// 4 portable; 0 = the best the CPU has) so every path can be checked on one machine.
+// Returns the width now in use.
+int attention_set_max_width(int width);
+
 }  // namespace cpu
 }  // namespace ts

@@ -55,6 +55,16 @@ class CpuBackend final : public Backend {
             int64_t ldb, int64_t sb, float* c, int64_t ldc, int64_t sc, int64_t batch, float beta) override {
     for (int64_t i = 0; i < batch; ++i) cpu::gemm(ta, tb, M, N, K, a + i * sa, lda, b + i * sb, ldb, c + i * sc, ldc, beta);
   }
+
+  // ---- attention --------------------------------------------------------------------
+  void attention_forward(Tensor& out, Tensor& lse, const Tensor& q, const Tensor& k, const Tensor& v,
+                         const AttentionParams& p) override {
+    cpu::attention_forward(out, lse, q, k, v, p);
+  }
+  void attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q, const Tensor& k,
+                          const Tensor& v, const Tensor& out, const Tensor& lse, const AttentionParams& p) override {
+    cpu::attention_backward(dq, dk, dv, dout, q, k, v, out, lse, p);
+  }
 };
 
 }  // namespace cpu
