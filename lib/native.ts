@@ -66,6 +66,17 @@ export interface NativeAddon {
   reduce(op: string, x: Handle, axes: number[], keepDim: boolean): Handle;
   sumTo(x: Handle, shape: number[]): Handle;
   matmul(a: Handle, b: Handle): Handle;
+  // attention (flash-style): q [B, Nq, H, D], k/v [B, Nk, H, D]; scale null = 1/sqrt(D);
+  // cuSeqlens int32 prefix sums (packed sequences, B = 1) or null. Returns [out, lse].
+  scaledDotProductAttention(
+    q: Handle, k: Handle, v: Handle, scale: number | null, causal: boolean,
+    cuSeqlensQ: Handle | null, cuSeqlensK: Handle | null,
+  ): [Handle, Handle];
+  /** Returns [dq, dk, dv] given the forward's out and lse [B, H, Nq] and its options. */
+  scaledDotProductAttentionBackward(
+    dout: Handle, q: Handle, k: Handle, v: Handle, out: Handle, lse: Handle, scale: number | null, causal: boolean,
+    cuSeqlensQ: Handle | null, cuSeqlensK: Handle | null,
+  ): [Handle, Handle, Handle];
   // runtime
   memory(): NativeMemory;
   resetPeakMemory(): void;

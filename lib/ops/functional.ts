@@ -19,3 +19,5 @@ export function gelu(x: Tensor, opts: { approximate?: 'none' | 'tanh' } = {}): T
 }
 
 export { linear } from './linear';
+export { scaledDotProductAttention } from './attention';
+export type { AttentionOptions } from './attention';

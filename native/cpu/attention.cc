@@ -700,14 +700,23 @@ void attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, 
     for (int64_t h = 0; h < c.H; ++h)
       for (int64_t g = 0; g < G; ++g) items.push_back({s, h, g});
 
+  // Group 0 accumulates into dq itself, group g > 0 into partial[g - 1].
   const int64_t n = dq.numel();
-  Tensor partial;  // [G, B * Nq * H * D] when G > 1
-  float* dqp = dq.data<float>();
+  Tensor partial;  // [G - 1, B * Nq * H * D] when G > 1
+  float* dq0 = dq.data<float>();
+  float* parts = nullptr;
   if (G > 1) {
-    partial = Tensor::empty({G, n}, DType::Float32, Device{}, "scaledDotProductAttention");
-    dqp = partial.data<float>();
+    partial = Tensor::empty({G - 1, n}, DType::Float32, Device{}, "scaledDotProductAttention");
+    parts = partial.data<float>();
   }
-  parallel_for(0, G * n, 1 << 16, [&](int64_t lo, int64_t hi) { std::memset(dqp + lo, 0, (hi - lo) * sizeof(float)); });
+  auto dq_of = [&](int64_t g) { return g == 0 ? dq0 : parts + (g - 1) * n; };
+  parallel_for(0, G * n, 1 << 16, [&](int64_t lo, int64_t hi) {
+    for (int64_t e = lo; e < hi;) {  // zero [lo, hi) of the concatenation dq, partials
+      const int64_t g = e / n, stop = std::min(hi, (g + 1) * n);
+      std::memset(dq_of(g) + (e - g * n), 0, (stop - e) * sizeof(float));
+      e = stop;
+    }
+  });
 
   const Isa x = isa();
   const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(T, items.size())));
@@ -717,15 +726,14 @@ void attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, 
     const Item& it = items[i];
     const Seg& sg = segs[it.seg];
     const int64_t nkb = (sg.nk + kBk - 1) / kBk;
-    x.bwd(bc, sg, it.h, nkb * it.g / G, nkb * (it.g + 1) / G, dqp + it.g * n, ws.data<float>() + t * wsz);
+    x.bwd(bc, sg, it.h, nkb * it.g / G, nkb * (it.g + 1) / G, dq_of(it.g), ws.data<float>() + t * wsz);
   });
-  if (G > 1) {  // dq = sum of the partials, in group order
-    float* dst = dq.data<float>();
+  if (G > 1) {  // dq += the partials, in group order
     parallel_for(0, n, 1 << 14, [&](int64_t lo, int64_t hi) {
       for (int64_t e = lo; e < hi; ++e) {
-        float s = dqp[e];
-        for (int64_t g = 1; g < G; ++g) s += dqp[g * n + e];
-        dst[e] = s;
+        float s = dq0[e];
+        for (int64_t g = 1; g < G; ++g) s += parts[(g - 1) * n + e];
+        dq0[e] = s;
       }
     });
   }

@@ -124,6 +124,9 @@ struct Reg {
       add({1, 130, 130, 2, 80, causal, Layout::FusedQkv, {0, 1, 65, 130}, {0, 1, 65, 130}});
       // an empty query sequence, and a query sequence with no keys (out = 0, lse = -inf)
       add({1, 13, 8, 2, 8, causal, Layout::Plain, {0, 4, 4, 13}, {0, 3, 8, 8}, 0, false});
+      // no queries (dk = dv = 0), no keys (out = 0, lse = -inf)
+      add({2, 0, 5, 2, 8, causal});
+      add({2, 4, 0, 2, 8, causal, Layout::Plain, {}, {}, 0, false});
     }
   }
 } reg;
