@@ -93,6 +93,17 @@ export interface NativeAddon {
   interpolateNearestBackward(dout: Handle, scale: number[]): Handle;
   patchify(x: Handle, patch: number[]): Handle;
   unpatchify(tokens: Handle, channels: number, grid: number[], patch: number[]): Handle;
+  // attention (flash-style): q [B, Nq, H, D], k/v [B, Nk, H, D]; scale null = 1/sqrt(D);
+  // cuSeqlens int32 prefix sums (packed sequences, B = 1) or null. Returns [out, lse].
+  scaledDotProductAttention(
+    q: Handle, k: Handle, v: Handle, scale: number | null, causal: boolean,
+    cuSeqlensQ: Handle | null, cuSeqlensK: Handle | null,
+  ): [Handle, Handle];
+  /** Returns [dq, dk, dv] given the forward's out and lse [B, H, Nq] and its options. */
+  scaledDotProductAttentionBackward(
+    dout: Handle, q: Handle, k: Handle, v: Handle, out: Handle, lse: Handle, scale: number | null, causal: boolean,
+    cuSeqlensQ: Handle | null, cuSeqlensK: Handle | null,
+  ): [Handle, Handle, Handle];
   // runtime
   memory(): NativeMemory;
   resetPeakMemory(): void;

@@ -20,3 +20,5 @@ export function gelu(x: Tensor, opts: { approximate?: 'none' | 'tanh' } = {}): T
 
 export { linear } from './linear';
 export * from './nn';
+export { scaledDotProductAttention } from './attention';
+export type { AttentionOptions } from './attention';

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "nn.h"
+#include "attention.h"
 #include "ops.h"
 
 namespace ts {
@@ -158,6 +159,20 @@ class Backend {
     unsupported("unpatchify");
   }
   // ---- end of nn family ------------------------------------------------------------------
+  // ---- attention (flash-style; native/core/attention.h) -------------------------------
+  // q [B, Nq, H, D], k and v [B, Nk, H, D]: unit stride on D, other strides free.
+  // out [B, Nq, H, D] and lse [B, H, Nq] are preallocated and contiguous (overwritten).
+  virtual void attention_forward(Tensor& out, Tensor& lse, const Tensor& q, const Tensor& k, const Tensor& v,
+                                 const AttentionParams& p) {
+    unsupported("scaledDotProductAttention");
+  }
+  // dq, dk, dv contiguous, shapes of q, k, v, overwritten. dout like q (unit stride on
+  // D); out and lse contiguous, as returned by attention_forward with the same params.
+  virtual void attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q,
+                                  const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
+                                  const AttentionParams& p) {
+    unsupported("scaledDotProductAttention");
+  }
 
  protected:
   [[noreturn]] void unsupported(const char* op) const { fail(op, "not supported on ", name()); }

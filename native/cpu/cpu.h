@@ -80,6 +80,17 @@ void patchify(float* tokens, const float* x, const int64_t xs[5], int64_t B, int
 void unpatchify(float* x, const float* tokens, const int64_t ts[3], int64_t B, int64_t C, int64_t T, int64_t H,
                 int64_t W, int64_t pt, int64_t ph, int64_t pw);
 // ---- end of nn family
+// ---- attention (attention.cc) ------------------------------------------------------
+// Flash-style scaled dot-product attention; layouts and masks in core/attention.h.
+// Forward writes out and lse; backward overwrites dq, dk, dv (contiguous).
+void attention_forward(Tensor& out, Tensor& lse, const Tensor& q, const Tensor& k, const Tensor& v,
+                       const AttentionParams& p);
+void attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q, const Tensor& k,
+                        const Tensor& v, const Tensor& out, const Tensor& lse, const AttentionParams& p);
+// Test hook: caps the vector width of the optimized kernels (16 AVX-512, 8 AVX2,
+// 4 portable; 0 = the best the CPU has) so every path can be checked on one machine.
+// Returns the width now in use.
+int attention_set_max_width(int width);
 
 }  // namespace cpu
 }  // namespace ts

@@ -139,6 +139,15 @@ class CpuBackend final : public Backend {
     cpu::unpatchify(x, tokens, tks, B, C, T, H, W, pt, ph, pw);
   }
   // ---- end of nn family
+  // ---- attention --------------------------------------------------------------------
+  void attention_forward(Tensor& out, Tensor& lse, const Tensor& q, const Tensor& k, const Tensor& v,
+                         const AttentionParams& p) override {
+    cpu::attention_forward(out, lse, q, k, v, p);
+  }
+  void attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q, const Tensor& k,
+                          const Tensor& v, const Tensor& out, const Tensor& lse, const AttentionParams& p) override {
+    cpu::attention_backward(dq, dk, dv, dout, q, k, v, out, lse, p);
+  }
 };
 
 }  // namespace cpu
