@@ -17,6 +17,60 @@ function cases(ts) {
       torch: { case: 'gemm', params: { M, K, N } },
     });
   }
+  // attention: ours is flash-style; PyTorch 1.13's is softmax(QK^T/sqrt(d))V
+  for (const N of [1024, 4096]) {
+    const B = 2, H = 6, D = 64;
+    for (const bwd of [false, true]) {
+      let q, k, v, g;
+      out.push({
+        name: bwd ? 'attention fwd+bwd' : 'attention fwd', shape: `B=${B} H=${H} N=${N} D=${D}`,
+        flops: 4 * B * H * N * N * D * (bwd ? 3.5 : 1), target: bwd ? 'ratio >= 2, O(N) memory' : 'ratio >= 3',
+        setup: () => {
+          q = keep(ts.randn([B, N, H, D], { requiresGrad: bwd }));
+          k = keep(ts.randn([B, N, H, D], { requiresGrad: bwd }));
+          v = keep(ts.randn([B, N, H, D], { requiresGrad: bwd }));
+          g = keep(ts.randn([B, N, H, D]));
+          if (!bwd) return () => ts.F.scaledDotProductAttention(q, k, v);
+          return () => {
+            ts.F.scaledDotProductAttention(q, k, v).backward(g);
+            for (const t of [q, k, v]) (t.grad.dispose(), (t.grad = null));
+          };
+        },
+        teardown: () => [q, k, v, g].forEach((t) => t.dispose()),
+        torch: { case: bwd ? 'attention_fwdbwd' : 'attention_fwd', params: { B, H, N, D } },
+      });
+    }
+  }
+  {
+    const shape = [2, 128, 8, 32, 32];
+    let x, w, b;
+    out.push({
+      name: 'groupNorm+SiLU', shape: '[2,128,8,32,32] G=32', flops: null, target: 'ratio >= 1.5 (fused)',
+      setup: () => {
+        x = keep(ts.randn(shape));
+        w = keep(ts.randn([128]));
+        b = keep(ts.randn([128]));
+        return () => ts.F.silu(ts.F.groupNorm(x, 32, w, b));
+      },
+      teardown: () => [x, w, b].forEach((t) => t.dispose()),
+      torch: { case: 'groupnorm_silu', params: { shape, groups: 32 } },
+    });
+  }
+  {
+    const [B, N, D] = [2, 4096, 384];
+    let x, shift, scale;
+    out.push({
+      name: 'layerNorm+modulate', shape: `[${B},${N},${D}]`, flops: null, target: 'ratio >= 1.5 (fused)',
+      setup: () => {
+        x = keep(ts.randn([B, N, D]));
+        shift = keep(ts.randn([B, D]));
+        scale = keep(ts.randn([B, D]));
+        return () => ts.F.modulate(ts.F.layerNorm(x, [D], null, null, 1e-6), shift, scale);
+      },
+      teardown: () => [x, shift, scale].forEach((t) => t.dispose()),
+      torch: { case: 'layernorm_modulate', params: { shape: [B, N, D] } },
+    });
+  }
   return out;
 }
 module.exports = { cases };
