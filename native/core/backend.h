@@ -6,6 +6,7 @@
 #pragma once
 #include <string>
 
+#include "conv.h"
 #include "ops.h"
 
 namespace ts {
@@ -48,6 +49,21 @@ class Backend {
                     int64_t stride_a, const float* b, int64_t ldb, int64_t stride_b, float* c, int64_t ldc,
                     int64_t stride_c, int64_t batch, float beta) {
     unsupported("matmul");
+  }
+
+  // ---- conv3d (geometry and layouts in core/conv.h) ----------------------------------
+  // inp [B, Cin, T, H, W], weight [Cout, Cin, kt, kh, kw], bias [Cout] (or undefined):
+  // all contiguous. out [B, Cout, T', H', W'] preallocated contiguous, overwritten.
+  virtual void conv3d_forward(Tensor& out, const Tensor& inp, const Tensor& weight, const Tensor& bias,
+                              const Conv3dGeometry& g) {
+    unsupported("conv3d");
+  }
+  // dinp / dweight / dbias: preallocated contiguous, or undefined when not wanted.
+  // Memory contract: all three are overwritten (=), never accumulated; the autograd
+  // engine does the accumulation. dout, inp, weight contiguous.
+  virtual void conv3d_backward(Tensor& dinp, Tensor& dweight, Tensor& dbias, const Tensor& dout, const Tensor& inp,
+                               const Tensor& weight, const Conv3dGeometry& g) {
+    unsupported("conv3d");
   }
 
  protected:

@@ -37,5 +37,16 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const flo
 void gemm_reference(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
                     const float* B, int64_t ldb, float* C, int64_t ldc, float beta);
 
+// ---- conv3d (conv3d.cc; layouts and geometry in core/conv.h) --------------------------
+// All tensors contiguous. out, dinp, dweight, dbias are overwritten (=); the backward
+// skips any of dinp / dweight / dbias that is undefined.
+void conv3d_forward(Tensor& out, const Tensor& inp, const Tensor& weight, const Tensor& bias, const Conv3dGeometry& g);
+void conv3d_backward(Tensor& dinp, Tensor& dweight, Tensor& dbias, const Tensor& dout, const Tensor& inp,
+                     const Tensor& weight, const Conv3dGeometry& g);
+// Size in floats the optimized path aims for with its column buffer (it always takes
+// at least one output row). Tests shrink it to exercise chunking; <= 0 restores the default.
+int64_t conv3d_column_budget();
+void set_conv3d_column_budget(int64_t floats);
+
 }  // namespace cpu
 }  // namespace ts

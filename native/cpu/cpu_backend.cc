@@ -55,6 +55,16 @@ class CpuBackend final : public Backend {
             int64_t ldb, int64_t sb, float* c, int64_t ldc, int64_t sc, int64_t batch, float beta) override {
     for (int64_t i = 0; i < batch; ++i) cpu::gemm(ta, tb, M, N, K, a + i * sa, lda, b + i * sb, ldb, c + i * sc, ldc, beta);
   }
+
+  // ---- conv3d ----
+  void conv3d_forward(Tensor& out, const Tensor& inp, const Tensor& weight, const Tensor& bias,
+                      const Conv3dGeometry& g) override {
+    cpu::conv3d_forward(out, inp, weight, bias, g);
+  }
+  void conv3d_backward(Tensor& dinp, Tensor& dweight, Tensor& dbias, const Tensor& dout, const Tensor& inp,
+                       const Tensor& weight, const Conv3dGeometry& g) override {
+    cpu::conv3d_backward(dinp, dweight, dbias, dout, inp, weight, g);
+  }
 };
 
 }  // namespace cpu
