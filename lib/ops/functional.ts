@@ -19,3 +19,5 @@ export function gelu(x: Tensor, opts: { approximate?: 'none' | 'tanh' } = {}): T
 }
 
 export { linear } from './linear';
+export { conv3d } from './conv';
+export type { Conv3dOptions } from './conv';
