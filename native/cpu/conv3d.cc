@@ -6,22 +6,29 @@
 // Two paths, forward and backward side by side:
 // - reference: plain loops over every output and tap, double accumulation, one
 //   thread (used when cpu::reference_kernels() is true; the truth in tests).
-// - optimized: per batch item, vol2col writes a column buffer col [K, n] for a chunk
-//   of n output positions (whole output rows (t', h'), sized so the buffer stays near
-//   kColumnBudget), then cpu::gemm does the work:
-//     forward  out[:, chunk]  = weight [Cout, K] @ col [K, n]
-//     dweight              += dout[:, chunk] [Cout, n] @ col^T [n, K]
-//     dinp    dcol [K, n]   = weight^T [K, Cout] @ dout[:, chunk]; col2im adds dcol
-//                             back into dinp.
-//   A 1x1x1 kernel with unit stride and no padding uses the input as col directly.
-//   Threads: inside cpu::gemm, vol2col (over K rows), col2im (over Cin), bias sums.
+// - optimized, all GEMM-shaped on gemm's AVX-512/AVX2 micro-kernel:
+//     forward  out[b] [Cout, P] = weight [Cout, K] @ col [K, P] as an implicit GEMM:
+//              col panels are packed straight from the input per block of output
+//              positions and K slice; no column buffer (forward_implicit).
+//     dinp     unit stride, zero padding p <= k - 1: a convolution of dout with the
+//              flipped, transposed weight, on forward_implicit (dinp_conv); otherwise
+//              dcol = weight^T @ dout per chunk of output rows (cpu::gemm) and col2im
+//              scatters it back (dinp_col2im).
+//     dweight  dweight^T [K, Cout] += col [K, n] @ dout[:, chunk]^T with vol2col per
+//              chunk of output rows (cpu::gemm), then one transpose (dweight_gemm).
+//     dbias    row sums of dout.
+//   Chunks of output rows (t', h') keep the column buffers near conv3d_column_budget()
+//   floats. Threads: over position blocks (implicit GEMM), inside cpu::gemm, over K
+//   rows (vol2col), over Cin (col2im), over Cout (bias sums, transposes).
 // Padding: a padded coordinate i (0-based in the padded input) maps to input index
 // i - pad_before; outside [0, n) it reads zero (PadMode::Zeros) or the clamped edge
 // element (PadMode::Replicate), whose gradient then lands on that edge element.
 // Memory contract: out, dinp, dweight and dbias are overwritten (=), not accumulated.
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <memory>
 #include <vector>
 
@@ -105,18 +112,34 @@ void backward_reference(float* dinp, float* dweight, float* dbias, const float* 
   for (size_t i = 0; i < db.size(); ++i) dbias[i] = static_cast<float>(db[i]);
 }
 
-// ---- optimized path: vol2col / col2im + GEMM -----------------------------------------
+// ---- optimized path: shared pieces --------------------------------------------------
 
-// Column buffer target in floats (default 8 MiB): large enough that each GEMM has a
-// long N, small enough to stay near the caches and bounded for any video size.
-constexpr int64_t kDefaultColumnBudget = int64_t{2} << 20;
-std::atomic<int64_t> g_column_budget{kDefaultColumnBudget};
-
-// The input itself is the column matrix [Cin, T*H*W].
+// A 1x1x1 kernel with unit stride and no padding: the input is the column matrix.
 bool pointwise(const Conv3dGeometry& g) {
   return g.kt == 1 && g.kh == 1 && g.kw == 1 && g.st == 1 && g.sh == 1 && g.sw == 1 && g.pt0 == 0 && g.pt1 == 0 &&
          g.ph == 0 && g.pw == 0;
 }
+
+// A 64-byte aligned float buffer (micro-kernel panels need the alignment).
+struct FloatBuffer {
+  struct Free {
+    void operator()(float* q) const { std::free(q); }
+  };
+  std::unique_ptr<float, Free> p;
+  explicit FloatBuffer(int64_t n) {
+    if (n <= 0) return;
+    size_t bytes = (static_cast<size_t>(n) * sizeof(float) + 63) / 64 * 64;
+    p.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
+    if (!p) throw std::bad_alloc();
+  }
+  float* get() const { return p.get(); }
+};
+
+// ---- column buffers (dweight, and dinp when it is not a convolution itself) -----------
+// Column buffer target in floats (default 8 MiB): large enough that each GEMM has a
+// long N, small enough to stay near the caches and bounded for any video size.
+constexpr int64_t kDefaultColumnBudget = int64_t{2} << 20;
+std::atomic<int64_t> g_column_budget{kDefaultColumnBudget};
 
 // Output rows (t', h') per chunk: each row is Wo positions, each position K floats.
 int64_t rows_per_chunk(const Conv3dGeometry& g) {
@@ -206,11 +229,198 @@ void col2im(float* dx, const float* dcol, const Conv3dGeometry& g, int64_t r0, i
   });
 }
 
-struct FloatBuffer {
-  std::unique_ptr<float[]> p;
-  explicit FloatBuffer(int64_t n) : p(n > 0 ? new float[static_cast<size_t>(n)] : nullptr) {}
-  float* get() const { return p.get(); }
-};
+// A 64-byte aligned float buffer (micro-kernel panels need the alignment).
+// ---- forward: implicit GEMM -------------------------------------------------------------
+// out[b] [Cout, P] = weight [Cout, K] @ col [K, P] without a column buffer: weight is
+// packed once into micro-kernel panels [Cout panel][k][MR]; each thread takes blocks of
+// kBlockPanels * NR output positions and, per slice of kSliceK taps, packs that block's
+// columns straight from the input into panels [position panel][k][NR], then runs the
+// micro-kernel over every (Cout panel, position panel) tile.
+constexpr int64_t kSliceK = 256;      // taps per K slice: one NR = 32 wide panel is 32 KiB (L1)
+constexpr int64_t kBlockPanels = 8;   // position panels per block (packed block 256 KiB: L2)
+
+// Columns for output positions [p0, p0 + np) of one batch item x [Cin, T, H, W] and
+// taps [k0, k0 + kc), as panels dst[panel][k][NR]; positions past np are zero.
+// Compiled for AVX-512 / AVX2 / baseline, chosen at load time (the copies vectorize).
+__attribute__((target_clones("avx512f", "avx2", "default"))) void pack_positions(
+    float* dst, int NR, const float* x, const Conv3dGeometry& g, const int64_t* lo, const int64_t* hi, int64_t p0, int64_t np, int64_t k0, int64_t kc) {
+  const int64_t khw = g.kh * g.kw, taps = g.kt * khw;
+  int64_t j = 0;  // position within the block
+  while (j < np) {
+    const int64_t p = p0 + j, row = p / g.Wo, wo0 = p % g.Wo;
+    const int64_t pan = j / NR, col = j % NR;
+    const int64_t len = std::min({g.Wo - wo0, NR - col, np - j});  // one output row, one panel
+    const int64_t wend = wo0 + len, to = row / g.Ho, ho = row % g.Ho;
+    float* d = dst + pan * kc * NR + col;
+    int64_t ci = k0 / taps, a = (k0 % taps) / khw, pp = (k0 % khw) / g.kw, q = k0 % g.kw;
+    const float* src = nullptr;  // input row of (ci, a, pp), or nullptr in zero padding
+    bool fresh = true;
+    for (int64_t kk = 0; kk < kc; ++kk, d += NR) {
+      if (fresh) {
+        int64_t t = src_index(to * g.st - g.pt0 + a, g.T, g.replicate);
+        int64_t h = src_index(ho * g.sh - g.ph + pp, g.H, g.replicate);
+        src = t < 0 || h < 0 ? nullptr : x + ((ci * g.T + t) * g.H + h) * g.W;
+        fresh = false;
+      }
+      if (!src) {
+        for (int64_t i = 0; i < len; ++i) d[i] = 0.0f;
+      } else {
+        const int64_t l = std::min(std::max(lo[q], wo0), wend), r = std::max(std::min(hi[q], wend), l);
+        const float left = g.replicate ? src[0] : 0.0f, right = g.replicate ? src[g.W - 1] : 0.0f;
+        float* o = d - wo0;
+        for (int64_t wo = wo0; wo < l; ++wo) o[wo] = left;
+        const float* s = src - g.pw + q;
+        if (g.sw == 1) {
+          for (int64_t wo = l; wo < r; ++wo) o[wo] = s[wo];
+        } else {
+          for (int64_t wo = l; wo < r; ++wo) o[wo] = s[wo * g.sw];
+        }
+        for (int64_t wo = r; wo < wend; ++wo) o[wo] = right;
+      }
+      if (++q == g.kw) {
+        q = 0;
+        fresh = true;
+        if (++pp == g.kh) {
+          pp = 0;
+          if (++a == g.kt) a = 0, ++ci;
+        }
+      }
+    }
+    j += len;
+  }
+  // zero the unused columns of the last panel
+  const int64_t tail = np % NR;
+  if (tail) {
+    float* d = dst + (np / NR) * kc * NR;
+    for (int64_t kk = 0; kk < kc; ++kk) std::memset(d + kk * NR + tail, 0, static_cast<size_t>(NR - tail) * sizeof(float));
+  }
+}
+
+void forward_implicit(float* out, const float* x, const float* w, const float* bias, const Conv3dGeometry& g) {
+  const MicroKernel& mk = micro_kernel();
+  const int MR = mk.MR, NR = mk.NR;
+  const int64_t K = g.K(), P = g.P(), in_item = g.Cin * g.T * g.H * g.W;
+  const int64_t Mp = (g.Cout + MR - 1) / MR * MR, nslices = (K + kSliceK - 1) / kSliceK;
+  // Packed weight: the slice of taps [k0, k0 + kc) sits at apack + Mp * k0.
+  FloatBuffer apack(Mp * K);
+  parallel_for(0, nslices, 1, [&](int64_t s0, int64_t s1) {
+    for (int64_t s = s0; s < s1; ++s) {
+      int64_t k0 = s * kSliceK, kc = std::min(kSliceK, K - k0);
+      gemm_pack_a(MR, false, w, K, 0, g.Cout, k0, kc, apack.get() + Mp * k0);
+    }
+  });
+  std::vector<int64_t> lo(g.kw), hi(g.kw);
+  for (int64_t q = 0; q < g.kw; ++q) valid_cols(g, q, &lo[q], &hi[q]);
+  const int64_t block = kBlockPanels * NR, nblocks = (P + block - 1) / block;
+  parallel_for(0, g.B * nblocks, 1, [&](int64_t t0, int64_t t1) {
+    FloatBuffer bpack(kSliceK * block);
+    for (int64_t task = t0; task < t1; ++task) {
+      const int64_t b = task / nblocks, p0 = (task % nblocks) * block, np = std::min(block, P - p0);
+      const float* xb = x + b * in_item;
+      float* ob = out + b * g.Cout * P + p0;  // [Cout, np] with row stride P
+      for (int64_t s = 0; s < nslices; ++s) {
+        const int64_t k0 = s * kSliceK, kc = std::min(kSliceK, K - k0);
+        pack_positions(bpack.get(), NR, xb, g, lo.data(), hi.data(), p0, np, k0, kc);
+        const float* as = apack.get() + Mp * k0;
+        for (int64_t j = 0; j < np; j += NR) {
+          const int nr = static_cast<int>(std::min<int64_t>(NR, np - j));
+          const float* bp = bpack.get() + (j / NR) * kc * NR;
+          for (int64_t i = 0; i < g.Cout; i += MR) {
+            const int mr = static_cast<int>(std::min<int64_t>(MR, g.Cout - i));
+            mk.fn(kc, as + i * kc, bp, ob + i * P + j, P, mr, nr, s > 0);
+          }
+        }
+      }
+      if (bias)
+        for (int64_t co = 0; co < g.Cout; ++co) {
+          float* o = ob + co * P;
+          const float v = bias[co];
+          for (int64_t j = 0; j < np; ++j) o[j] += v;
+        }
+    }
+  });
+}
+
+// ---- dinp -------------------------------------------------------------------------------
+// With unit strides, padding p <= k - 1 and zero padding, dinp is itself a convolution:
+// dout convolved with the weight flipped in (t, h, w) and transposed in (Cout, Cin),
+// padded by k - 1 - p (a causal conv's input gradient is anti-causal: kt - 1 frames
+// after, none before). That runs on forward_implicit. Otherwise: dcol = weight^T @ dout
+// per chunk of output rows (cpu::gemm), and col2im scatters dcol into dinp.
+bool dinp_as_conv(const Conv3dGeometry& g) {
+  bool no_pad = g.pt0 == 0 && g.pt1 == 0 && g.ph == 0 && g.pw == 0;
+  return g.st == 1 && g.sh == 1 && g.sw == 1 && (!g.replicate || no_pad) && g.pt0 < g.kt && g.pt1 < g.kt &&
+         g.ph < g.kh && g.pw < g.kw;
+}
+
+void dinp_conv(float* dinp, const float* dout, const float* w, const Conv3dGeometry& g) {
+  Conv3dGeometry t = g;
+  t.Cin = g.Cout, t.Cout = g.Cin;
+  t.T = g.To, t.H = g.Ho, t.W = g.Wo;
+  t.To = g.T, t.Ho = g.H, t.Wo = g.W;
+  t.pt0 = g.kt - 1 - g.pt0, t.pt1 = g.kt - 1 - g.pt1, t.ph = g.kh - 1 - g.ph, t.pw = g.kw - 1 - g.pw;
+  t.replicate = false;
+  // wt [Cin, Cout, kt, kh, kw] = weight [Cout, Cin] flipped in every kernel dim
+  const int64_t taps = g.kt * g.kh * g.kw;
+  FloatBuffer wt(g.Cin * g.Cout * taps);
+  parallel_for(0, g.Cin, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t ci = c0; ci < c1; ++ci)
+      for (int64_t co = 0; co < g.Cout; ++co) {
+        const float* src = w + (co * g.Cin + ci) * taps;
+        float* dst = wt.get() + (ci * g.Cout + co) * taps;
+        for (int64_t k = 0; k < taps; ++k) dst[k] = src[taps - 1 - k];
+      }
+  });
+  forward_implicit(dinp, dout, wt.get(), nullptr, t);
+}
+
+void dinp_col2im(float* dinp, const float* dout, const float* w, const Conv3dGeometry& g) {
+  const int64_t K = g.K(), P = g.P(), rows = g.To * g.Ho, in_item = g.Cin * g.T * g.H * g.W;
+  std::memset(dinp, 0, static_cast<size_t>(g.B * in_item) * sizeof(float));
+  const int64_t rc = rows_per_chunk(g);
+  FloatBuffer dcol(K * rc * g.Wo);
+  for (int64_t b = 0; b < g.B; ++b)
+    for (int64_t r0 = 0; r0 < rows; r0 += rc) {
+      const int64_t r1 = std::min(rows, r0 + rc), n = (r1 - r0) * g.Wo;
+      gemm(true, false, K, n, g.Cout, w, K, dout + b * g.Cout * P + r0 * g.Wo, P, dcol.get(), n, 0.0f);
+      col2im(dinp + b * in_item, dcol.get(), g, r0, r1);
+    }
+}
+
+// ---- dweight ----------------------------------------------------------------------------
+// dweight^T [K, Cout] = sum over b and chunks of col [K, n] @ dout[b][:, chunk]^T, then one
+// transpose into dweight [Cout, K]. (This orientation packs col, the large operand,
+// along its rows; dweight [Cout, K] = dout @ col^T would pack it transposed.)
+void dweight_gemm(float* dweight, const float* dout, const float* x, const Conv3dGeometry& g) {
+  const int64_t K = g.K(), P = g.P(), rows = g.To * g.Ho, in_item = g.Cin * g.T * g.H * g.W;
+  const bool direct = pointwise(g);
+  const int64_t rc = rows_per_chunk(g);
+  FloatBuffer col(direct ? 0 : K * rc * g.Wo);
+  FloatBuffer dwt(K * g.Cout);
+  bool first = true;
+  for (int64_t b = 0; b < g.B; ++b)
+    for (int64_t r0 = 0; r0 < rows; r0 += rc) {
+      const int64_t r1 = std::min(rows, r0 + rc), n = (r1 - r0) * g.Wo;
+      const float* c = x + b * in_item + r0 * g.Wo;  // pointwise: the input rows, stride P
+      int64_t ldc = P;
+      if (!direct) {
+        vol2col(col.get(), x + b * in_item, g, r0, r1);
+        c = col.get();
+        ldc = n;
+      }
+      gemm(false, true, K, g.Cout, n, c, ldc, dout + b * g.Cout * P + r0 * g.Wo, P, dwt.get(), g.Cout,
+           first ? 0.0f : 1.0f);
+      first = false;
+    }
+  if (first) {  // no batch items
+    std::memset(dweight, 0, static_cast<size_t>(g.Cout * K) * sizeof(float));
+    return;
+  }
+  parallel_for(0, g.Cout, 4, [&](int64_t c0, int64_t c1) {
+    for (int64_t co = c0; co < c1; ++co)
+      for (int64_t k = 0; k < K; ++k) dweight[co * K + k] = dwt.get()[k * g.Cout + co];
+  });
+}
 
 }  // namespace
 
@@ -225,32 +435,7 @@ void conv3d_forward(Tensor& out_t, const Tensor& inp, const Tensor& weight, cons
   const float* bs = bias.defined() ? bias.data<float>() : nullptr;
   if (out_t.numel() == 0) return;
   if (reference_kernels()) return forward_reference(out, x, w, bs, g);
-
-  const int64_t K = g.K(), P = g.P(), rows = g.To * g.Ho, in_item = g.Cin * g.T * g.H * g.W;
-  const bool direct = pointwise(g);
-  const int64_t rc = rows_per_chunk(g);
-  FloatBuffer col(direct ? 0 : K * rc * g.Wo);
-  for (int64_t b = 0; b < g.B; ++b) {
-    const float* xb = x + b * in_item;
-    float* ob = out + b * g.Cout * P;
-    for (int64_t r0 = 0; r0 < rows; r0 += rc) {
-      int64_t r1 = std::min(rows, r0 + rc), n = (r1 - r0) * g.Wo;
-      if (direct) {
-        gemm(false, false, g.Cout, n, K, w, K, xb + r0 * g.Wo, P, ob + r0 * g.Wo, P, 0.0f);
-      } else {
-        vol2col(col.get(), xb, g, r0, r1);
-        gemm(false, false, g.Cout, n, K, w, K, col.get(), n, ob + r0 * g.Wo, P, 0.0f);
-      }
-    }
-    if (bs)
-      parallel_for(0, g.Cout, 4, [&](int64_t c0, int64_t c1) {
-        for (int64_t co = c0; co < c1; ++co) {
-          float* o = ob + co * P;
-          const float v = bs[co];
-          for (int64_t i = 0; i < P; ++i) o[i] += v;
-        }
-      });
-  }
+  forward_implicit(out, x, w, bs, g);
 }
 
 void conv3d_backward(Tensor& dinp_t, Tensor& dweight_t, Tensor& dbias_t, const Tensor& dout_t, const Tensor& inp,
@@ -263,59 +448,27 @@ void conv3d_backward(Tensor& dinp_t, Tensor& dweight_t, Tensor& dbias_t, const T
   const float* w = weight.data<float>();
   if (reference_kernels()) return backward_reference(dinp, dweight, dbias, dout, x, w, g);
 
-  const int64_t K = g.K(), P = g.P(), rows = g.To * g.Ho, in_item = g.Cin * g.T * g.H * g.W;
-  if (dbias) {
+  const int64_t P = g.P();
+  if (dbias)
     parallel_for(0, g.Cout, 4, [&](int64_t c0, int64_t c1) {
       for (int64_t co = c0; co < c1; ++co) {
         double acc = 0;
         for (int64_t b = 0; b < g.B; ++b) {
           const float* d = dout + (b * g.Cout + co) * P;
-          float part = 0;  // float partial sums per row of P, double across rows
+          float part = 0;  // float sums within one (b, co), double across them
           for (int64_t i = 0; i < P; ++i) part += d[i];
           acc += part;
         }
         dbias[co] = static_cast<float>(acc);
       }
     });
+  if (dinp && g.B > 0) {
+    if (dinp_as_conv(g))
+      dinp_conv(dinp, dout, w, g);
+    else
+      dinp_col2im(dinp, dout, w, g);
   }
-  if (!dinp && !dweight) return;
-  if (dweight && (g.B == 0 || P == 0)) std::memset(dweight, 0, static_cast<size_t>(g.Cout * K) * sizeof(float));
-  if (dinp) std::memset(dinp, 0, static_cast<size_t>(g.B * in_item) * sizeof(float));
-
-  const bool direct = pointwise(g);
-  const int64_t rc = rows_per_chunk(g);
-  FloatBuffer col(dweight && !direct ? K * rc * g.Wo : 0);
-  FloatBuffer dcol(dinp && !direct ? K * rc * g.Wo : 0);
-  bool first = true;
-  for (int64_t b = 0; b < g.B; ++b) {
-    const float* xb = x + b * in_item;
-    const float* db = dout + b * g.Cout * P;
-    float* dxb = dinp ? dinp + b * in_item : nullptr;
-    for (int64_t r0 = 0; r0 < rows; r0 += rc) {
-      int64_t r1 = std::min(rows, r0 + rc), n = (r1 - r0) * g.Wo;
-      const float* dchunk = db + r0 * g.Wo;  // [Cout, n] with leading dim P
-      if (dweight) {
-        const float* c = xb + r0 * g.Wo;
-        int64_t ldc = P;
-        if (!direct) {
-          vol2col(col.get(), xb, g, r0, r1);
-          c = col.get();
-          ldc = n;
-        }
-        gemm(false, true, g.Cout, K, n, dchunk, P, c, ldc, dweight, K, first ? 0.0f : 1.0f);
-        first = false;
-      }
-      if (dinp) {
-        if (direct) {
-          // dx[:, chunk] = weight^T @ dout[:, chunk], written in place.
-          gemm(true, false, K, n, g.Cout, w, K, dchunk, P, dxb + r0 * g.Wo, P, 0.0f);
-        } else {
-          gemm(true, false, K, n, g.Cout, w, K, dchunk, P, dcol.get(), n, 0.0f);
-          col2im(dxb, dcol.get(), g, r0, r1);
-        }
-      }
-    }
-  }
+  if (dweight) dweight_gemm(dweight, dout, x, g);
 }
 
 }  // namespace cpu

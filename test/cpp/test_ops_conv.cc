@@ -1,6 +1,10 @@
 // Cross-backend table: conv3d forward with dinp, dweight and dbias (odd sizes,
 // 1x1x1 / 3x3x3 / 1x3x3 / 3x1x1 kernels, strides 1 and 2, symmetric and mixed
 // padding, causal zeros / replicate, replicate spatial padding, strided input views).
+// The cases reach every optimized path: the implicit-GEMM forward (several K slices
+// and Cout panels, position panels that cross output rows), dinp as a flipped-weight
+// convolution (unit stride, zero padding <= k - 1) and dinp by GEMM + col2im (strides,
+// replicate, large padding), dweight by vol2col + GEMM (chunked or not).
 #include "core/conv.h"
 #include "op_table.h"
 
@@ -51,6 +55,10 @@ struct Reg {
         {1, 3, 7, 5, 7, 13, {2, 5, 4}, {2, 1, 3}, {1, 3, 2}, false, true, true, true},  // pads > 1, odd kernel
         {1, 5, 7, 1, 7, 13, {3, 3, 3}, s1, {0, 1, 1}, true, false, true, false},   // one frame (an image)
         {1, 3, 7, 5, 1, 1, {3, 3, 3}, s1, {0, 1, 1}, true, true, true, false},     // 1x1 frames, all spatial padding
+        // K = 297 taps (more than one K slice of the implicit GEMM), Cout = 13 (two row panels)
+        {1, 11, 13, 5, 7, 13, {3, 3, 3}, s1, p1, false, false, true, false},
+        {1, 11, 13, 3, 5, 9, {3, 3, 3}, s1, {0, 1, 1}, true, true, true, true},
+        {2, 3, 7, 5, 7, 13, {1, 1, 1}, s1, p1, false, false, true, false},        // padding > k - 1
     };
     std::vector<ConvCase> all(std::begin(cases), std::end(cases));
     for (int i : {2, 4, 5, 9, 13}) {
