@@ -24,12 +24,12 @@ function time(fn, reps) {
   return times[0]; // best of reps: the least disturbed by other work on the machine
 }
 
-const fwd = time(() => native.dispose(native.conv3d(x, w, b, ...args)), 5);
+const fwd = time(() => native.dispose(native.conv3d(x, w, b, ...args)), 10);
 const both = time(() => {
   const y = native.conv3d(x, w, b, ...args);
   for (const g of native.conv3dBackward(y, x, w, ...args, [true, true, true])) native.dispose(g);
   native.dispose(y);
-}, 5);
+}, 10);
 console.log(`conv3d B=${B} C=${C}->${C} T=${T} H=${H} W=${W} k=3 pad=1, ${native.getNumThreads()} threads`);
 console.log(`forward:          ${fwd.toFixed(2)} ms  ${(fwdFlops / fwd / 1e6).toFixed(1)} GFLOP/s`);
 console.log(`forward+backward: ${both.toFixed(2)} ms  ${((3 * fwdFlops) / both / 1e6).toFixed(1)} GFLOP/s`);

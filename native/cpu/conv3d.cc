@@ -6,7 +6,8 @@
 // Two paths, forward and backward side by side:
 // - reference: plain loops over every output and tap, double accumulation, one
 //   thread (used when cpu::reference_kernels() is true; the truth in tests).
-// - optimized, all GEMM-shaped on gemm's AVX-512/AVX2 micro-kernel:
+// - optimized, all GEMM-shaped on register-tiled AVX-512 / AVX2 micro-kernels (chosen
+//   at run time; the forward and dinp use cpu::gemm's own):
 //     forward  out[b] [Cout, P] = weight [Cout, K] @ col [K, P] as an implicit GEMM:
 //              col panels are packed straight from the input per block of output
 //              positions and K slice; no column buffer (forward_implicit).
@@ -15,15 +16,18 @@
 //              dcol = weight^T @ dout per chunk of output rows (cpu::gemm) and col2im
 //              scatters it back (dinp_col2im).
 //     dweight  dweight^T [K, Cout] += col [K, n] @ dout[:, chunk]^T with vol2col per
-//              chunk of output rows (cpu::gemm), then one transpose (dweight_gemm).
+//              chunk of output rows and a micro-kernel that reads col rows in place
+//              (no repacking), then one transpose (dweight_rows).
 //     dbias    row sums of dout.
 //   Chunks of output rows (t', h') keep the column buffers near conv3d_column_budget()
-//   floats. Threads: over position blocks (implicit GEMM), inside cpu::gemm, over K
-//   rows (vol2col), over Cin (col2im), over Cout (bias sums, transposes).
+//   floats. Threads: over position blocks (implicit GEMM), over tap panels (dweight),
+//   inside cpu::gemm, over K rows (vol2col), over Cin (col2im), over Cout (bias sums).
 // Padding: a padded coordinate i (0-based in the padded input) maps to input index
 // i - pad_before; outside [0, n) it reads zero (PadMode::Zeros) or the clamped edge
 // element (PadMode::Replicate), whose gradient then lands on that edge element.
 // Memory contract: out, dinp, dweight and dbias are overwritten (=), not accumulated.
+#include <immintrin.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
@@ -113,12 +117,6 @@ void backward_reference(float* dinp, float* dweight, float* dbias, const float* 
 }
 
 // ---- optimized path: shared pieces --------------------------------------------------
-
-// A 1x1x1 kernel with unit stride and no padding: the input is the column matrix.
-bool pointwise(const Conv3dGeometry& g) {
-  return g.kt == 1 && g.kh == 1 && g.kw == 1 && g.st == 1 && g.sh == 1 && g.sw == 1 && g.pt0 == 0 && g.pt1 == 0 &&
-         g.ph == 0 && g.pw == 0;
-}
 
 // A 64-byte aligned float buffer (micro-kernel panels need the alignment).
 struct FloatBuffer {
@@ -388,28 +386,131 @@ void dinp_col2im(float* dinp, const float* dout, const float* w, const Conv3dGeo
 }
 
 // ---- dweight ----------------------------------------------------------------------------
-// dweight^T [K, Cout] = sum over b and chunks of col [K, n] @ dout[b][:, chunk]^T, then one
-// transpose into dweight [Cout, K]. (This orientation packs col, the large operand,
-// along its rows; dweight [Cout, K] = dout @ col^T would pack it transposed.)
-void dweight_gemm(float* dweight, const float* dout, const float* x, const Conv3dGeometry& g) {
+// dweight^T [K, Cout] = sum over b and positions p of col [K, p] * dout^T [p, Cout]: per
+// chunk of output rows, vol2col writes col [Kp, n] (Kp = K rounded up to MR, extra rows
+// zero) and dout's chunk is transposed to doutT [n, Coutp] (Coutp = Cout rounded up to
+// NR, extra columns zero). A row micro-kernel then keeps an MR x NR tile of dweight^T
+// in registers over a block of positions: per position it broadcasts one element of each
+// of MR consecutive col rows (read in place: col is never repacked) and multiplies by
+// NR entries of doutT. One transpose at the end gives dweight [Cout, K].
+constexpr int64_t kPositionBlock = 256;  // positions per micro-kernel call (doutT block in L1/L2)
+
+// C [mr, nr] (+)= sum_{p < n} a[i * lda + p] * b[p * ldb + j] for i < MR, j < NR; rows
+// i >= mr of a must be readable (their results are dropped).
+using RowKernel = void (*)(int64_t n, const float* a, int64_t lda, const float* b, int64_t ldb, float* C, int64_t ldc,
+                           int mr, int nr, bool acc);
+
+inline void store_rows_tile(const float* tile, int NR, float* C, int64_t ldc, int mr, int nr, bool acc) {
+  for (int r = 0; r < mr; ++r)
+    for (int c = 0; c < nr; ++c) C[r * ldc + c] = tile[r * NR + c] + (acc ? C[r * ldc + c] : 0.0f);
+}
+
+__attribute__((target("avx512f,fma"))) void row_kernel_avx512(int64_t n, const float* a, int64_t lda, const float* b,
+                                                                int64_t ldb, float* C, int64_t ldc, int mr, int nr,
+                                                                bool acc) {
+  constexpr int MR = 12;
+  __m512 c0[MR], c1[MR];
+#pragma GCC unroll 12
+  for (int r = 0; r < MR; ++r) c0[r] = c1[r] = _mm512_setzero_ps();
+  const float* a6 = a + 6 * lda;  // two bases keep the row addresses in registers
+  for (int64_t p = 0; p < n; ++p, b += ldb) {
+    __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+#pragma GCC unroll 6
+    for (int r = 0; r < 6; ++r) {
+      __m512 av = _mm512_set1_ps(a[r * lda + p]);
+      c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
+      c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
+      __m512 aw = _mm512_set1_ps(a6[r * lda + p]);
+      c0[r + 6] = _mm512_fmadd_ps(aw, b0, c0[r + 6]);
+      c1[r + 6] = _mm512_fmadd_ps(aw, b1, c1[r + 6]);
+    }
+  }
+  alignas(64) float tile[MR * 32];
+  for (int r = 0; r < MR; ++r) {
+    _mm512_store_ps(tile + r * 32, c0[r]);
+    _mm512_store_ps(tile + r * 32 + 16, c1[r]);
+  }
+  store_rows_tile(tile, 32, C, ldc, mr, nr, acc);
+}
+
+__attribute__((target("avx2,fma"))) void row_kernel_avx2(int64_t n, const float* a, int64_t lda, const float* b,
+                                                            int64_t ldb, float* C, int64_t ldc, int mr, int nr,
+                                                            bool acc) {
+  constexpr int MR = 6;
+  __m256 c0[MR], c1[MR];
+#pragma GCC unroll 6
+  for (int r = 0; r < MR; ++r) c0[r] = c1[r] = _mm256_setzero_ps();
+  for (int64_t p = 0; p < n; ++p, b += ldb) {
+    __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) {
+      __m256 av = _mm256_broadcast_ss(a + r * lda + p);
+      c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
+      c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
+    }
+  }
+  alignas(32) float tile[MR * 16];
+  for (int r = 0; r < MR; ++r) {
+    _mm256_store_ps(tile + r * 16, c0[r]);
+    _mm256_store_ps(tile + r * 16 + 8, c1[r]);
+  }
+  store_rows_tile(tile, 16, C, ldc, mr, nr, acc);
+}
+
+void row_kernel_scalar(int64_t n, const float* a, int64_t lda, const float* b, int64_t ldb, float* C, int64_t ldc,
+                       int mr, int nr, bool acc) {
+  constexpr int MR = 4, NR = 8;
+  float tile[MR * NR] = {0};
+  for (int64_t p = 0; p < n; ++p, b += ldb)
+    for (int r = 0; r < MR; ++r)
+      for (int c = 0; c < NR; ++c) tile[r * NR + c] += a[r * lda + p] * b[c];
+  store_rows_tile(tile, NR, C, ldc, mr, nr, acc);
+}
+
+// The row kernel with the tile shape of gemm's micro-kernel on this CPU.
+RowKernel row_kernel(const MicroKernel& mk) {
+  if (mk.MR == 12 && mk.NR == 32) return row_kernel_avx512;
+  if (mk.MR == 6 && mk.NR == 16) return row_kernel_avx2;
+  return row_kernel_scalar;
+}
+
+void dweight_rows(float* dweight, const float* dout, const float* x, const Conv3dGeometry& g) {
+  const MicroKernel& mk = micro_kernel();
+  const int MR = mk.MR, NR = mk.NR;
+  const RowKernel kernel = row_kernel(mk);
   const int64_t K = g.K(), P = g.P(), rows = g.To * g.Ho, in_item = g.Cin * g.T * g.H * g.W;
-  const bool direct = pointwise(g);
-  const int64_t rc = rows_per_chunk(g);
-  FloatBuffer col(direct ? 0 : K * rc * g.Wo);
-  FloatBuffer dwt(K * g.Cout);
+  const int64_t Kp = (K + MR - 1) / MR * MR, Coutp = (g.Cout + NR - 1) / NR * NR;
+  const int64_t rc = rows_per_chunk(g), nmax = rc * g.Wo;
+  FloatBuffer col(Kp * nmax), doutT(nmax * Coutp), dwt(Kp * Coutp);
   bool first = true;
   for (int64_t b = 0; b < g.B; ++b)
     for (int64_t r0 = 0; r0 < rows; r0 += rc) {
       const int64_t r1 = std::min(rows, r0 + rc), n = (r1 - r0) * g.Wo;
-      const float* c = x + b * in_item + r0 * g.Wo;  // pointwise: the input rows, stride P
-      int64_t ldc = P;
-      if (!direct) {
-        vol2col(col.get(), x + b * in_item, g, r0, r1);
-        c = col.get();
-        ldc = n;
-      }
-      gemm(false, true, K, g.Cout, n, c, ldc, dout + b * g.Cout * P + r0 * g.Wo, P, dwt.get(), g.Cout,
-           first ? 0.0f : 1.0f);
+      vol2col(col.get(), x + b * in_item, g, r0, r1);
+      if (Kp > K) std::memset(col.get() + K * n, 0, static_cast<size_t>((Kp - K) * n) * sizeof(float));
+      const float* d = dout + b * g.Cout * P + r0 * g.Wo;  // [Cout, n], row stride P
+      parallel_for(0, n, 64, [&](int64_t p0, int64_t p1) {
+        for (int64_t p = p0; p < p1; ++p) {
+          float* dst = doutT.get() + p * Coutp;
+          for (int64_t co = 0; co < g.Cout; ++co) dst[co] = d[co * P + p];
+          for (int64_t co = g.Cout; co < Coutp; ++co) dst[co] = 0.0f;
+        }
+      });
+      // Threads split the tap panels: each owns rows of dweight^T.
+      parallel_for(0, Kp / MR, 1, [&](int64_t i0, int64_t i1) {
+        for (int64_t p0 = 0; p0 < n; p0 += kPositionBlock) {
+          const int64_t pn = std::min(kPositionBlock, n - p0);
+          const bool acc = !first || p0 > 0;
+          for (int64_t i = i0; i < i1; ++i) {
+            const int mr = static_cast<int>(std::min<int64_t>(MR, K - i * MR));
+            for (int64_t j = 0; j < g.Cout; j += NR) {
+              const int nr = static_cast<int>(std::min<int64_t>(NR, g.Cout - j));
+              kernel(pn, col.get() + i * MR * n + p0, n, doutT.get() + p0 * Coutp + j, Coutp,
+                     dwt.get() + i * MR * Coutp + j, Coutp, mr, nr, acc);
+            }
+          }
+        }
+      });
       first = false;
     }
   if (first) {  // no batch items
@@ -418,7 +519,7 @@ void dweight_gemm(float* dweight, const float* dout, const float* x, const Conv3
   }
   parallel_for(0, g.Cout, 4, [&](int64_t c0, int64_t c1) {
     for (int64_t co = c0; co < c1; ++co)
-      for (int64_t k = 0; k < K; ++k) dweight[co * K + k] = dwt.get()[k * g.Cout + co];
+      for (int64_t k = 0; k < K; ++k) dweight[co * K + k] = dwt.get()[k * Coutp + co];
   });
 }
 
@@ -468,7 +569,7 @@ void conv3d_backward(Tensor& dinp_t, Tensor& dweight_t, Tensor& dbias_t, const T
     else
       dinp_col2im(dinp, dout, w, g);
   }
-  if (dweight) dweight_gemm(dweight, dout, x, g);
+  if (dweight) dweight_rows(dweight, dout, x, g);
 }
 
 }  // namespace cpu

@@ -39,7 +39,7 @@ struct Reg {
     const A s1{1, 1, 1}, s2{2, 2, 2}, p0{0, 0, 0}, p1{1, 1, 1};
     const ConvCase cases[] = {
         // B, Cin, Cout, T, H, W, k, stride, padding, causal, replicate, bias, strided
-        {2, 3, 7, 5, 7, 13, {1, 1, 1}, s1, p0, false, false, true, false},   // pointwise: input is the column
+        {2, 3, 7, 5, 7, 13, {1, 1, 1}, s1, p0, false, false, true, false},   // pointwise
         {2, 5, 7, 5, 7, 13, {1, 1, 1}, s2, p0, false, false, true, true},
         {2, 3, 7, 5, 7, 13, {3, 3, 3}, s1, p1, false, false, true, false},
         {1, 5, 7, 5, 7, 13, {3, 3, 3}, s1, p0, false, false, false, false},
