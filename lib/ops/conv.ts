@@ -45,10 +45,13 @@ export function conv3d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
   if (opts === null || typeof opts !== 'object' || Array.isArray(opts))
     throw new TypeError(`conv3d: expected options to be an object, got ${typeName(opts)}`);
   const causal = opts.causal ?? false;
-  if (typeof causal !== 'boolean') throw new TypeError(`conv3d: expected causal to be a boolean, got ${typeName(causal)}`);
+  if (typeof causal !== 'boolean')
+    throw new TypeError(`conv3d: expected causal to be a boolean, got ${typeName(causal)}`);
   const mode = opts.paddingMode ?? 'zeros';
   if (mode !== 'zeros' && mode !== 'replicate')
-    throw new TypeError(`conv3d: expected paddingMode 'zeros' or 'replicate', got ${typeof mode === 'string' ? `'${mode}'` : typeName(mode)}`);
+    throw new TypeError(
+      `conv3d: expected paddingMode 'zeros' or 'replicate', got ${typeof mode === 'string' ? `'${mode}'` : typeName(mode)}`,
+    );
   const stride = triple(opts.stride ?? 1, 'stride', 1, false);
   const padding = triple(opts.padding ?? 0, 'padding', 0, causal);
 

@@ -29,8 +29,8 @@ Conv3dGeometry conv3d_geometry(const Tensor& x, const Tensor& w, const Tensor& b
   const Shape& xs = x.shape();
   const Shape& ws = w.shape();
   if (xs[1] != ws[1])
-    fail(kOp, "input has ", xs[1], " channels (shape ", shape_str(xs), ") but weight ", shape_str(ws), " expects Cin = ",
-         ws[1]);
+    fail(kOp, "input has ", xs[1], " channels (shape ", shape_str(xs), ") but weight ", shape_str(ws),
+         " expects Cin = ", ws[1]);
   if (xs[1] < 1 || xs[2] < 1 || xs[3] < 1 || xs[4] < 1)
     fail(kOp, "expected input with Cin, T, H, W >= 1, got shape ", shape_str(xs));
   if (ws[0] < 1 || ws[2] < 1 || ws[3] < 1 || ws[4] < 1)
@@ -47,8 +47,8 @@ Conv3dGeometry conv3d_geometry(const Tensor& x, const Tensor& w, const Tensor& b
     if (o.padding[d] < 0) fail(kOp, "expected non-negative padding, got ", triple(o.padding));
   }
   if (o.causal && o.padding[0] != 0)
-    fail(kOp, "causal pads kt - 1 = ", ws[2] - 1, " frames before the input by itself; expected temporal padding 0, got ",
-         triple(o.padding));
+    fail(kOp, "causal pads kt - 1 = ", ws[2] - 1,
+         " frames before the input by itself; expected temporal padding 0, got ", triple(o.padding));
 
   Conv3dGeometry g;
   g.B = xs[0], g.Cin = xs[1], g.T = xs[2], g.H = xs[3], g.W = xs[4];
@@ -83,7 +83,8 @@ Conv3dGrads conv3d_backward(const Tensor& dout, const Tensor& x, const Tensor& w
   check_f32(dout, "gradient");
   Shape os = {g.B, g.Cout, g.To, g.Ho, g.Wo};
   if (dout.shape() != os)
-    fail(kOp, "backward expected a gradient of shape ", shape_str(os), " (the output's), got ", shape_str(dout.shape()));
+    fail(kOp, "backward expected a gradient of shape ", shape_str(os), " (the output's), got ",
+         shape_str(dout.shape()));
   if (dout.device() != x.device())
     fail(kOp, "backward expected the gradient on ", x.device().str(), ", got ", dout.device().str());
   Conv3dGrads r;

@@ -227,7 +227,6 @@ void col2im(float* dx, const float* dcol, const Conv3dGeometry& g, int64_t r0, i
   });
 }
 
-// A 64-byte aligned float buffer (micro-kernel panels need the alignment).
 // ---- forward: implicit GEMM -------------------------------------------------------------
 // out[b] [Cout, P] = weight [Cout, K] @ col [K, P] without a column buffer: weight is
 // packed once into micro-kernel panels [Cout panel][k][MR]; each thread takes blocks of
@@ -241,7 +240,8 @@ constexpr int64_t kBlockPanels = 8;   // position panels per block (packed block
 // taps [k0, k0 + kc), as panels dst[panel][k][NR]; positions past np are zero.
 // Compiled for AVX-512 / AVX2 / baseline, chosen at load time (the copies vectorize).
 __attribute__((target_clones("avx512f", "avx2", "default"))) void pack_positions(
-    float* dst, int NR, const float* x, const Conv3dGeometry& g, const int64_t* lo, const int64_t* hi, int64_t p0, int64_t np, int64_t k0, int64_t kc) {
+    float* dst, int NR, const float* x, const Conv3dGeometry& g, const int64_t* lo, const int64_t* hi, int64_t p0,
+    int64_t np, int64_t k0, int64_t kc) {
   const int64_t khw = g.kh * g.kw, taps = g.kt * khw;
   int64_t j = 0;  // position within the block
   while (j < np) {
@@ -290,7 +290,8 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void pack_positions
   const int64_t tail = np % NR;
   if (tail) {
     float* d = dst + (np / NR) * kc * NR;
-    for (int64_t kk = 0; kk < kc; ++kk) std::memset(d + kk * NR + tail, 0, static_cast<size_t>(NR - tail) * sizeof(float));
+    for (int64_t kk = 0; kk < kc; ++kk)
+      std::memset(d + kk * NR + tail, 0, static_cast<size_t>(NR - tail) * sizeof(float));
   }
 }
 
