@@ -19,5 +19,4 @@ export function gelu(x: Tensor, opts: { approximate?: 'none' | 'tanh' } = {}): T
 }
 
 export { linear } from './linear';
-export { conv3d } from './conv';
-export type { Conv3dOptions } from './conv';
+export { conv3d, type Conv3dOptions } from './conv';
