@@ -21,7 +21,7 @@
 //     dbias    row sums of dout.
 //   Chunks of output rows (t', h') keep the column buffers near conv3d_column_budget()
 //   floats. Threads: over position blocks (implicit GEMM), over tap panels (dweight),
-//   inside cpu::gemm, over K rows (vol2col), over Cin (col2im), over Cout (bias sums).
+//   inside cpu::gemm, over Cin (col2im), over Cout (bias sums).
 // Padding: a padded coordinate i (0-based in the padded input) maps to input index
 // i - pad_before; outside [0, n) it reads zero (PadMode::Zeros) or the clamped edge
 // element (PadMode::Replicate), whose gradient then lands on that edge element.
@@ -156,38 +156,37 @@ inline void valid_cols(const Conv3dGeometry& g, int64_t q, int64_t* lo, int64_t*
   *hi = std::max(*lo, std::min(h, g.Wo));
 }
 
-// col [K, (r1-r0)*Wo] for output rows r = t'*Ho + h' in [r0, r1) of one batch item x [Cin, T, H, W].
-void vol2col(float* col, const float* x, const Conv3dGeometry& g, int64_t r0, int64_t r1) {
+// Rows [k0, k1) of col [K, (r1-r0)*Wo] (at col + (k - k0) * n) for output rows
+// r = t'*Ho + h' in [r0, r1) of one batch item x [Cin, T, H, W]. One thread.
+void vol2col(float* col, const float* x, const Conv3dGeometry& g, int64_t r0, int64_t r1, int64_t k0, int64_t k1) {
   const int64_t n = (r1 - r0) * g.Wo, taps = g.kt * g.kh * g.kw;
-  parallel_for(0, g.K(), 8, [&](int64_t k0, int64_t k1) {
-    for (int64_t k = k0; k < k1; ++k) {
-      int64_t ci = k / taps, rem = k % taps;
-      int64_t a = rem / (g.kh * g.kw), p = (rem / g.kw) % g.kh, q = rem % g.kw;
-      int64_t lo, hi;
-      valid_cols(g, q, &lo, &hi);
-      const float* xc = x + ci * g.T * g.H * g.W;
-      float* dst = col + k * n;
-      for (int64_t r = r0; r < r1; ++r, dst += g.Wo) {
-        int64_t to = r / g.Ho, ho = r % g.Ho;
-        int64_t t = src_index(to * g.st - g.pt0 + a, g.T, g.replicate);
-        int64_t h = src_index(ho * g.sh - g.ph + p, g.H, g.replicate);
-        if (t < 0 || h < 0) {
-          std::memset(dst, 0, static_cast<size_t>(g.Wo) * sizeof(float));
-          continue;
-        }
-        const float* src = xc + (t * g.H + h) * g.W;
-        float left = g.replicate ? src[0] : 0.0f, right = g.replicate ? src[g.W - 1] : 0.0f;
-        for (int64_t wo = 0; wo < lo; ++wo) dst[wo] = left;
-        const float* s = src + lo * g.sw - g.pw + q;
-        if (g.sw == 1) {
-          if (hi > lo) std::memcpy(dst + lo, s, static_cast<size_t>(hi - lo) * sizeof(float));
-        } else {
-          for (int64_t wo = lo; wo < hi; ++wo) dst[wo] = s[(wo - lo) * g.sw];
-        }
-        for (int64_t wo = hi; wo < g.Wo; ++wo) dst[wo] = right;
+  for (int64_t k = k0; k < k1; ++k) {
+    int64_t ci = k / taps, rem = k % taps;
+    int64_t a = rem / (g.kh * g.kw), p = (rem / g.kw) % g.kh, q = rem % g.kw;
+    int64_t lo, hi;
+    valid_cols(g, q, &lo, &hi);
+    const float* xc = x + ci * g.T * g.H * g.W;
+    float* dst = col + (k - k0) * n;
+    for (int64_t r = r0; r < r1; ++r, dst += g.Wo) {
+      int64_t to = r / g.Ho, ho = r % g.Ho;
+      int64_t t = src_index(to * g.st - g.pt0 + a, g.T, g.replicate);
+      int64_t h = src_index(ho * g.sh - g.ph + p, g.H, g.replicate);
+      if (t < 0 || h < 0) {
+        std::memset(dst, 0, static_cast<size_t>(g.Wo) * sizeof(float));
+        continue;
       }
+      const float* src = xc + (t * g.H + h) * g.W;
+      float left = g.replicate ? src[0] : 0.0f, right = g.replicate ? src[g.W - 1] : 0.0f;
+      for (int64_t wo = 0; wo < lo; ++wo) dst[wo] = left;
+      const float* s = src + lo * g.sw - g.pw + q;
+      if (g.sw == 1) {
+        if (hi > lo) std::memcpy(dst + lo, s, static_cast<size_t>(hi - lo) * sizeof(float));
+      } else {
+        for (int64_t wo = lo; wo < hi; ++wo) dst[wo] = s[(wo - lo) * g.sw];
+      }
+      for (int64_t wo = hi; wo < g.Wo; ++wo) dst[wo] = right;
     }
-  });
+  }
 }
 
 // dx [Cin, T, H, W] += the scatter of dcol [K, (r1-r0)*Wo] (the transpose of vol2col).
@@ -389,7 +388,7 @@ void dinp_col2im(float* dinp, const float* dout, const float* w, const Conv3dGeo
 // ---- dweight ----------------------------------------------------------------------------
 // dweight^T [K, Cout] = sum over b and positions p of col [K, p] * dout^T [p, Cout]: per
 // chunk of output rows, vol2col writes col [Kp, n] (Kp = K rounded up to MR, extra rows
-// zero) and dout's chunk is transposed to doutT [n, Coutp] (Coutp = Cout rounded up to
+// zero; each thread writes the rows of its own tap panels) and dout's chunk is transposed to doutT [n, Coutp] (Coutp = Cout rounded up to
 // NR, extra columns zero). A row micro-kernel then keeps an MR x NR tile of dweight^T
 // in registers over a block of positions: per position it broadcasts one element of each
 // of MR consecutive col rows (read in place: col is never repacked) and multiplies by
@@ -482,23 +481,29 @@ void dweight_rows(float* dweight, const float* dout, const float* x, const Conv3
   const int64_t K = g.K(), P = g.P(), rows = g.To * g.Ho, in_item = g.Cin * g.T * g.H * g.W;
   const int64_t Kp = (K + MR - 1) / MR * MR, Coutp = (g.Cout + NR - 1) / NR * NR;
   const int64_t rc = rows_per_chunk(g), nmax = rc * g.Wo;
-  FloatBuffer col(Kp * nmax), doutT(nmax * Coutp), dwt(Kp * Coutp);
-  bool first = true;
-  for (int64_t b = 0; b < g.B; ++b)
-    for (int64_t r0 = 0; r0 < rows; r0 += rc) {
-      const int64_t r1 = std::min(rows, r0 + rc), n = (r1 - r0) * g.Wo;
-      vol2col(col.get(), x + b * in_item, g, r0, r1);
-      if (Kp > K) std::memset(col.get() + K * n, 0, static_cast<size_t>((Kp - K) * n) * sizeof(float));
-      const float* d = dout + b * g.Cout * P + r0 * g.Wo;  // [Cout, n], row stride P
-      parallel_for(0, n, 64, [&](int64_t p0, int64_t p1) {
-        for (int64_t p = p0; p < p1; ++p) {
+  if (g.B == 0) {
+    std::memset(dweight, 0, static_cast<size_t>(g.Cout * K) * sizeof(float));
+    return;
+  }
+  FloatBuffer dwt(Kp * Coutp);
+  // One parallel region: each thread owns a range of tap panels (rows of dweight^T),
+  // builds only those col rows, and keeps its own transposed copy of dout's chunk.
+  parallel_for(0, Kp / MR, 1, [&](int64_t i0, int64_t i1) {
+    const int64_t ka = i0 * MR, kb = std::min(K, i1 * MR), mine = (i1 - i0) * MR;
+    FloatBuffer col(mine * nmax), doutT(nmax * Coutp);
+    bool first = true;
+    for (int64_t b = 0; b < g.B; ++b)
+      for (int64_t r0 = 0; r0 < rows; r0 += rc) {
+        const int64_t r1 = std::min(rows, r0 + rc), n = (r1 - r0) * g.Wo;
+        vol2col(col.get(), x + b * in_item, g, r0, r1, ka, kb);
+        if (ka + mine > kb)
+          std::memset(col.get() + (kb - ka) * n, 0, static_cast<size_t>((ka + mine - kb) * n) * sizeof(float));
+        const float* d = dout + b * g.Cout * P + r0 * g.Wo;  // [Cout, n], row stride P
+        for (int64_t p = 0; p < n; ++p) {
           float* dst = doutT.get() + p * Coutp;
           for (int64_t co = 0; co < g.Cout; ++co) dst[co] = d[co * P + p];
           for (int64_t co = g.Cout; co < Coutp; ++co) dst[co] = 0.0f;
         }
-      });
-      // Threads split the tap panels: each owns rows of dweight^T.
-      parallel_for(0, Kp / MR, 1, [&](int64_t i0, int64_t i1) {
         for (int64_t p0 = 0; p0 < n; p0 += kPositionBlock) {
           const int64_t pn = std::min(kPositionBlock, n - p0);
           const bool acc = !first || p0 > 0;
@@ -506,18 +511,14 @@ void dweight_rows(float* dweight, const float* dout, const float* x, const Conv3
             const int mr = static_cast<int>(std::min<int64_t>(MR, K - i * MR));
             for (int64_t j = 0; j < g.Cout; j += NR) {
               const int nr = static_cast<int>(std::min<int64_t>(NR, g.Cout - j));
-              kernel(pn, col.get() + i * MR * n + p0, n, doutT.get() + p0 * Coutp + j, Coutp,
+              kernel(pn, col.get() + (i * MR - ka) * n + p0, n, doutT.get() + p0 * Coutp + j, Coutp,
                      dwt.get() + i * MR * Coutp + j, Coutp, mr, nr, acc);
             }
           }
         }
-      });
-      first = false;
-    }
-  if (first) {  // no batch items
-    std::memset(dweight, 0, static_cast<size_t>(g.Cout * K) * sizeof(float));
-    return;
-  }
+        first = false;
+      }
+  });
   parallel_for(0, g.Cout, 4, [&](int64_t c0, int64_t c1) {
     for (int64_t co = c0; co < c1; ++co)
       for (int64_t k = 0; k < K; ++k) dweight[co * K + k] = dwt.get()[k * Coutp + co];
