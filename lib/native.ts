@@ -104,6 +104,16 @@ export interface NativeAddon {
     dout: Handle, q: Handle, k: Handle, v: Handle, out: Handle, lse: Handle, scale: number | null, causal: boolean,
     cuSeqlensQ: Handle | null, cuSeqlensK: Handle | null,
   ): [Handle, Handle, Handle];
+  // conv3d: stride / padding as [t, h, w]; paddingMode 'zeros' | 'replicate'
+  conv3d(
+    x: Handle, weight: Handle, bias: Handle | undefined, stride: number[], padding: number[], causal: boolean,
+    paddingMode: string,
+  ): Handle;
+  /** Gradients [dinp, dweight, dbias]; null where `needs` is false. */
+  conv3dBackward(
+    dout: Handle, x: Handle, weight: Handle, stride: number[], padding: number[], causal: boolean, paddingMode: string,
+    needs: [boolean, boolean, boolean],
+  ): [Handle | null, Handle | null, Handle | null];
   // runtime
   memory(): NativeMemory;
   resetPeakMemory(): void;

@@ -22,3 +22,4 @@ export { linear } from './linear';
 export * from './nn';
 export { scaledDotProductAttention } from './attention';
 export type { AttentionOptions } from './attention';
+export { conv3d, type Conv3dOptions } from './conv';

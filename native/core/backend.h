@@ -8,6 +8,7 @@
 
 #include "nn.h"
 #include "attention.h"
+#include "conv.h"
 #include "ops.h"
 
 namespace ts {
@@ -172,6 +173,21 @@ class Backend {
                                   const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
                                   const AttentionParams& p) {
     unsupported("scaledDotProductAttention");
+  }
+
+  // ---- conv3d (geometry and layouts in core/conv.h) ----------------------------------
+  // inp [B, Cin, T, H, W], weight [Cout, Cin, kt, kh, kw], bias [Cout] (or undefined):
+  // all contiguous. out [B, Cout, T', H', W'] preallocated contiguous, overwritten.
+  virtual void conv3d_forward(Tensor& out, const Tensor& inp, const Tensor& weight, const Tensor& bias,
+                              const Conv3dGeometry& g) {
+    unsupported("conv3d");
+  }
+  // dinp / dweight / dbias: preallocated contiguous, or undefined when not wanted.
+  // Memory contract: all three are overwritten (=), never accumulated; the autograd
+  // engine does the accumulation. dout, inp, weight contiguous.
+  virtual void conv3d_backward(Tensor& dinp, Tensor& dweight, Tensor& dbias, const Tensor& dout, const Tensor& inp,
+                               const Tensor& weight, const Conv3dGeometry& g) {
+    unsupported("conv3d");
   }
 
  protected:

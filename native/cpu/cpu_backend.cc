@@ -148,6 +148,15 @@ class CpuBackend final : public Backend {
                           const Tensor& v, const Tensor& out, const Tensor& lse, const AttentionParams& p) override {
     cpu::attention_backward(dq, dk, dv, dout, q, k, v, out, lse, p);
   }
+  // ---- conv3d ----
+  void conv3d_forward(Tensor& out, const Tensor& inp, const Tensor& weight, const Tensor& bias,
+                      const Conv3dGeometry& g) override {
+    cpu::conv3d_forward(out, inp, weight, bias, g);
+  }
+  void conv3d_backward(Tensor& dinp, Tensor& dweight, Tensor& dbias, const Tensor& dout, const Tensor& inp,
+                       const Tensor& weight, const Conv3dGeometry& g) override {
+    cpu::conv3d_backward(dinp, dweight, dbias, dout, inp, weight, g);
+  }
 };
 
 }  // namespace cpu

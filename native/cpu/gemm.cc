@@ -249,5 +249,20 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int
   }
 }
 
+// ---- building blocks for fused GEMM-shaped kernels (conv3d's implicit GEMM) ----------
+
+const MicroKernel& micro_kernel() {
+  static const MicroKernel k = [] {
+    KernelChoice c = choose_kernel();
+    return MicroKernel{c.fn, c.MR, c.NR};
+  }();
+  return k;
+}
+
+void gemm_pack_a(int MR, bool ta, const float* A, int64_t lda, int64_t i0, int64_t mc, int64_t k0, int64_t kc,
+                 float* out) {
+  pack_a(MR, ta, A, lda, i0, mc, k0, kc, out);
+}
+
 }  // namespace cpu
 }  // namespace ts

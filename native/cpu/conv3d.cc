@@ -1,0 +1,578 @@
+// tessera CPU: conv3d forward and backward (PyTorch layouts, see core/conv.h).
+// Dimension letters: B batch, Cin/Cout channels, T frames, H height, W width;
+// kt, kh, kw kernel; T', H', W' (To, Ho, Wo) output; K = Cin*kt*kh*kw the GEMM
+// reduction length; P = To*Ho*Wo output positions of one (b, cout).
+//
+// Two paths, forward and backward side by side:
+// - reference: plain loops over every output and tap, double accumulation, one
+//   thread (used when cpu::reference_kernels() is true; the truth in tests).
+// - optimized, all GEMM-shaped on register-tiled AVX-512 / AVX2 micro-kernels (chosen
+//   at run time; the forward and dinp use cpu::gemm's own):
+//     forward  out[b] [Cout, P] = weight [Cout, K] @ col [K, P] as an implicit GEMM:
+//              col panels are packed straight from the input per block of output
+//              positions and K slice; no column buffer (forward_implicit).
+//     dinp     unit stride, zero padding p <= k - 1: a convolution of dout with the
+//              flipped, transposed weight, on forward_implicit (dinp_conv); otherwise
+//              dcol = weight^T @ dout per chunk of output rows (cpu::gemm) and col2im
+//              scatters it back (dinp_col2im).
+//     dweight  dweight^T [K, Cout] += col [K, n] @ dout[:, chunk]^T with vol2col per
+//              chunk of output rows and a micro-kernel that reads col rows in place
+//              (no repacking), then one transpose (dweight_rows).
+//     dbias    row sums of dout.
+//   Chunks of output rows (t', h') keep the column buffers near conv3d_column_budget()
+//   floats. Threads: over position blocks (implicit GEMM), over tap panels (dweight),
+//   inside cpu::gemm, over Cin (col2im), over Cout (bias sums).
+// Padding: a padded coordinate i (0-based in the padded input) maps to input index
+// i - pad_before; outside [0, n) it reads zero (PadMode::Zeros) or the clamped edge
+// element (PadMode::Replicate), whose gradient then lands on that edge element.
+// Memory contract: out, dinp, dweight and dbias are overwritten (=), not accumulated.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <memory>
+#include <vector>
+
+#include "../core/parallel.h"
+#include "cpu.h"
+
+namespace ts {
+namespace cpu {
+
+namespace {
+
+// Input index for padded coordinate i (already shifted by the front padding), or -1
+// for a zero-padded position.
+inline int64_t src_index(int64_t i, int64_t n, bool replicate) {
+  if (i >= 0 && i < n) return i;
+  if (!replicate) return -1;
+  return i < 0 ? 0 : n - 1;
+}
+
+// ---- reference loops ------------------------------------------------------------------
+
+void forward_reference(float* out, const float* x, const float* w, const float* bias, const Conv3dGeometry& g) {
+  for (int64_t b = 0; b < g.B; ++b)
+    for (int64_t co = 0; co < g.Cout; ++co)
+      for (int64_t to = 0; to < g.To; ++to)
+        for (int64_t ho = 0; ho < g.Ho; ++ho)
+          for (int64_t wo = 0; wo < g.Wo; ++wo) {
+            double acc = bias ? bias[co] : 0.0;
+            for (int64_t ci = 0; ci < g.Cin; ++ci)
+              for (int64_t a = 0; a < g.kt; ++a) {
+                int64_t t = src_index(to * g.st - g.pt0 + a, g.T, g.replicate);
+                if (t < 0) continue;
+                for (int64_t p = 0; p < g.kh; ++p) {
+                  int64_t h = src_index(ho * g.sh - g.ph + p, g.H, g.replicate);
+                  if (h < 0) continue;
+                  for (int64_t q = 0; q < g.kw; ++q) {
+                    int64_t wi = src_index(wo * g.sw - g.pw + q, g.W, g.replicate);
+                    if (wi < 0) continue;
+                    double xv = x[(((b * g.Cin + ci) * g.T + t) * g.H + h) * g.W + wi];
+                    double wv = w[(((co * g.Cin + ci) * g.kt + a) * g.kh + p) * g.kw + q];
+                    acc += xv * wv;
+                  }
+                }
+              }
+            out[(((b * g.Cout + co) * g.To + to) * g.Ho + ho) * g.Wo + wo] = static_cast<float>(acc);
+          }
+}
+
+void backward_reference(float* dinp, float* dweight, float* dbias, const float* dout, const float* x, const float* w,
+                        const Conv3dGeometry& g) {
+  std::vector<double> dx(dinp ? static_cast<size_t>(g.B * g.Cin * g.T * g.H * g.W) : 0, 0.0);
+  std::vector<double> dw(dweight ? static_cast<size_t>(g.Cout * g.K()) : 0, 0.0);
+  std::vector<double> db(dbias ? static_cast<size_t>(g.Cout) : 0, 0.0);
+  for (int64_t b = 0; b < g.B; ++b)
+    for (int64_t co = 0; co < g.Cout; ++co)
+      for (int64_t to = 0; to < g.To; ++to)
+        for (int64_t ho = 0; ho < g.Ho; ++ho)
+          for (int64_t wo = 0; wo < g.Wo; ++wo) {
+            double go = dout[(((b * g.Cout + co) * g.To + to) * g.Ho + ho) * g.Wo + wo];
+            if (dbias) db[co] += go;
+            for (int64_t ci = 0; ci < g.Cin; ++ci)
+              for (int64_t a = 0; a < g.kt; ++a) {
+                int64_t t = src_index(to * g.st - g.pt0 + a, g.T, g.replicate);
+                if (t < 0) continue;
+                for (int64_t p = 0; p < g.kh; ++p) {
+                  int64_t h = src_index(ho * g.sh - g.ph + p, g.H, g.replicate);
+                  if (h < 0) continue;
+                  for (int64_t q = 0; q < g.kw; ++q) {
+                    int64_t wi = src_index(wo * g.sw - g.pw + q, g.W, g.replicate);
+                    if (wi < 0) continue;
+                    int64_t xi = (((b * g.Cin + ci) * g.T + t) * g.H + h) * g.W + wi;
+                    int64_t wk = (((co * g.Cin + ci) * g.kt + a) * g.kh + p) * g.kw + q;
+                    if (dinp) dx[xi] += go * w[wk];
+                    if (dweight) dw[wk] += go * x[xi];
+                  }
+                }
+              }
+          }
+  for (size_t i = 0; i < dx.size(); ++i) dinp[i] = static_cast<float>(dx[i]);
+  for (size_t i = 0; i < dw.size(); ++i) dweight[i] = static_cast<float>(dw[i]);
+  for (size_t i = 0; i < db.size(); ++i) dbias[i] = static_cast<float>(db[i]);
+}
+
+// ---- optimized path: shared pieces --------------------------------------------------
+
+// A 64-byte aligned float buffer (micro-kernel panels need the alignment).
+struct FloatBuffer {
+  struct Free {
+    void operator()(float* q) const { std::free(q); }
+  };
+  std::unique_ptr<float, Free> p;
+  explicit FloatBuffer(int64_t n) {
+    if (n <= 0) return;
+    size_t bytes = (static_cast<size_t>(n) * sizeof(float) + 63) / 64 * 64;
+    p.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
+    if (!p) throw std::bad_alloc();
+  }
+  float* get() const { return p.get(); }
+};
+
+// ---- column buffers (dweight, and dinp when it is not a convolution itself) -----------
+// Column buffer target in floats (default 8 MiB): large enough that each GEMM has a
+// long N, small enough to stay near the caches and bounded for any video size.
+constexpr int64_t kDefaultColumnBudget = int64_t{2} << 20;
+std::atomic<int64_t> g_column_budget{kDefaultColumnBudget};
+
+// Output rows (t', h') per chunk: each row is Wo positions, each position K floats.
+int64_t rows_per_chunk(const Conv3dGeometry& g) {
+  int64_t per_row = std::max<int64_t>(1, g.K() * g.Wo);
+  return std::max<int64_t>(1, std::min<int64_t>(g.To * g.Ho, g_column_budget.load() / per_row));
+}
+
+// For kernel column offset q: output columns [lo, hi) read input columns inside [0, W);
+// those before lo read left padding, those from hi on read right padding.
+inline void valid_cols(const Conv3dGeometry& g, int64_t q, int64_t* lo, int64_t* hi) {
+  // smallest wo with wo*sw - pw + q >= 0, and smallest wo with wo*sw - pw + q >= W
+  int64_t a = g.pw - q, b = g.W + g.pw - q;
+  int64_t l = a <= 0 ? 0 : (a + g.sw - 1) / g.sw;
+  int64_t h = b <= 0 ? 0 : (b + g.sw - 1) / g.sw;
+  *lo = std::min(l, g.Wo);
+  *hi = std::max(*lo, std::min(h, g.Wo));
+}
+
+// Rows [k0, k1) of col [K, (r1-r0)*Wo] (at col + (k - k0) * n) for output rows
+// r = t'*Ho + h' in [r0, r1) of one batch item x [Cin, T, H, W]. One thread.
+void vol2col(float* col, const float* x, const Conv3dGeometry& g, int64_t r0, int64_t r1, int64_t k0, int64_t k1) {
+  const int64_t n = (r1 - r0) * g.Wo, taps = g.kt * g.kh * g.kw;
+  for (int64_t k = k0; k < k1; ++k) {
+    int64_t ci = k / taps, rem = k % taps;
+    int64_t a = rem / (g.kh * g.kw), p = (rem / g.kw) % g.kh, q = rem % g.kw;
+    int64_t lo, hi;
+    valid_cols(g, q, &lo, &hi);
+    const float* xc = x + ci * g.T * g.H * g.W;
+    float* dst = col + (k - k0) * n;
+    for (int64_t r = r0; r < r1; ++r, dst += g.Wo) {
+      int64_t to = r / g.Ho, ho = r % g.Ho;
+      int64_t t = src_index(to * g.st - g.pt0 + a, g.T, g.replicate);
+      int64_t h = src_index(ho * g.sh - g.ph + p, g.H, g.replicate);
+      if (t < 0 || h < 0) {
+        std::memset(dst, 0, static_cast<size_t>(g.Wo) * sizeof(float));
+        continue;
+      }
+      const float* src = xc + (t * g.H + h) * g.W;
+      float left = g.replicate ? src[0] : 0.0f, right = g.replicate ? src[g.W - 1] : 0.0f;
+      for (int64_t wo = 0; wo < lo; ++wo) dst[wo] = left;
+      const float* s = src + lo * g.sw - g.pw + q;
+      if (g.sw == 1) {
+        if (hi > lo) std::memcpy(dst + lo, s, static_cast<size_t>(hi - lo) * sizeof(float));
+      } else {
+        for (int64_t wo = lo; wo < hi; ++wo) dst[wo] = s[(wo - lo) * g.sw];
+      }
+      for (int64_t wo = hi; wo < g.Wo; ++wo) dst[wo] = right;
+    }
+  }
+}
+
+// dx [Cin, T, H, W] += the scatter of dcol [K, (r1-r0)*Wo] (the transpose of vol2col).
+// Threads split Cin, so no two threads touch one element.
+void col2im(float* dx, const float* dcol, const Conv3dGeometry& g, int64_t r0, int64_t r1) {
+  const int64_t n = (r1 - r0) * g.Wo, taps = g.kt * g.kh * g.kw;
+  parallel_for(0, g.Cin, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t ci = c0; ci < c1; ++ci) {
+      float* xc = dx + ci * g.T * g.H * g.W;
+      for (int64_t tap = 0; tap < taps; ++tap) {
+        int64_t a = tap / (g.kh * g.kw), p = (tap / g.kw) % g.kh, q = tap % g.kw;
+        int64_t lo, hi;
+        valid_cols(g, q, &lo, &hi);
+        const float* src = dcol + (ci * taps + tap) * n;
+        for (int64_t r = r0; r < r1; ++r, src += g.Wo) {
+          int64_t to = r / g.Ho, ho = r % g.Ho;
+          int64_t t = src_index(to * g.st - g.pt0 + a, g.T, g.replicate);
+          int64_t h = src_index(ho * g.sh - g.ph + p, g.H, g.replicate);
+          if (t < 0 || h < 0) continue;
+          float* dst = xc + (t * g.H + h) * g.W;
+          if (g.replicate) {
+            float left = 0, right = 0;
+            for (int64_t wo = 0; wo < lo; ++wo) left += src[wo];
+            for (int64_t wo = hi; wo < g.Wo; ++wo) right += src[wo];
+            dst[0] += left;
+            dst[g.W - 1] += right;
+          }
+          float* d = dst + lo * g.sw - g.pw + q;
+          if (g.sw == 1) {
+            for (int64_t wo = lo; wo < hi; ++wo) d[wo - lo] += src[wo];
+          } else {
+            for (int64_t wo = lo; wo < hi; ++wo) d[(wo - lo) * g.sw] += src[wo];
+          }
+        }
+      }
+    }
+  });
+}
+
+// ---- forward: implicit GEMM -------------------------------------------------------------
+// out[b] [Cout, P] = weight [Cout, K] @ col [K, P] without a column buffer: weight is
+// packed once into micro-kernel panels [Cout panel][k][MR]; each thread takes blocks of
+// kBlockPanels * NR output positions and, per slice of kSliceK taps, packs that block's
+// columns straight from the input into panels [position panel][k][NR], then runs the
+// micro-kernel over every (Cout panel, position panel) tile.
+constexpr int64_t kSliceK = 256;      // taps per K slice: one NR = 32 wide panel is 32 KiB (L1)
+constexpr int64_t kBlockPanels = 8;   // position panels per block (packed block 256 KiB: L2)
+
+// Columns for output positions [p0, p0 + np) of one batch item x [Cin, T, H, W] and
+// taps [k0, k0 + kc), as panels dst[panel][k][NR]; positions past np are zero.
+// Compiled for AVX-512 / AVX2 / baseline, chosen at load time (the copies vectorize).
+__attribute__((target_clones("avx512f", "avx2", "default"))) void pack_positions(
+    float* dst, int NR, const float* x, const Conv3dGeometry& g, const int64_t* lo, const int64_t* hi, int64_t p0,
+    int64_t np, int64_t k0, int64_t kc) {
+  const int64_t khw = g.kh * g.kw, taps = g.kt * khw;
+  int64_t j = 0;  // position within the block
+  while (j < np) {
+    const int64_t p = p0 + j, row = p / g.Wo, wo0 = p % g.Wo;
+    const int64_t pan = j / NR, col = j % NR;
+    const int64_t len = std::min({g.Wo - wo0, NR - col, np - j});  // one output row, one panel
+    const int64_t wend = wo0 + len, to = row / g.Ho, ho = row % g.Ho;
+    float* d = dst + pan * kc * NR + col;
+    int64_t ci = k0 / taps, a = (k0 % taps) / khw, pp = (k0 % khw) / g.kw, q = k0 % g.kw;
+    const float* src = nullptr;  // input row of (ci, a, pp), or nullptr in zero padding
+    bool fresh = true;
+    for (int64_t kk = 0; kk < kc; ++kk, d += NR) {
+      if (fresh) {
+        int64_t t = src_index(to * g.st - g.pt0 + a, g.T, g.replicate);
+        int64_t h = src_index(ho * g.sh - g.ph + pp, g.H, g.replicate);
+        src = t < 0 || h < 0 ? nullptr : x + ((ci * g.T + t) * g.H + h) * g.W;
+        fresh = false;
+      }
+      if (!src) {
+        for (int64_t i = 0; i < len; ++i) d[i] = 0.0f;
+      } else {
+        const int64_t l = std::min(std::max(lo[q], wo0), wend), r = std::max(std::min(hi[q], wend), l);
+        const float left = g.replicate ? src[0] : 0.0f, right = g.replicate ? src[g.W - 1] : 0.0f;
+        float* o = d - wo0;
+        for (int64_t wo = wo0; wo < l; ++wo) o[wo] = left;
+        const float* s = src - g.pw + q;
+        if (g.sw == 1) {
+          for (int64_t wo = l; wo < r; ++wo) o[wo] = s[wo];
+        } else {
+          for (int64_t wo = l; wo < r; ++wo) o[wo] = s[wo * g.sw];
+        }
+        for (int64_t wo = r; wo < wend; ++wo) o[wo] = right;
+      }
+      if (++q == g.kw) {
+        q = 0;
+        fresh = true;
+        if (++pp == g.kh) {
+          pp = 0;
+          if (++a == g.kt) a = 0, ++ci;
+        }
+      }
+    }
+    j += len;
+  }
+  // zero the unused columns of the last panel
+  const int64_t tail = np % NR;
+  if (tail) {
+    float* d = dst + (np / NR) * kc * NR;
+    for (int64_t kk = 0; kk < kc; ++kk)
+      std::memset(d + kk * NR + tail, 0, static_cast<size_t>(NR - tail) * sizeof(float));
+  }
+}
+
+void forward_implicit(float* out, const float* x, const float* w, const float* bias, const Conv3dGeometry& g) {
+  const MicroKernel& mk = micro_kernel();
+  const int MR = mk.MR, NR = mk.NR;
+  const int64_t K = g.K(), P = g.P(), in_item = g.Cin * g.T * g.H * g.W;
+  const int64_t Mp = (g.Cout + MR - 1) / MR * MR, nslices = (K + kSliceK - 1) / kSliceK;
+  // Packed weight: the slice of taps [k0, k0 + kc) sits at apack + Mp * k0.
+  FloatBuffer apack(Mp * K);
+  parallel_for(0, nslices, 1, [&](int64_t s0, int64_t s1) {
+    for (int64_t s = s0; s < s1; ++s) {
+      int64_t k0 = s * kSliceK, kc = std::min(kSliceK, K - k0);
+      gemm_pack_a(MR, false, w, K, 0, g.Cout, k0, kc, apack.get() + Mp * k0);
+    }
+  });
+  std::vector<int64_t> lo(g.kw), hi(g.kw);
+  for (int64_t q = 0; q < g.kw; ++q) valid_cols(g, q, &lo[q], &hi[q]);
+  const int64_t block = kBlockPanels * NR, nblocks = (P + block - 1) / block;
+  parallel_for(0, g.B * nblocks, 1, [&](int64_t t0, int64_t t1) {
+    FloatBuffer bpack(kSliceK * block);
+    for (int64_t task = t0; task < t1; ++task) {
+      const int64_t b = task / nblocks, p0 = (task % nblocks) * block, np = std::min(block, P - p0);
+      const float* xb = x + b * in_item;
+      float* ob = out + b * g.Cout * P + p0;  // [Cout, np] with row stride P
+      for (int64_t s = 0; s < nslices; ++s) {
+        const int64_t k0 = s * kSliceK, kc = std::min(kSliceK, K - k0);
+        pack_positions(bpack.get(), NR, xb, g, lo.data(), hi.data(), p0, np, k0, kc);
+        const float* as = apack.get() + Mp * k0;
+        for (int64_t j = 0; j < np; j += NR) {
+          const int nr = static_cast<int>(std::min<int64_t>(NR, np - j));
+          const float* bp = bpack.get() + (j / NR) * kc * NR;
+          for (int64_t i = 0; i < g.Cout; i += MR) {
+            const int mr = static_cast<int>(std::min<int64_t>(MR, g.Cout - i));
+            mk.fn(kc, as + i * kc, bp, ob + i * P + j, P, mr, nr, s > 0);
+          }
+        }
+      }
+      if (bias)
+        for (int64_t co = 0; co < g.Cout; ++co) {
+          float* o = ob + co * P;
+          const float v = bias[co];
+          for (int64_t j = 0; j < np; ++j) o[j] += v;
+        }
+    }
+  });
+}
+
+// ---- dinp -------------------------------------------------------------------------------
+// With unit strides, padding p <= k - 1 and zero padding, dinp is itself a convolution:
+// dout convolved with the weight flipped in (t, h, w) and transposed in (Cout, Cin),
+// padded by k - 1 - p (a causal conv's input gradient is anti-causal: kt - 1 frames
+// after, none before). That runs on forward_implicit. Otherwise: dcol = weight^T @ dout
+// per chunk of output rows (cpu::gemm), and col2im scatters dcol into dinp.
+bool dinp_as_conv(const Conv3dGeometry& g) {
+  bool no_pad = g.pt0 == 0 && g.pt1 == 0 && g.ph == 0 && g.pw == 0;
+  return g.st == 1 && g.sh == 1 && g.sw == 1 && (!g.replicate || no_pad) && g.pt0 < g.kt && g.pt1 < g.kt &&
+         g.ph < g.kh && g.pw < g.kw;
+}
+
+void dinp_conv(float* dinp, const float* dout, const float* w, const Conv3dGeometry& g) {
+  Conv3dGeometry t = g;
+  t.Cin = g.Cout, t.Cout = g.Cin;
+  t.T = g.To, t.H = g.Ho, t.W = g.Wo;
+  t.To = g.T, t.Ho = g.H, t.Wo = g.W;
+  t.pt0 = g.kt - 1 - g.pt0, t.pt1 = g.kt - 1 - g.pt1, t.ph = g.kh - 1 - g.ph, t.pw = g.kw - 1 - g.pw;
+  t.replicate = false;
+  // wt [Cin, Cout, kt, kh, kw] = weight [Cout, Cin] flipped in every kernel dim
+  const int64_t taps = g.kt * g.kh * g.kw;
+  FloatBuffer wt(g.Cin * g.Cout * taps);
+  parallel_for(0, g.Cin, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t ci = c0; ci < c1; ++ci)
+      for (int64_t co = 0; co < g.Cout; ++co) {
+        const float* src = w + (co * g.Cin + ci) * taps;
+        float* dst = wt.get() + (ci * g.Cout + co) * taps;
+        for (int64_t k = 0; k < taps; ++k) dst[k] = src[taps - 1 - k];
+      }
+  });
+  forward_implicit(dinp, dout, wt.get(), nullptr, t);
+}
+
+void dinp_col2im(float* dinp, const float* dout, const float* w, const Conv3dGeometry& g) {
+  const int64_t K = g.K(), P = g.P(), rows = g.To * g.Ho, in_item = g.Cin * g.T * g.H * g.W;
+  std::memset(dinp, 0, static_cast<size_t>(g.B * in_item) * sizeof(float));
+  const int64_t rc = rows_per_chunk(g);
+  FloatBuffer dcol(K * rc * g.Wo);
+  for (int64_t b = 0; b < g.B; ++b)
+    for (int64_t r0 = 0; r0 < rows; r0 += rc) {
+      const int64_t r1 = std::min(rows, r0 + rc), n = (r1 - r0) * g.Wo;
+      gemm(true, false, K, n, g.Cout, w, K, dout + b * g.Cout * P + r0 * g.Wo, P, dcol.get(), n, 0.0f);
+      col2im(dinp + b * in_item, dcol.get(), g, r0, r1);
+    }
+}
+
+// ---- dweight ----------------------------------------------------------------------------
+// dweight^T [K, Cout] = sum over b and positions p of col [K, p] * dout^T [p, Cout]: per
+// chunk of output rows, vol2col writes col [Kp, n] (Kp = K rounded up to MR, extra rows
+// zero; each thread writes the rows of its own tap panels) and dout's chunk is transposed to doutT [n, Coutp] (Coutp = Cout rounded up to
+// NR, extra columns zero). A row micro-kernel then keeps an MR x NR tile of dweight^T
+// in registers over a block of positions: per position it broadcasts one element of each
+// of MR consecutive col rows (read in place: col is never repacked) and multiplies by
+// NR entries of doutT. One transpose at the end gives dweight [Cout, K].
+constexpr int64_t kPositionBlock = 256;  // positions per micro-kernel call (doutT block in L1/L2)
+
+// C [mr, nr] (+)= sum_{p < n} a[i * lda + p] * b[p * ldb + j] for i < MR, j < NR; rows
+// i >= mr of a must be readable (their results are dropped).
+using RowKernel = void (*)(int64_t n, const float* a, int64_t lda, const float* b, int64_t ldb, float* C, int64_t ldc,
+                           int mr, int nr, bool acc);
+
+inline void store_rows_tile(const float* tile, int NR, float* C, int64_t ldc, int mr, int nr, bool acc) {
+  for (int r = 0; r < mr; ++r)
+    for (int c = 0; c < nr; ++c) C[r * ldc + c] = tile[r * NR + c] + (acc ? C[r * ldc + c] : 0.0f);
+}
+
+__attribute__((target("avx512f,fma"))) void row_kernel_avx512(int64_t n, const float* a, int64_t lda, const float* b,
+                                                                int64_t ldb, float* C, int64_t ldc, int mr, int nr,
+                                                                bool acc) {
+  constexpr int MR = 12;
+  __m512 c0[MR], c1[MR];
+#pragma GCC unroll 12
+  for (int r = 0; r < MR; ++r) c0[r] = c1[r] = _mm512_setzero_ps();
+  const float* a6 = a + 6 * lda;  // two bases keep the row addresses in registers
+  for (int64_t p = 0; p < n; ++p, b += ldb) {
+    __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+#pragma GCC unroll 6
+    for (int r = 0; r < 6; ++r) {
+      __m512 av = _mm512_set1_ps(a[r * lda + p]);
+      c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
+      c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
+      __m512 aw = _mm512_set1_ps(a6[r * lda + p]);
+      c0[r + 6] = _mm512_fmadd_ps(aw, b0, c0[r + 6]);
+      c1[r + 6] = _mm512_fmadd_ps(aw, b1, c1[r + 6]);
+    }
+  }
+  alignas(64) float tile[MR * 32];
+  for (int r = 0; r < MR; ++r) {
+    _mm512_store_ps(tile + r * 32, c0[r]);
+    _mm512_store_ps(tile + r * 32 + 16, c1[r]);
+  }
+  store_rows_tile(tile, 32, C, ldc, mr, nr, acc);
+}
+
+__attribute__((target("avx2,fma"))) void row_kernel_avx2(int64_t n, const float* a, int64_t lda, const float* b,
+                                                            int64_t ldb, float* C, int64_t ldc, int mr, int nr,
+                                                            bool acc) {
+  constexpr int MR = 6;
+  __m256 c0[MR], c1[MR];
+#pragma GCC unroll 6
+  for (int r = 0; r < MR; ++r) c0[r] = c1[r] = _mm256_setzero_ps();
+  for (int64_t p = 0; p < n; ++p, b += ldb) {
+    __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) {
+      __m256 av = _mm256_broadcast_ss(a + r * lda + p);
+      c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
+      c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
+    }
+  }
+  alignas(32) float tile[MR * 16];
+  for (int r = 0; r < MR; ++r) {
+    _mm256_store_ps(tile + r * 16, c0[r]);
+    _mm256_store_ps(tile + r * 16 + 8, c1[r]);
+  }
+  store_rows_tile(tile, 16, C, ldc, mr, nr, acc);
+}
+
+void row_kernel_scalar(int64_t n, const float* a, int64_t lda, const float* b, int64_t ldb, float* C, int64_t ldc,
+                       int mr, int nr, bool acc) {
+  constexpr int MR = 4, NR = 8;
+  float tile[MR * NR] = {0};
+  for (int64_t p = 0; p < n; ++p, b += ldb)
+    for (int r = 0; r < MR; ++r)
+      for (int c = 0; c < NR; ++c) tile[r * NR + c] += a[r * lda + p] * b[c];
+  store_rows_tile(tile, NR, C, ldc, mr, nr, acc);
+}
+
+// The row kernel with the tile shape of gemm's micro-kernel on this CPU.
+RowKernel row_kernel(const MicroKernel& mk) {
+  if (mk.MR == 12 && mk.NR == 32) return row_kernel_avx512;
+  if (mk.MR == 6 && mk.NR == 16) return row_kernel_avx2;
+  return row_kernel_scalar;
+}
+
+void dweight_rows(float* dweight, const float* dout, const float* x, const Conv3dGeometry& g) {
+  const MicroKernel& mk = micro_kernel();
+  const int MR = mk.MR, NR = mk.NR;
+  const RowKernel kernel = row_kernel(mk);
+  const int64_t K = g.K(), P = g.P(), rows = g.To * g.Ho, in_item = g.Cin * g.T * g.H * g.W;
+  const int64_t Kp = (K + MR - 1) / MR * MR, Coutp = (g.Cout + NR - 1) / NR * NR;
+  const int64_t rc = rows_per_chunk(g), nmax = rc * g.Wo;
+  if (g.B == 0) {
+    std::memset(dweight, 0, static_cast<size_t>(g.Cout * K) * sizeof(float));
+    return;
+  }
+  FloatBuffer dwt(Kp * Coutp);
+  // One parallel region: each thread owns a range of tap panels (rows of dweight^T),
+  // builds only those col rows, and keeps its own transposed copy of dout's chunk.
+  parallel_for(0, Kp / MR, 1, [&](int64_t i0, int64_t i1) {
+    const int64_t ka = i0 * MR, kb = std::min(K, i1 * MR), mine = (i1 - i0) * MR;
+    FloatBuffer col(mine * nmax), doutT(nmax * Coutp);
+    bool first = true;
+    for (int64_t b = 0; b < g.B; ++b)
+      for (int64_t r0 = 0; r0 < rows; r0 += rc) {
+        const int64_t r1 = std::min(rows, r0 + rc), n = (r1 - r0) * g.Wo;
+        vol2col(col.get(), x + b * in_item, g, r0, r1, ka, kb);
+        if (ka + mine > kb)
+          std::memset(col.get() + (kb - ka) * n, 0, static_cast<size_t>((ka + mine - kb) * n) * sizeof(float));
+        const float* d = dout + b * g.Cout * P + r0 * g.Wo;  // [Cout, n], row stride P
+        for (int64_t p = 0; p < n; ++p) {
+          float* dst = doutT.get() + p * Coutp;
+          for (int64_t co = 0; co < g.Cout; ++co) dst[co] = d[co * P + p];
+          for (int64_t co = g.Cout; co < Coutp; ++co) dst[co] = 0.0f;
+        }
+        for (int64_t p0 = 0; p0 < n; p0 += kPositionBlock) {
+          const int64_t pn = std::min(kPositionBlock, n - p0);
+          const bool acc = !first || p0 > 0;
+          for (int64_t i = i0; i < i1; ++i) {
+            const int mr = static_cast<int>(std::min<int64_t>(MR, K - i * MR));
+            for (int64_t j = 0; j < g.Cout; j += NR) {
+              const int nr = static_cast<int>(std::min<int64_t>(NR, g.Cout - j));
+              kernel(pn, col.get() + (i * MR - ka) * n + p0, n, doutT.get() + p0 * Coutp + j, Coutp,
+                     dwt.get() + i * MR * Coutp + j, Coutp, mr, nr, acc);
+            }
+          }
+        }
+        first = false;
+      }
+  });
+  parallel_for(0, g.Cout, 4, [&](int64_t c0, int64_t c1) {
+    for (int64_t co = c0; co < c1; ++co)
+      for (int64_t k = 0; k < K; ++k) dweight[co * K + k] = dwt.get()[k * Coutp + co];
+  });
+}
+
+}  // namespace
+
+int64_t conv3d_column_budget() { return g_column_budget.load(); }
+void set_conv3d_column_budget(int64_t floats) { g_column_budget = floats > 0 ? floats : kDefaultColumnBudget; }
+
+void conv3d_forward(Tensor& out_t, const Tensor& inp, const Tensor& weight, const Tensor& bias,
+                    const Conv3dGeometry& g) {
+  float* out = out_t.data<float>();
+  const float* x = inp.data<float>();
+  const float* w = weight.data<float>();
+  const float* bs = bias.defined() ? bias.data<float>() : nullptr;
+  if (out_t.numel() == 0) return;
+  if (reference_kernels()) return forward_reference(out, x, w, bs, g);
+  forward_implicit(out, x, w, bs, g);
+}
+
+void conv3d_backward(Tensor& dinp_t, Tensor& dweight_t, Tensor& dbias_t, const Tensor& dout_t, const Tensor& inp,
+                     const Tensor& weight, const Conv3dGeometry& g) {
+  float* dinp = dinp_t.defined() ? dinp_t.data<float>() : nullptr;
+  float* dweight = dweight_t.defined() ? dweight_t.data<float>() : nullptr;
+  float* dbias = dbias_t.defined() ? dbias_t.data<float>() : nullptr;
+  const float* dout = dout_t.data<float>();
+  const float* x = inp.data<float>();
+  const float* w = weight.data<float>();
+  if (reference_kernels()) return backward_reference(dinp, dweight, dbias, dout, x, w, g);
+
+  const int64_t P = g.P();
+  if (dbias)
+    parallel_for(0, g.Cout, 4, [&](int64_t c0, int64_t c1) {
+      for (int64_t co = c0; co < c1; ++co) {
+        double acc = 0;
+        for (int64_t b = 0; b < g.B; ++b) {
+          const float* d = dout + (b * g.Cout + co) * P;
+          float part = 0;  // float sums within one (b, co), double across them
+          for (int64_t i = 0; i < P; ++i) part += d[i];
+          acc += part;
+        }
+        dbias[co] = static_cast<float>(acc);
+      }
+    });
+  if (dinp && g.B > 0) {
+    if (dinp_as_conv(g))
+      dinp_conv(dinp, dout, w, g);
+    else
+      dinp_col2im(dinp, dout, w, g);
+  }
+  if (dweight) dweight_rows(dweight, dout, x, g);
+}
+
+}  // namespace cpu
+}  // namespace ts

@@ -1,0 +1,111 @@
+// Cross-backend table: conv3d forward with dinp, dweight and dbias (odd sizes,
+// 1x1x1 / 3x3x3 / 1x3x3 / 3x1x1 kernels, strides 1 and 2, symmetric and mixed
+// padding, causal zeros / replicate, replicate spatial padding, strided input views).
+// The cases reach every optimized path: the implicit-GEMM forward (several K slices
+// and Cout panels, position panels that cross output rows), dinp as a flipped-weight
+// convolution (unit stride, zero padding <= k - 1) and dinp by GEMM + col2im (strides,
+// replicate, large padding), dweight by vol2col + GEMM (chunked or not).
+#include "core/conv.h"
+#include "op_table.h"
+
+using namespace ts;
+using optable::input;
+
+namespace {
+struct ConvCase {
+  int64_t B, Cin, Cout, T, H, W;
+  Shape k;                       // [kt, kh, kw]
+  std::array<int64_t, 3> stride, padding;
+  bool causal, replicate, bias, strided;
+  bool chunked = false;  // shrink the column buffer so the optimized path runs many chunks
+};
+
+std::string describe(const ConvCase& c) {
+  std::string s = "B=" + std::to_string(c.B) + ",Cin=" + std::to_string(c.Cin) + ",Cout=" + std::to_string(c.Cout) +
+                  ",THW=" + std::to_string(c.T) + "x" + std::to_string(c.H) + "x" + std::to_string(c.W) +
+                  ",k=" + shape_str(c.k) + ",s=" + shape_str({c.stride[0], c.stride[1], c.stride[2]}) +
+                  ",p=" + shape_str({c.padding[0], c.padding[1], c.padding[2]});
+  if (c.causal) s += ",causal";
+  if (c.replicate) s += ",replicate";
+  if (!c.bias) s += ",nobias";
+  if (c.strided) s += ",strided";
+  if (c.chunked) s += ",chunked";
+  return s;
+}
+
+struct Reg {
+  Reg() {
+    using A = std::array<int64_t, 3>;
+    const A s1{1, 1, 1}, s2{2, 2, 2}, p0{0, 0, 0}, p1{1, 1, 1};
+    const ConvCase cases[] = {
+        // B, Cin, Cout, T, H, W, k, stride, padding, causal, replicate, bias, strided
+        {2, 3, 7, 5, 7, 13, {1, 1, 1}, s1, p0, false, false, true, false},   // pointwise
+        {2, 5, 7, 5, 7, 13, {1, 1, 1}, s2, p0, false, false, true, true},
+        {2, 3, 7, 5, 7, 13, {3, 3, 3}, s1, p1, false, false, true, false},
+        {1, 5, 7, 5, 7, 13, {3, 3, 3}, s1, p0, false, false, false, false},
+        {2, 5, 7, 5, 7, 13, {3, 3, 3}, s2, p1, false, false, true, false},
+        {2, 3, 7, 5, 7, 13, {3, 3, 3}, s1, {1, 2, 0}, false, false, true, true},
+        {2, 5, 7, 5, 7, 13, {1, 3, 3}, {1, 2, 2}, {0, 1, 1}, false, false, true, false},
+        {2, 3, 7, 5, 7, 13, {3, 1, 1}, {2, 1, 1}, {1, 0, 0}, false, false, true, true},
+        {2, 3, 7, 5, 7, 13, {3, 3, 3}, s1, {0, 1, 1}, true, false, true, false},   // causal zeros
+        {2, 5, 7, 5, 7, 13, {3, 3, 3}, s1, {0, 1, 1}, true, true, true, false},    // causal replicate
+        {2, 3, 7, 5, 7, 13, {3, 3, 3}, s2, {0, 1, 2}, true, true, false, true},
+        {2, 5, 7, 5, 7, 13, {3, 1, 1}, s1, p0, true, false, true, true},
+        {1, 3, 7, 5, 7, 13, {3, 3, 3}, s1, {1, 2, 0}, false, true, true, false},   // replicate everywhere
+        {1, 3, 7, 5, 7, 13, {2, 5, 4}, {2, 1, 3}, {1, 3, 2}, false, true, true, true},  // pads > 1, odd kernel
+        {1, 5, 7, 1, 7, 13, {3, 3, 3}, s1, {0, 1, 1}, true, false, true, false},   // one frame (an image)
+        {1, 3, 7, 5, 1, 1, {3, 3, 3}, s1, {0, 1, 1}, true, true, true, false},     // 1x1 frames, all spatial padding
+        // K = 297 taps (more than one K slice of the implicit GEMM), Cout = 13 (two row panels)
+        {1, 11, 13, 5, 7, 13, {3, 3, 3}, s1, p1, false, false, true, false},
+        {1, 11, 13, 3, 5, 9, {3, 3, 3}, s1, {0, 1, 1}, true, true, true, true},
+        {2, 3, 7, 5, 7, 13, {1, 1, 1}, s1, p1, false, false, true, false},        // padding > k - 1
+    };
+    std::vector<ConvCase> all(std::begin(cases), std::end(cases));
+    for (int i : {2, 4, 5, 9, 13}) {
+      ConvCase c = cases[i];
+      c.chunked = true;
+      all.push_back(c);
+    }
+    for (const ConvCase& c : all) {
+      optable::table().push_back(
+          {"conv3d", describe(c),
+           [c](Device d) -> std::vector<Tensor> {
+             Conv3dOptions o;
+             o.stride = c.stride;
+             o.padding = c.padding;
+             o.causal = c.causal;
+             o.mode = c.replicate ? PadMode::Replicate : PadMode::Zeros;
+             Tensor x = input({c.B, c.Cin, c.T, c.H, c.W}, 101, d, c.strided);
+             Tensor w = input({c.Cout, c.Cin, c.k[0], c.k[1], c.k[2]}, 102, d, c.strided, 0.2f);
+             Tensor b = c.bias ? input({c.Cout}, 103, d) : Tensor();
+             // 2 output rows' worth of columns: chunks of 2 rows, ending mid-frame
+             if (c.chunked) cpu::set_conv3d_column_budget(2 * c.Cin * c.k[0] * c.k[1] * c.k[2] * c.W);
+             Tensor y = conv3d(x, w, b, o);
+             Tensor dy = input(y.shape(), 104, d);
+             Conv3dGrads g = conv3d_backward(dy, x, w, o, true, true, true);
+             cpu::set_conv3d_column_budget(0);
+             return {y, g.dinp, g.dweight, g.dbias};
+           },
+           1e-10});
+    }
+    // Only some gradients asked for: the others stay undefined and the asked ones agree.
+    optable::table().push_back({"conv3d", "B=2,Cin=3,Cout=7,k=[3, 3, 3],causal,dweight only / dinp only",
+                                [](Device d) -> std::vector<Tensor> {
+                                  Conv3dOptions o;
+                                  o.padding = {0, 1, 1};
+                                  o.causal = true;
+                                  Tensor x = input({2, 3, 5, 7, 13}, 111, d);
+                                  Tensor w = input({7, 3, 3, 3, 3}, 112, d, false, 0.2f);
+                                  Tensor dy = input({2, 7, 5, 7, 13}, 114, d);
+                                  Conv3dGrads a = conv3d_backward(dy, x, w, o, false, true, false);
+                                  Conv3dGrads b = conv3d_backward(dy, x, w, o, true, false, false);
+                                  if (a.dinp.defined() || a.dbias.defined() || b.dweight.defined())
+                                    fail("conv3d", "backward computed a gradient that was not asked for");
+                                  return {a.dweight, b.dinp};
+                                },
+                                1e-10});
+  }
+} reg;
+}  // namespace
+
+int main(int argc, char** argv) { return optable::run(argc, argv); }
