@@ -66,6 +66,11 @@ export interface NativeAddon {
   reduce(op: string, x: Handle, axes: number[], keepDim: boolean): Handle;
   sumTo(x: Handle, shape: number[]): Handle;
   matmul(a: Handle, b: Handle): Handle;
+  // optimizers (in place on param, m, v)
+  adamwStep(
+    param: Handle, m: Handle, v: Handle, grad: Handle,
+    lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number,
+  ): void;
   // runtime
   memory(): NativeMemory;
   resetPeakMemory(): void;

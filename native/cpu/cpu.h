@@ -37,5 +37,13 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const flo
 void gemm_reference(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
                     const float* B, int64_t ldb, float* C, int64_t ldc, float beta);
 
+// ---- optimizers ----------------------------------------------------------------------
+// One AdamW step in place over n contiguous float32 elements (torch.optim.AdamW's
+// operation order; see core/optim.h). param, m, v: read and overwritten; grad: read.
+void adamw(float* param, float* m, float* v, const float* grad, int64_t n, double lr, double beta1, double beta2,
+           double eps, double weight_decay, double bias_correction1, double bias_correction2);
+void adamw_reference(float* param, float* m, float* v, const float* grad, int64_t n, double lr, double beta1,
+                     double beta2, double eps, double weight_decay, double bias_correction1, double bias_correction2);
+
 }  // namespace cpu
 }  // namespace ts

@@ -55,6 +55,12 @@ class CpuBackend final : public Backend {
             int64_t ldb, int64_t sb, float* c, int64_t ldc, int64_t sc, int64_t batch, float beta) override {
     for (int64_t i = 0; i < batch; ++i) cpu::gemm(ta, tb, M, N, K, a + i * sa, lda, b + i * sb, ldb, c + i * sc, ldc, beta);
   }
+  // ---- optimizers ----
+  void adamw(Tensor& param, Tensor& m, Tensor& v, const Tensor& grad, double lr, double beta1, double beta2, double eps,
+             double weight_decay, double bc1, double bc2) override {
+    cpu::adamw(param.data<float>(), m.data<float>(), v.data<float>(), grad.data<float>(), param.numel(), lr, beta1,
+               beta2, eps, weight_decay, bc1, bc2);
+  }
 };
 
 }  // namespace cpu
