@@ -41,6 +41,7 @@ export interface LoadStateDictResult {
 }
 
 const DEVICE_RE = /^(cpu|cuda|cuda:\d+)$/;
+const FLOATING: readonly string[] = ['float32', 'float64', 'float16', 'bfloat16'];
 const LIST_LIMIT = 20;
 
 function listStr(items: string[]): string {
@@ -281,11 +282,11 @@ export class Module {
     const isDtype = (DTYPES as readonly string[]).includes(target as string);
     if (typeof target !== 'string' || (!isDtype && !DEVICE_RE.test(target)))
       throw new TypeError(`${op}: expected a dtype or device name, got ${typeName(target)} ${String(target)}`);
-    if (isDtype && !target.startsWith('float'))
+    if (isDtype && !FLOATING.includes(target))
       throw new TypeError(`${op}: modules convert only to floating dtypes, got ${target}`);
     const convert = (t: Tensor): void => {
       if (isDtype) {
-        if (!t.dtype.startsWith('float') || t.dtype === target) return;
+        if (!FLOATING.includes(t.dtype) || t.dtype === target) return;
         t._replaceHandle(native.toDtype(t.h, target));
       } else if (t.device !== target) {
         t._replaceHandle(native.toDevice(t.h, target));

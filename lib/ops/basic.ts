@@ -300,8 +300,9 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
       if (y.rank === 1) gShape.push(1);
       const g2 = g.reshape(gShape);
       let gx: Tensor | null = null, gy: Tensor | null = null;
-      if (sy) gx = sumTo(raw(native.matmul(g2.h, native.transpose(sy.reshape(y2).h, -1, -2))), x2).reshape(x.shape as number[]);
-      if (sx) gy = sumTo(raw(native.matmul(native.transpose(sx.reshape(x2).h, -1, -2), g2.h)), y2).reshape(y.shape as number[]);
+      // The transposed views are wrapped so the enclosing tidy frees their handles.
+      if (sy) gx = sumTo(raw(native.matmul(g2.h, raw(native.transpose(sy.reshape(y2).h, -1, -2)).h)), x2).reshape(x.shape as number[]);
+      if (sx) gy = sumTo(raw(native.matmul(raw(native.transpose(sx.reshape(x2).h, -1, -2)).h, g2.h)), y2).reshape(y.shape as number[]);
       return [gx, gy];
     };
   });

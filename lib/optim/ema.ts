@@ -14,6 +14,8 @@ export interface EMAStateDict {
   shadow: Record<string, Tensor>;
 }
 
+const FLOATING = new Set(['float32', 'float64', 'float16', 'bfloat16']);
+
 function checkDecay(decay: unknown): number {
   if (typeof decay !== 'number' || !(decay >= 0 && decay <= 1)) throw new RangeError(`EMA: expected decay in [0, 1], got ${String(decay)}`);
   return decay;
@@ -40,8 +42,13 @@ export class EMA {
         for (const [k, s] of this.shadow) {
           const p = sd[k];
           if (!p) throw new Error(`EMA.update: the model no longer has '${k}'`);
-          if (s.dtype === 'float32' && p.dtype === 'float32') s.copy_(s.mul(d).add(p.mul(1 - d)));
-          else s.copy_(p);
+          if (FLOATING.has(s.dtype) && FLOATING.has(p.dtype)) {
+            // Averaged in float32 (the math dtype); copy_ rounds back to the shadow's dtype.
+            const s32 = s.dtype === 'float32' ? s : s.to('float32'), p32 = p.dtype === 'float32' ? p : p.to('float32');
+            s.copy_(s32.mul(d).add(p32.mul(1 - d)));
+          } else {
+            s.copy_(p);
+          }
         }
       }),
     );
