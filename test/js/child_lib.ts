@@ -56,16 +56,25 @@ export function runChild(script: string, args: string[], env: NodeJS.ProcessEnv)
   return r.stdout;
 }
 
+export interface RunningChild {
+  child: ChildProcess;
+  /** Everything the child printed so far. */
+  output(): string;
+  /** Resolves with the exit code or signal once the child is gone. */
+  exited: Promise<number | string>;
+}
+
 /** Starts a child script; resolves once it prints a line containing `marker`. */
-export function startChild(script: string, args: string[], env: NodeJS.ProcessEnv, marker: string): Promise<ChildProcess> {
+export function startChild(script: string, args: string[], env: NodeJS.ProcessEnv, marker: string): Promise<RunningChild> {
   const child = spawn(process.execPath, [childScript(script), ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '', err = '';
+  const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve(signal ?? code ?? -1)));
   return new Promise((resolve, reject) => {
-    let out = '', err = '';
     child.stdout!.on('data', (d) => {
       out += d;
-      if (out.includes(marker)) resolve(child);
+      if (out.includes(marker)) resolve({ child, output: () => out, exited });
     });
     child.stderr!.on('data', (d) => (err += d));
-    child.on('exit', (code) => reject(new Error(`${script} exited (${code}) before '${marker}':\n${err}`)));
+    child.on('exit', (code) => reject(new Error(`${script} exited (${code}) before printing '${marker}':\n${err}`)));
   });
 }
