@@ -114,6 +114,11 @@ export interface NativeAddon {
     dout: Handle, x: Handle, weight: Handle, stride: number[], padding: number[], causal: boolean, paddingMode: string,
     needs: [boolean, boolean, boolean],
   ): [Handle | null, Handle | null, Handle | null];
+  // optimizers (in place on param, m, v)
+  adamwStep(
+    param: Handle, m: Handle, v: Handle, grad: Handle,
+    lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number,
+  ): void;
   // runtime
   memory(): NativeMemory;
   resetPeakMemory(): void;

@@ -243,6 +243,16 @@ export class Tensor {
   backward(grad?: Tensor, opts: { retainGraph?: boolean } = {}): void {
     ops.backward(this, grad, opts);
   }
+  /**
+   * @internal Points this tensor at another native handle (disposing the old one),
+   * keeping the object's identity: Module.to() converts parameters this way so that
+   * optimizers and other holders of the Parameter object see the new values.
+   */
+  _replaceHandle(h: Handle): void {
+    if (this._h !== null && this._h !== h) native.dispose(this._h);
+    this._h = h;
+    this._meta = null;
+  }
   /** Copies src's values into this tensor in place (no autograd). */
   copy_(src: Tensor): this {
     native.copyInto(this.handle('copy_'), src.handle('copy_'));

@@ -8,6 +8,7 @@ import { GIFEncoder, applyPalette, quantize } from 'gifenc';
 import { GifReader } from 'omggif';
 import { PNG } from 'pngjs';
 import { tensor } from '../creation';
+import { writeAll, writeFileAtomic } from './atomic';
 import { live, shapeStr } from '../ops/basic';
 import { Tensor } from '../tensor';
 
@@ -27,26 +28,9 @@ export interface SaveVideoOptions {
   padding?: number;
 }
 
-/** Writes bytes to path atomically: a temp file in the same directory, fsync, rename. */
-export function writeFileAtomic(file: string, data: Uint8Array | string): void {
-  const dir = path.dirname(path.resolve(file));
-  fs.mkdirSync(dir, { recursive: true });
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
-  const fd = fs.openSync(tmp, 'w');
-  try {
-    fs.writeSync(fd, data as Uint8Array);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
-  try {
-    const dfd = fs.openSync(dir, 'r');
-    fs.fsyncSync(dfd);
-    fs.closeSync(dfd);
-  } catch {
-    // some filesystems do not allow fsync on directories
-  }
+function writeBytes(file: string, data: Uint8Array): void {
+  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  writeFileAtomic(file, (fd) => writeAll(fd, data));
 }
 
 function toRgba(video: Tensor, opts: SaveVideoOptions): Rgba {
@@ -133,8 +117,8 @@ export function saveVideo(video: Tensor, file: string, opts: SaveVideoOptions = 
     throw new Error(`saveVideo: unsupported file type '${ext || file}' (expected .gif, .png, .mp4 or .webm)`);
   const rgba = toRgba(video, opts);
   const channels = (video.shape.length === 5 ? video.shape[1] : video.shape[0]) as number;
-  if (ext === '.gif') return writeFileAtomic(file, encodeGif(rgba, fps, channels === 1));
-  if (ext === '.png') return writeFileAtomic(file, encodePng(rgba));
+  if (ext === '.gif') return writeBytes(file, encodeGif(rgba, fps, channels === 1));
+  if (ext === '.png') return writeBytes(file, encodePng(rgba));
   const ff = ffmpegPath();
   if (!ff) throw new Error(`saveVideo: writing ${ext} needs ffmpeg on the PATH (not found); write .gif or .png instead`);
   const raw = Buffer.alloc(rgba.frames.length * rgba.width * rgba.height * 3);

@@ -190,6 +190,15 @@ class Backend {
     unsupported("conv3d");
   }
 
+  // ---- optimizers (entry points in optim.h) ------------------------------------------
+  // One AdamW step over n = param.numel() elements; param, m, v, grad are float32 and
+  // contiguous. param, m, v are read and overwritten in place; grad is only read.
+  // bias_correction1/2 = 1 - beta^step (computed in double by the entry point).
+  virtual void adamw(Tensor& param, Tensor& m, Tensor& v, const Tensor& grad, double lr, double beta1, double beta2,
+                     double eps, double weight_decay, double bias_correction1, double bias_correction2) {
+    unsupported("adamw");
+  }
+
  protected:
   [[noreturn]] void unsupported(const char* op) const { fail(op, "not supported on ", name()); }
 };

@@ -115,5 +115,13 @@ void attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, 
 // Returns the width now in use.
 int attention_set_max_width(int width);
 
+// ---- optimizers ----------------------------------------------------------------------
+// One AdamW step in place over n contiguous float32 elements (torch.optim.AdamW's
+// operation order; see core/optim.h). param, m, v: read and overwritten; grad: read.
+void adamw(float* param, float* m, float* v, const float* grad, int64_t n, double lr, double beta1, double beta2,
+           double eps, double weight_decay, double bias_correction1, double bias_correction2);
+void adamw_reference(float* param, float* m, float* v, const float* grad, int64_t n, double lr, double beta1,
+                     double beta2, double eps, double weight_decay, double bias_correction1, double bias_correction2);
+
 }  // namespace cpu
 }  // namespace ts

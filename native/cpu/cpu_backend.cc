@@ -157,6 +157,12 @@ class CpuBackend final : public Backend {
                        const Tensor& weight, const Conv3dGeometry& g) override {
     cpu::conv3d_backward(dinp, dweight, dbias, dout, inp, weight, g);
   }
+  // ---- optimizers ----
+  void adamw(Tensor& param, Tensor& m, Tensor& v, const Tensor& grad, double lr, double beta1, double beta2, double eps,
+             double weight_decay, double bc1, double bc2) override {
+    cpu::adamw(param.data<float>(), m.data<float>(), v.data<float>(), grad.data<float>(), param.numel(), lr, beta1,
+               beta2, eps, weight_decay, bc1, bc2);
+  }
 };
 
 }  // namespace cpu

@@ -1,0 +1,6 @@
+// ts.nn: modules, layers and initialization.
+export { Module, Parameter } from './module';
+export type { StateDict, LoadStateDictResult } from './module';
+export { Linear, Identity, SiLU, GELU, ModuleList, Sequential, MLP } from './layers';
+export type { LayerOptions, MLPOptions } from './layers';
+export * as init from './init';

@@ -1,0 +1,50 @@
+// tessera core: optimizer update entry points (validate, then dispatch by device).
+#include "optim.h"
+
+#include <cmath>
+
+#include "backend.h"
+
+namespace ts {
+
+namespace {
+void check_state(const Tensor& t, const Tensor& param, const char* what) {
+  const char* op = "adamw";
+  if (!t.defined()) fail(op, what, " is an undefined (disposed) tensor");
+  if (t.dtype() != DType::Float32)
+    fail(op, "expected ", what, " of dtype float32, got ", dtype_name(t.dtype()));
+  if (t.shape() != param.shape())
+    fail(op, "expected ", what, " of the parameter's shape ", shape_str(param.shape()), ", got ", shape_str(t.shape()));
+  if (t.device() != param.device())
+    fail(op, "expected ", what, " on the parameter's device ", param.device().str(), ", got ", t.device().str());
+}
+}  // namespace
+
+void adamw_update_(Tensor& param, Tensor& m, Tensor& v, const Tensor& grad, const AdamWStep& s) {
+  const char* op = "adamw";
+  if (!param.defined()) fail(op, "param is an undefined (disposed) tensor");
+  if (param.dtype() != DType::Float32)
+    fail(op, "expected param of dtype float32 (master weights), got ", dtype_name(param.dtype()));
+  check_state(m, param, "exp_avg (m)");
+  check_state(v, param, "exp_avg_sq (v)");
+  check_state(grad, param, "grad");
+  // Updated in place, so no hidden copies: the caller's tensors must be dense.
+  if (!param.is_contiguous() || !m.is_contiguous() || !v.is_contiguous())
+    fail(op, "expected contiguous param, exp_avg and exp_avg_sq (they are updated in place)");
+  if (param.storage() == m.storage() || param.storage() == v.storage() || m.storage() == v.storage())
+    fail(op, "expected param, exp_avg and exp_avg_sq in separate storages");
+  if (!(std::isfinite(s.lr) && s.lr >= 0)) fail(op, "expected a finite lr >= 0, got ", s.lr);
+  if (!(s.beta1 >= 0 && s.beta1 < 1)) fail(op, "expected beta1 in [0, 1), got ", s.beta1);
+  if (!(s.beta2 >= 0 && s.beta2 < 1)) fail(op, "expected beta2 in [0, 1), got ", s.beta2);
+  if (!(std::isfinite(s.eps) && s.eps >= 0)) fail(op, "expected a finite eps >= 0, got ", s.eps);
+  if (!(std::isfinite(s.weight_decay) && s.weight_decay >= 0))
+    fail(op, "expected a finite weight_decay >= 0, got ", s.weight_decay);
+  if (s.step < 1) fail(op, "expected step >= 1 (the count including this update), got ", s.step);
+  if (param.numel() == 0) return;
+  Tensor g = grad.contiguous();
+  double bc1 = 1.0 - std::pow(s.beta1, static_cast<double>(s.step));
+  double bc2 = 1.0 - std::pow(s.beta2, static_cast<double>(s.step));
+  backend_for(param.device(), op).adamw(param, m, v, g, s.lr, s.beta1, s.beta2, s.eps, s.weight_decay, bc1, bc2);
+}
+
+}  // namespace ts

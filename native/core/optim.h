@@ -1,0 +1,27 @@
+// tessera core: optimizer update entry points. Dimension letters: N = number of
+// elements of one parameter tensor (any shape; updates are elementwise).
+#pragma once
+#include <cstdint>
+
+#include "tensor.h"
+
+namespace ts {
+
+struct AdamWStep {
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 1e-2;
+  int64_t step = 1;  // 1-based count of this parameter's updates, including this one
+};
+
+// One AdamW step (Loshchilov & Hutter: decoupled weight decay, bias-corrected
+// moments), in place and in one pass, with torch.optim.AdamW's operation order:
+//   param *= 1 - lr*wd;  m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g*g
+//   param += -(lr / (1 - b1^step)) * m / (sqrt(v) / sqrt(1 - b2^step) + eps)
+// param, m, v: float32, contiguous, one shape and device; read and overwritten.
+// grad: float32, same shape and device, any strides; only read.
+void adamw_update_(Tensor& param, Tensor& m, Tensor& v, const Tensor& grad, const AdamWStep& s);
+
+}  // namespace ts

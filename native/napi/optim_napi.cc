@@ -1,0 +1,21 @@
+// tessera N-API: optimizer updates (in place on the tensors passed in).
+#include "core/optim.h"
+#include "napi_util.h"
+
+using namespace tsn;
+
+// adamwStep(param, m, v, grad, lr, beta1, beta2, eps, weightDecay, step): one fused
+// AdamW step; param, m and v are overwritten in place.
+TS_NAPI(adamwStep) {
+  const char* op = "adamw";
+  ts::AdamWStep s;
+  s.lr = number_arg(info, 4, op);
+  s.beta1 = number_arg(info, 5, op);
+  s.beta2 = number_arg(info, 6, op);
+  s.eps = number_arg(info, 7, op);
+  s.weight_decay = number_arg(info, 8, op);
+  s.step = int_arg(info, 9, op);
+  ts::adamw_update_(tensor_arg(info, 0, op), tensor_arg(info, 1, op), tensor_arg(info, 2, op), tensor_arg(info, 3, op),
+                    s);
+  return info.Env().Undefined();
+}
