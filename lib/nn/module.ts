@@ -11,7 +11,7 @@
 //     forward(x: Tensor): Tensor { return F.linear(x, this.weight); }
 //   }
 import { noGrad } from '../autograd/node';
-import { zeros } from '../creation';
+import { full, zeros } from '../creation';
 import { native } from '../native';
 import { live, shapeStr } from '../ops/basic';
 import { DType, Device, DTYPES, Tensor, typeName } from '../tensor';
@@ -28,6 +28,14 @@ export class Parameter extends Tensor {
   /** A zero-filled parameter (layers fill it with their init), with no temporary left behind. */
   static zeros(shape: number[], opts: { dtype?: DType; device?: Device; requiresGrad?: boolean } = {}): Parameter {
     const t = zeros(shape, { dtype: opts.dtype, device: opts.device });
+    const p = new Parameter(t, opts.requiresGrad ?? true);
+    t.dispose();
+    return p;
+  }
+
+  /** A parameter filled with ones (norm weights). */
+  static ones(shape: number[], opts: { dtype?: DType; device?: Device; requiresGrad?: boolean } = {}): Parameter {
+    const t = full(shape, 1, { dtype: opts.dtype, device: opts.device });
     const p = new Parameter(t, opts.requiresGrad ?? true);
     t.dispose();
     return p;
