@@ -42,6 +42,41 @@ describe('foundation ops match PyTorch (forward and backward)', () => {
   }
 });
 
+describe('the remaining unary ops, reductions and shape ops match PyTorch', () => {
+  const cases: [string, (x: ts.Tensor) => ts.Tensor][] = [
+    ['log', (x) => x.abs().add(0.5).log()],
+    ['sqrt', (x) => x.abs().add(0.5).sqrt()],
+    ['abs', (x) => x.abs()],
+    ['neg', (x) => x.neg()],
+    ['relu', (x) => x.relu()],
+    ['silu', (x) => ts.F.silu(x)],
+    ['gelu', (x) => ts.F.gelu(x)],
+    ['gelutanh', (x) => ts.F.gelu(x, { approximate: 'tanh' })],
+    ['pow3', (x) => x.pow(3)],
+    ['square', (x) => x.square()],
+    ['sin', (x) => ts.sin(x)],
+    ['cos', (x) => ts.cos(x)],
+    ['rsqrt', (x) => ts.rsqrt(x.abs().add(0.5))],
+    ['mean', (x) => x.mean(0)],
+    ['min', (x) => x.min(-1, true)],
+    ['shape', (x) => {
+      const c = ts.cat([x, x.mul(2)], -1);
+      const p = c.permute([...Array(c.rank).keys()].reverse()).reshape([-1]);
+      return p.slice(0, 1, p.shape[0], 3);
+    }],
+    ['stack', (x) => ts.stack([x, x.mul(3)], 1).chunk(2, 1)[1]],
+  ];
+  for (const k of [0, 1])
+    for (const [name, fn] of cases)
+      test(`${name}, case ${k}`, () => {
+        const a = leaf(`${name}${k}.a`);
+        const out = fn(a);
+        expectClose(out, T[`${name}${k}.out`], 1e-12);
+        out.mul(T[`${name}${k}.w`]).sum().backward();
+        expectClose(a.grad!, T[`${name}${k}.ga`], 1e-12);
+      });
+});
+
 describe('finite-difference gradient checks', () => {
   const r = (shape: number[], seed: number, shift = 0): ts.Tensor => {
     ts.manualSeed(seed);
