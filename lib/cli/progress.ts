@@ -1,0 +1,51 @@
+// Progress for long work: a cli-progress bar with step, loss, it/s and ETA on a
+// terminal; plain log lines (every ~5 s and at the end) when not a TTY.
+import { SingleBar } from 'cli-progress';
+
+export interface Progress {
+  update(step: number, values?: Record<string, number>): void;
+  stop(): void;
+}
+
+function fmt(values: Record<string, number>): string {
+  return Object.entries(values)
+    .map(([k, v]) => `${k} ${Math.abs(v) >= 100 || v === 0 ? v.toFixed(1) : v.toPrecision(4)}`)
+    .join(', ');
+}
+
+export function progress(label: string, total: number, stream: NodeJS.WriteStream = process.stderr): Progress {
+  const start = Date.now();
+  const rate = (step: number): number => step / Math.max(1e-3, (Date.now() - start) / 1000);
+  if (stream.isTTY) {
+    const bar = new SingleBar({
+      format: `${label} [{bar}] {value}/{total} | {values} | {rate} it/s | ETA {eta_formatted}`,
+      barsize: 24,
+      hideCursor: true,
+      stream,
+    });
+    bar.start(total, 0, { values: '', rate: '0.00' });
+    return {
+      update: (step, values = {}) => bar.update(step, { values: fmt(values), rate: rate(step).toFixed(2) }),
+      stop: () => bar.stop(),
+    };
+  }
+  let last = 0;
+  let lastStep = 0;
+  let lastValues: Record<string, number> = {};
+  const line = (step: number, values: Record<string, number>): void => {
+    const r = rate(step);
+    const eta = r > 0 ? Math.max(0, (total - step) / r) : 0;
+    stream.write(`${label} ${step}/${total} ${fmt(values)} ${r.toFixed(2)} it/s ETA ${Math.round(eta)} s\n`);
+  };
+  return {
+    update: (step, values = {}) => {
+      lastStep = step;
+      lastValues = values;
+      if (Date.now() - last >= 5000) {
+        last = Date.now();
+        line(step, values);
+      }
+    },
+    stop: () => line(lastStep, lastValues),
+  };
+}
