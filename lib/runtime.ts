@@ -1,7 +1,7 @@
 // Runtime: memory accounting, threads, build and device info.
 import * as fs from 'fs';
 import * as path from 'path';
-import { native } from './native';
+import { native, NativeInfo } from './native';
 
 export interface MemoryInfo {
   /** Live tensor handles held by JS (views included). */
@@ -46,16 +46,9 @@ export const version: string = (() => {
   }
 })();
 
-export interface Info {
+export interface Info extends NativeInfo {
   version: string;
   backend: 'cpu' | 'cuda';
-  cpu: { features: string[]; threads: number; hardwareThreads: number; gemmKernel: string; openmp: boolean };
-  cuda: {
-    available: boolean;
-    built: boolean;
-    devices: { index: number; name: string; totalMemory: number; computeCapability: string }[];
-    reason?: string;
-  };
 }
 
 export function info(): Info {
