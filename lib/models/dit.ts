@@ -483,15 +483,15 @@ export class DiT extends Module {
     if (x0.rank !== 4 && x0.rank !== 5)
       throw new Error(`DiT.forward: expected xt [B, C, T, H, W] or an image batch [B, C, H, W], got ${shapeStr(x0.shape)}`);
     const x5 = x0.rank === 4 ? x0.unsqueeze(2) : x0; // [B, C, T, H, W]
-    const grid = this.xEmbedder.gridOf(x5, 'DiT.forward');
+    const grid = this.xEmbedder.gridOf(x5, 'DiT.forward'); // [T', H', W']
     const B = x5.shape[0];
     let x = this.xEmbedder.embed(x5); // [B, N, D]
     const pos = this.xEmbedder.positionalEmbedding(grid); // [N, D] | null
     if (pos) x = x.add(pos); // [B, N, D]
-    const layout = TokenLayout.batch(B, grid, this.xEmbedder.rotary(grid));
+    const layout = TokenLayout.batch(B, grid, this.xEmbedder.rotary(grid)); // rotary cos/sin [N, Dh/2] | null
     const out = this.run(x, t, cond, B, layout); // [B, N, P*Cout]
     const y = this.xEmbedder.unembed(out, grid); // [B, Cout, T, H, W]
-    return x0.rank === 4 ? y.squeeze(2) : y;
+    return x0.rank === 4 ? y.squeeze(2) : y; // [B, Cout, H, W] for an image batch
   }
 
   /** A packed sequence -> output tokens [1, sum N_i, P*Cout] in (pt, ph, pw, c) order. */
