@@ -71,6 +71,28 @@ function cases(ts) {
       torch: { case: 'layernorm_modulate', params: { shape: [B, N, D] } },
     });
   }
+  {
+    // one DiT block (adaLN-Zero modulation, fused-qkv self-attention, GELU(tanh) MLP x4),
+    // forward + backward to the input, the conditioning and every parameter
+    const [B, N, D, H] = [2, 1024, 384, 6];
+    let block, x, c, g;
+    out.push({
+      name: 'DiT block fwd+bwd', shape: `[${B},${N},${D}] H=${H} mlp x4`,
+      flops: 3 * B * N * (24 * D * D + 4 * N * D), target: 'ratio >= 1',
+      setup: () => {
+        block = new ts.DiTBlock(D, H, { mlpRatio: 4 });
+        x = keep(ts.randn([B, N, D], { requiresGrad: true }));
+        c = keep(ts.randn([B, D], { requiresGrad: true }));
+        g = keep(ts.randn([B, N, D]));
+        return () => {
+          block.forward(x, c).backward(g);
+          for (const t of [x, c, ...block.parameters()]) (t.grad.dispose(), (t.grad = null));
+        };
+      },
+      teardown: () => ([x, c, g].forEach((t) => t.dispose()), block.dispose()),
+      torch: { case: 'dit_block_fwdbwd', params: { B, N, D, H } },
+    });
+  }
   return out;
 }
 module.exports = { cases };

@@ -26,6 +26,26 @@ def naive_attention(q, k, v, causal=False):
     return (s.softmax(-1) @ vh).transpose(1, 2)
 
 
+class DiTBlock(torch.nn.Module):
+    """facebookresearch/DiT's block: adaLN-Zero, timm-style attention (qkv, proj), GELU(tanh) MLP."""
+
+    def __init__(self, D, H, mlp_ratio=4):
+        super().__init__()
+        self.H = H
+        self.qkv, self.proj = torch.nn.Linear(D, 3 * D), torch.nn.Linear(D, D)
+        self.fc1, self.fc2 = torch.nn.Linear(D, mlp_ratio * D), torch.nn.Linear(mlp_ratio * D, D)
+        self.ada = torch.nn.Linear(D, 6 * D)
+
+    def forward(self, x, c):
+        B, N, D = x.shape
+        sh1, sc1, g1, sh2, sc2, g2 = self.ada(F.silu(c)).chunk(6, dim=1)
+        h = F.layer_norm(x, (D,), eps=1e-6) * (1 + sc1[:, None]) + sh1[:, None]
+        q, k, v = self.qkv(h).reshape(B, N, 3, self.H, D // self.H).unbind(2)  # [B, N, H, Dh]
+        x = x + g1[:, None] * self.proj(naive_attention(q, k, v).reshape(B, N, D))
+        h = F.layer_norm(x, (D,), eps=1e-6) * (1 + sc2[:, None]) + sh2[:, None]
+        return x + g2[:, None] * self.fc2(F.gelu(self.fc1(h), approximate="tanh"))
+
+
 def build(case, p):
     """Returns a zero-argument callable that runs the case once."""
     if case == "gemm":
@@ -68,6 +88,18 @@ def build(case, p):
         B, N, D = p["shape"]
         x, shift, scale = torch.randn(B, N, D), torch.randn(B, D), torch.randn(B, D)
         return lambda: F.layer_norm(x, (D,), None, None, 1e-6) * (1 + scale[:, None]) + shift[:, None]
+    if case == "dit_block_fwdbwd":
+        B, N, D, H = p["B"], p["N"], p["D"], p["H"]
+        block = DiTBlock(D, H)
+        x = torch.randn(B, N, D, requires_grad=True)
+        c = torch.randn(B, D, requires_grad=True)
+        g = torch.randn(B, N, D)
+
+        def run():
+            block(x, c).backward(g)
+            for t in [x, c, *block.parameters()]:
+                t.grad = None
+        return run
     raise ValueError(f"unknown case {case}")
 
 

@@ -27,3 +27,12 @@ export { saveSafetensors, loadSafetensors, readSafetensorsHeader } from './io/sa
 export type { Safetensors, SafetensorsHeader, SafetensorsEntry } from './io/safetensors';
 export { saveCheckpoint, loadCheckpoint, restoreCheckpoint, disposeCheckpoint } from './train/checkpoint';
 export type { Checkpoint, CheckpointInput, RngState } from './train/checkpoint';
+export { Patchifier } from './models/patchifier';
+export type { PatchifierOptions, Packed, Bucket, Grid, PositionKind, PatchOrder } from './models/patchifier';
+export { DiT, DiTBlock, FinalLayer, TimestepEmbedder, LabelEmbedder, TokenLayout, ditPresets } from './models/dit';
+export type { DiTConfig, ResolvedDiTConfig, DiTCondition, DiTConditionKind, DiTAttention, AttentionMode, TextContext } from './models/dit';
+export { TextEncoder, TextBlock, packTokens, unpackTokens, maskedMean } from './models/text';
+export type { TextEncoderConfig, TextEncoding, PackedText } from './models/text';
+export { Tokenizer } from './models/tokenizer';
+export type { TokenizerState } from './models/tokenizer';
+export { sincos1d, sincos2dDiT, sincos3d, rope3d, applyRotary } from './models/positions';

@@ -7,7 +7,9 @@
 //                          rounded to even sizes), tokens in (t, h, w) row-major order
 //   rope3d(headDim, T, H, W) cos/sin tables [N, headDim/2] for rotary embeddings with the
 //                          head dim split between t, h, w
+//   applyRotary(x, cos, sin) rotates q or k [B, N, heads, headDim] by those tables
 import { tensor } from '../creation';
+import { cat, live, shapeStr } from '../ops/basic';
 import { Tensor } from '../tensor';
 
 function check(op: string, D: number, ...sizes: number[]): void {
@@ -94,4 +96,29 @@ export function rope3d(headDim: number, T: number, H: number, W: number, theta =
           }
       }
   return { cos: tensor(cos, { shape: [N, P] }), sin: tensor(sin, { shape: [N, P] }) };
+}
+
+/**
+ * Rotary position embedding applied to q or k x [B, N, heads, Dh] with tables cos, sin
+ * [N, Dh/2] (from rope3d, or rows of several such tables for packed sequences): pair i
+ * (elements 2i, 2i+1) of every head vector rotates by the angle of row n:
+ *   y[2i] = x[2i] cos - x[2i+1] sin,   y[2i+1] = x[2i] sin + x[2i+1] cos.
+ * Differentiable in x (the tables are constants).
+ */
+export function applyRotary(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
+  const op = 'applyRotary';
+  const t = live(x, op, 'x'), c = live(cos, op, 'cos'), s = live(sin, op, 'sin');
+  if (t.rank !== 4 || t.shape[3] % 2)
+    throw new Error(`${op}: expected x of shape [B, N, heads, headDim] with an even headDim, got ${shapeStr(t.shape)}`);
+  const [B, N, H, Dh] = t.shape;
+  const P = Dh / 2;
+  for (const [tab, name] of [[c, 'cos'], [s, 'sin']] as const)
+    if (tab.rank !== 2 || tab.shape[0] !== N || tab.shape[1] !== P)
+      throw new Error(`${op}: expected ${name} of shape [${N}, ${P}] for x ${shapeStr(t.shape)}, got ${shapeStr(tab.shape)}`);
+  const xp = t.reshape([B, N, H, P, 2]); // [B, N, H, P, 2]: the pairs
+  const x0 = xp.slice(4, 0, 1), x1 = xp.slice(4, 1, 2); // [B, N, H, P, 1] each
+  const cb = c.reshape([1, N, 1, P, 1]), sb = s.reshape([1, N, 1, P, 1]); // broadcast over B and heads
+  const y0 = x0.mul(cb).sub(x1.mul(sb)); // [B, N, H, P, 1]
+  const y1 = x0.mul(sb).add(x1.mul(cb)); // [B, N, H, P, 1]
+  return cat([y0, y1], 4).reshape([B, N, H, Dh]); // [B, N, H, Dh], pairs interleaved again
 }
