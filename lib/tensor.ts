@@ -47,6 +47,20 @@ function collectTensors(v: unknown, out: Set<Tensor>, seen: Set<unknown>): void 
   else if (Object.getPrototypeOf(v) === Object.prototype) for (const x of Object.values(v)) collectTensors(x, out, seen);
 }
 
+function reachableNodes(roots: Set<Tensor>): Set<Node> {
+  const seen = new Set<Node>();
+  const stack: Node[] = [];
+  for (const t of roots) if (t._node && !seen.has(t._node)) (seen.add(t._node), stack.push(t._node));
+  while (stack.length) {
+    const n = stack.pop()!;
+    for (const inp of n.inputs) {
+      const c = inp?._node;
+      if (c && !seen.has(c)) (seen.add(c), stack.push(c));
+    }
+  }
+  return seen;
+}
+
 /**
  * Runs fn and disposes every tensor created inside it that is not part of its
  * result (a tensor, or arrays / plain objects / Maps holding tensors). Nested tidies
@@ -72,9 +86,16 @@ export function tidy<T>(fn: () => T): T {
   const keepSet = new Set<Tensor>();
   collectTensors(result, keepSet, new Set());
   const parent = scopes[scopes.length - 1];
+  // Graph nodes of tensors disposed here that no returned tensor depends on can never
+  // be backpropagated: free what they saved now, not at garbage collection.
+  const live = reachableNodes(keepSet);
   for (const t of scope) {
-    if (keepSet.has(t)) parent?.add(t);
-    else t.dispose();
+    if (keepSet.has(t)) {
+      parent?.add(t);
+    } else {
+      if (t._node && !live.has(t._node)) t._node.release();
+      t.dispose();
+    }
   }
   return result;
 }

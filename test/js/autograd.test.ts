@@ -86,3 +86,18 @@ test('gradcheck notices a wrong gradient (the check can fail)', () => {
   };
   expect(() => gradcheck(wrongSin, [ts.randn([5], { requiresGrad: true })])).toThrow(/gradcheck/);
 });
+
+test('a forward in tidy without noGrad frees its saved tensors at tidy exit', () => {
+  const w = ts.keep(ts.randn([16, 16], { requiresGrad: true }));
+  const before = ts.memory();
+  ts.tidy(() => {
+    ts.randn([4, 16]).matmul(w).tanh().exp().sum();
+  });
+  const after = ts.memory();
+  expect(after.tensors).toBe(before.tensors);
+  expect(after.bytes.cpu).toBe(before.bytes.cpu);
+  // a returned result keeps its graph alive and can still be backpropagated
+  const y = ts.tidy(() => ts.randn([4, 16]).matmul(w).tanh().sum());
+  y.backward();
+  expect(w.grad!.shape).toEqual([16, 16]);
+});
