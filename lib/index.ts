@@ -27,3 +27,11 @@ export { saveSafetensors, loadSafetensors, readSafetensorsHeader } from './io/sa
 export type { Safetensors, SafetensorsHeader, SafetensorsEntry } from './io/safetensors';
 export { saveCheckpoint, loadCheckpoint, restoreCheckpoint, disposeCheckpoint } from './train/checkpoint';
 export type { Checkpoint, CheckpointInput, RngState } from './train/checkpoint';
+export {
+  GaussianDiffusion, GaussianSchedule, RectifiedFlow, classifierFreeGuidance, concatCond, randomConditionFrames, betaSchedule,
+  spacedTimesteps, timestepShift,
+} from './diffusion';
+export type {
+  ModelFn, NoiseFn, ConditionFrames, GuidanceOptions, GaussianDiffusionOptions, GaussianSampleOptions, GaussianSampler,
+  TrainingLossOptions, TrainingLoss, RectifiedFlowOptions, FlowLossOptions, FlowLoss, FlowSampleOptions,
+} from './diffusion';
