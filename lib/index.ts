@@ -35,3 +35,8 @@ export type {
   ModelFn, NoiseFn, ConditionFrames, GuidanceOptions, GaussianDiffusionOptions, GaussianSampleOptions, GaussianSampler,
   TrainingLossOptions, TrainingLoss, RectifiedFlowOptions, FlowLossOptions, FlowLoss, FlowSampleOptions,
 } from './diffusion';
+export {
+  DigitClassifier, loadDigitClassifier, classifyVideoDigits, estimateDirection, estimateDirections, evaluatePromptAdherence,
+  parsePrompt,
+} from './eval';
+export type { DigitPrediction, MotionEstimate, AdherenceOptions, AdherenceReport, PromptAdherence, PromptInput } from './eval';
