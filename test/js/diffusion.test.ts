@@ -234,6 +234,15 @@ describe('sampling API', () => {
     expect(() => d.sample(m, { shape: [1, 1, 1, 1, 1], steps: 1, cfgScale: 2 })).toThrow(/needs an unconditional conditioning/);
   });
 
+  test('clipDenoised keeps the x0 predictions, and so the DDIM result, in [-1, 1]', () => {
+    const big: ModelFn<null> = (x) => x.mul(-3); // eps far off: x0 predictions blow up
+    const v = d.sample(big, { shape: [2, 1, 2, 3, 3], steps: 4, sampler: 'ddim', seed: 0, clipDenoised: true });
+    expect(v.toFloat32Array().every((a) => a >= -1 && a <= 1)).toBe(true);
+    const u = d.sample(big, { shape: [2, 1, 2, 3, 3], steps: 4, sampler: 'ddim', seed: 0 });
+    expect(u.toFloat32Array().some((a) => Math.abs(a) > 1)).toBe(true);
+    v.dispose(), u.dispose();
+  });
+
   test('no tensors leak from sampling or losses', () => {
     const latents = ts.zeros([1, 1, 1, 2, 2]);
     const before = ts.memory().tensors;
