@@ -43,7 +43,7 @@ export interface RectifiedFlowOptions {
 
 export interface FlowLossOptions<C> {
   cond?: C;
-  /** Timesteps per sample in [0, 1] (before no shift: used as given). Default drawn from the density. */
+  /** Timesteps per sample in [0, 1], used as given (no shift). Default: drawn from the density, shifted. */
   t?: number[];
   noise?: Tensor;
   /** Per-sample conditioning frames of a video latent (clean, model t = 0, not in the loss). */
