@@ -30,6 +30,7 @@ const { model, testAccuracy } = trainDigitClassifier({
 const seconds = (Date.now() - t0) / 1000;
 const dir = path.join(__dirname, '..', 'assets');
 fs.mkdirSync(dir, { recursive: true });
+const count = (split) => ts.mnistDigits(split).counts.reduce((a, b) => a + b, 0);
 const params = model.parameters().reduce((n, p) => n + p.numel, 0);
 saveDigitClassifier(model, path.join(dir, 'digit_classifier.safetensors'), {
   format: 'tessera DigitClassifier', testAccuracy: testAccuracy.toFixed(4),
@@ -37,8 +38,8 @@ saveDigitClassifier(model, path.join(dir, 'digit_classifier.safetensors'), {
 const report = {
   model: 'DigitClassifier: conv3d 1-16, 16-32/2, 32-64/2, 64-64/2 (kernel 1x3x3, ReLU), linear 1024-10',
   parameters: params,
-  data: 'mnistDigits train split (9,000 digits, re-centred on the center of mass); shifts of up to 2 px, some blur/noise',
-  testDigits: 1000,
+  data: `mnistDigits train split (${count('train')} digits, re-centred on the center of mass); shifts of up to 2 px, some blur/noise`,
+  testDigits: count('test'),
   testAccuracy,
   epochs, batchSize, lr, seed,
   trainingSeconds: Math.round(seconds),
