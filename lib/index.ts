@@ -36,3 +36,16 @@ export type { TextEncoderConfig, TextEncoding, PackedText } from './models/text'
 export { Tokenizer } from './models/tokenizer';
 export type { TokenizerState } from './models/tokenizer';
 export { sincos1d, sincos2dDiT, sincos3d, rope3d, applyRotary } from './models/positions';
+export {
+  GaussianDiffusion, GaussianSchedule, RectifiedFlow, classifierFreeGuidance, concatCond, randomConditionFrames, betaSchedule,
+  spacedTimesteps, timestepShift,
+} from './diffusion';
+export type {
+  ModelFn, NoiseFn, ConditionFrames, GuidanceOptions, GaussianDiffusionOptions, GaussianSampleOptions, GaussianSampler,
+  TrainingLossOptions, TrainingLoss, RectifiedFlowOptions, FlowLossOptions, FlowLoss, FlowSampleOptions,
+} from './diffusion';
+export {
+  DigitClassifier, loadDigitClassifier, classifyVideoDigits, estimateDirection, estimateDirections, evaluatePromptAdherence,
+  parsePrompt,
+} from './eval';
+export type { DigitPrediction, MotionEstimate, AdherenceOptions, AdherenceReport, PromptAdherence, PromptInput } from './eval';

@@ -55,6 +55,9 @@ export function record(
   if (!isGradEnabled()) return out;
   const needs = inputs.map((t) => !!t && t.requiresGrad);
   if (!needs.some((x) => x)) return out;
+  // Backward fns and the engine read the inputs' shapes; cache them now, since a tidy
+  // may dispose an intermediate input before backward runs (its saved data lives on).
+  for (const t of inputs) if (t) void t.shape;
   const node = new Node(
     name,
     inputs.map((t, i) => (needs[i] ? t : null)),

@@ -101,3 +101,12 @@ test('a forward in tidy without noGrad frees its saved tensors at tidy exit', ()
   y.backward();
   expect(w.grad!.shape).toEqual([16, 16]);
 });
+
+test('backward works after a tidy disposed the intermediates of the graph', () => {
+  // A loss returned from tidy: its graph's intermediate inputs (here the output of
+  // embedding, then reshaped) are disposed before backward runs.
+  const w = ts.randn([4, 3], { requiresGrad: true });
+  const loss = ts.tidy(() => ts.F.embedding(ts.tensor(Int32Array.from([1, 3])), w).reshape([2, 3, 1]).mul(2).sum());
+  loss.backward();
+  expect(w.grad!.toArray()).toEqual([[0, 0, 0], [2, 2, 2], [0, 0, 0], [2, 2, 2]]);
+});
