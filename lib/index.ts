@@ -5,7 +5,7 @@ export {
   tensor, zeros, ones, full, zerosLike, onesLike, arange, rand, randn, manualSeed, getRngState, setRngState,
 } from './creation';
 export {
-  add, sub, mul, div, pow, neg, exp, log, sqrt, rsqrt, abs, tanh, sigmoid, relu, square, sin, cos, maximum, minimum,
+  add, sub, mul, div, pow, clamp, neg, exp, log, sqrt, rsqrt, abs, tanh, sigmoid, relu, square, sin, cos, maximum, minimum,
   sum, mean, max, min, matmul, reshape, flatten, permute, transpose, unsqueeze, squeeze, expand, contiguous, clone,
   detach, slice, chunk, cat, stack, to,
 } from './ops/basic';
@@ -49,3 +49,5 @@ export {
   parsePrompt,
 } from './eval';
 export type { DigitPrediction, MotionEstimate, AdherenceOptions, AdherenceReport, PromptAdherence, PromptInput } from './eval';
+export { trainDiT, sample } from './train/dit';
+export type { TrainDiTOptions, TrainDiTResult, TrainDiTStep, SampleOptions, LatentDataset, LatentSample, LatentDecoder } from './train/dit';

@@ -233,6 +233,7 @@ export class Tensor {
   sigmoid(): Tensor { return ops.sigmoid(this); }
   square(): Tensor { return ops.square(this); }
   relu(): Tensor { return ops.relu(this); }
+  clamp(lo?: number | null, hi?: number | null): Tensor { return ops.clamp(this, lo, hi); }
   sum(axis?: number | number[], keepDim = false): Tensor { return ops.sum(this, axis, keepDim); }
   mean(axis?: number | number[], keepDim = false): Tensor { return ops.mean(this, axis, keepDim); }
   max(axis?: number | number[], keepDim = false): Tensor { return ops.max(this, axis, keepDim); }

@@ -181,6 +181,32 @@ export function pow(a: Operand, b: Operand): Tensor {
   });
 }
 
+/** Clamps to [lo, hi] (either may be omitted); the gradient passes where x is inside. */
+export function clamp(x: Tensor, lo?: number | null, hi?: number | null): Tensor {
+  const t = f32(x, 'clamp');
+  for (const [v, n] of [[lo, 'lo'], [hi, 'hi']] as const)
+    if (v !== undefined && v !== null && (typeof v !== 'number' || Number.isNaN(v)))
+      throw new TypeError(`clamp: expected ${n} to be a number, got ${String(v)}`);
+  if (lo != null && hi != null && lo > hi) throw new RangeError(`clamp: expected lo <= hi, got ${lo} > ${hi}`);
+  let out = t;
+  if (lo != null) out = scalarRaw('maximum', out, lo);
+  if (hi != null) {
+    const o2 = scalarRaw('minimum', out, hi);
+    if (out !== t) out.dispose();
+    out = o2;
+  }
+  if (out === t) out = raw(native.alias(t.h));
+  return record(out, 'clamp', [t], (save) => {
+    const sx = save(t);
+    return (g) => {
+      let mask = raw(native.full(t.shape as number[], 1, 'float32', t.device));
+      if (lo != null) mask = binaryRaw('mul', mask, scalarRaw('gt', sx, lo));
+      if (hi != null) mask = binaryRaw('mul', mask, scalarRaw('lt', sx, hi));
+      return [binaryRaw('mul', g, mask)];
+    };
+  });
+}
+
 /** Elementwise maximum / minimum (gradient to the larger / smaller input; ties split). */
 export function maximum(a: Tensor, b: Tensor): Tensor {
   return minmax('maximum', a, b);

@@ -110,3 +110,13 @@ test('backward works after a tidy disposed the intermediates of the graph', () =
   loss.backward();
   expect(w.grad!.toArray()).toEqual([[0, 0, 0], [2, 2, 2], [0, 0, 0], [2, 2, 2]]);
 });
+
+test('clamp passes the gradient only inside the range', () => {
+  const x = ts.tensor([-2, -0.25, 0.5, 3], { requiresGrad: true });
+  const y = x.clamp(-1, 1);
+  expect(y.toArray()).toEqual([-1, -0.25, 0.5, 1]);
+  y.mul(ts.tensor([1, 2, 3, 4])).sum().backward();
+  expect(x.grad!.toArray()).toEqual([0, 2, 3, 0]);
+  expect(x.clamp(0).toArray()).toEqual([0, 0, 0.5, 3]);
+  expect(() => x.clamp(2, 1)).toThrow(/clamp: expected lo <= hi, got 2 > 1/);
+});

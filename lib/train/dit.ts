@@ -1,0 +1,266 @@
+// trainDiT and sample: the diffusion training loop on latents (from the VAE's latent
+// cache) and text-to-video sampling through the DiT and the VAE decoder.
+import * as fs from 'fs';
+import * as path from 'path';
+import { manualSeed, tensor } from '../creation';
+import { GaussianDiffusion } from '../diffusion/gaussian';
+import { RectifiedFlow } from '../diffusion/flow';
+import { DataRng } from '../data/rng';
+import { DiT, DiTCondition } from '../models/dit';
+import { Module } from '../nn/module';
+import { stack } from '../ops/basic';
+import { AdamW } from '../optim/adamw';
+import { clipGradNorm } from '../optim/clip';
+import { EMA } from '../optim/ema';
+import { warmupCosine } from '../optim/schedule';
+import { keep, noGrad, Tensor, tidy } from '../index';
+import { restoreCheckpoint, saveCheckpoint } from './checkpoint';
+
+/** One latent sample: latent [C, T, H, W] and its caption (text models) or label (class models). */
+export interface LatentSample {
+  latent: Tensor;
+  caption?: string;
+  label?: number;
+}
+export interface LatentDataset {
+  readonly length: number;
+  get(index: number): LatentSample;
+}
+
+export type Diffusion = GaussianDiffusion | RectifiedFlow;
+
+export interface TrainDiTStep {
+  step: number;
+  loss: number;
+  gradNorm: number;
+  lr: number;
+  tokensPerSecond: number;
+  seconds: number;
+}
+
+export interface TrainDiTOptions {
+  dit: DiT;
+  diffusion: Diffusion;
+  data: LatentDataset;
+  steps: number;
+  batchSize: number;
+  lr?: number; // default 3e-4
+  warmup?: number; // steps, default min(500, steps / 10)
+  weightDecay?: number; // default 0
+  /** EMA decay (null: no EMA); default 0.999. */
+  ema?: number | null;
+  /** Probability of replacing a caption by '' (or a label by the null class) for guidance; default 0.1. */
+  cfgDropout?: number;
+  /** How a batch of mixed grids is formed: 'bucket' draws every batch from one grid. */
+  mixed?: 'bucket';
+  maxGradNorm?: number; // default 1
+  checkpointDir?: string;
+  checkpointEvery?: number; // default 500
+  onStep?: (s: TrainDiTStep) => void;
+  signal?: AbortSignal;
+  seed?: number;
+}
+
+export interface TrainDiTResult {
+  steps: number;
+  stopped: 'done' | 'aborted' | 'nan';
+  lastLoss: number;
+  ema: EMA | null;
+  checkpoint: string | null;
+}
+
+function gridKey(t: Tensor): string {
+  return t.shape.join('x');
+}
+
+/** A batch of samples of one grid: one random anchor, the rest drawn among equal grids. */
+function drawBatch(data: LatentDataset, B: number, rng: DataRng, byGrid: Map<string, number[]>, keys: string[]): LatentSample[] {
+  const key = keys[rng.int(keys.length)];
+  const pool = byGrid.get(key)!;
+  return Array.from({ length: B }, () => data.get(pool[rng.int(pool.length)]));
+}
+
+function condition(dit: DiT, batch: LatentSample[], drop: number, rng: DataRng): DiTCondition {
+  const kind = dit.config.condition;
+  if (kind === 'text') return { prompts: batch.map((s) => (rng.next() < drop ? '' : s.caption ?? '')) };
+  if (kind === 'class') {
+    return {
+      labels: batch.map((s) => {
+        if (s.label === undefined) throw new Error('trainDiT: class-conditional DiT needs a label on every sample');
+        return rng.next() < drop ? dit.config.numClasses : s.label;
+      }),
+    };
+  }
+  return null;
+}
+
+export function trainDiT(o: TrainDiTOptions): TrainDiTResult {
+  const op = 'trainDiT';
+  if (!(o.dit instanceof DiT)) throw new TypeError(`${op}: expected dit to be a DiT`);
+  if (!(o.diffusion instanceof GaussianDiffusion || o.diffusion instanceof RectifiedFlow))
+    throw new TypeError(`${op}: expected diffusion to be a GaussianDiffusion or RectifiedFlow`);
+  for (const [k, v] of [['steps', o.steps], ['batchSize', o.batchSize]] as const)
+    if (!Number.isInteger(v) || v < 1) throw new RangeError(`${op}: expected ${k} to be a positive integer, got ${String(v)}`);
+  if (!o.data || !Number.isInteger(o.data.length) || o.data.length < 1) throw new TypeError(`${op}: expected a non-empty latent dataset`);
+  if (o.mixed !== undefined && o.mixed !== 'bucket') throw new TypeError(`${op}: mixed must be 'bucket', got '${String(o.mixed)}'`);
+  const cfgDropout = o.cfgDropout ?? 0.1;
+  if (!(cfgDropout >= 0 && cfgDropout < 1)) throw new RangeError(`${op}: expected 0 <= cfgDropout < 1, got ${cfgDropout}`);
+  const dit = o.dit;
+  const lr = o.lr ?? 3e-4;
+  const warm = o.warmup ?? Math.min(500, Math.floor(o.steps / 10));
+  const schedule = warmupCosine(warm, o.steps, { minFactor: 0.1 });
+  const opt = new AdamW(dit.parameters(), { lr, weightDecay: o.weightDecay ?? 0 });
+  const ema = o.ema === null ? null : new EMA(dit, o.ema ?? 0.999);
+  const every = o.checkpointEvery ?? 500;
+
+  // Index the data by grid once (bucketing).
+  const byGrid = new Map<string, number[]>();
+  for (let i = 0; i < o.data.length; i++) {
+    const s = o.data.get(i);
+    const k = gridKey(s.latent);
+    if (s.latent.rank !== 4) throw new Error(`${op}: sample ${i}: expected a latent [C, T, H, W], got [${s.latent.shape.join(', ')}]`);
+    if (!byGrid.has(k)) byGrid.set(k, []);
+    byGrid.get(k)!.push(i);
+  }
+  const keys = [...byGrid.keys()];
+
+  let start = 0;
+  let lastGood: string | null = null;
+  if (o.checkpointDir && fs.existsSync(path.join(o.checkpointDir, 'latest'))) {
+    const r = restoreCheckpoint(o.checkpointDir, { model: dit, optimizer: opt, ema: ema ?? undefined });
+    start = r.step;
+    lastGood = r.path;
+  } else if (o.seed !== undefined) {
+    manualSeed(o.seed);
+  }
+  const log = o.checkpointDir ? path.join(o.checkpointDir, 'log.jsonl') : null;
+  if (log) fs.mkdirSync(o.checkpointDir!, { recursive: true });
+  const save = (step: number): string =>
+    saveCheckpoint(o.checkpointDir!, { model: dit, optimizer: opt, ema: ema ?? undefined, step, config: { dit: dit.config } });
+
+  let lastLoss = NaN;
+  let step = start;
+  let stopped: TrainDiTResult['stopped'] = 'done';
+  dit.train();
+  const model = (xt: Tensor, t: Tensor, cond: DiTCondition): Tensor => dit.forward(xt, t, cond);
+  while (step < o.steps) {
+    if (o.signal?.aborted) {
+      stopped = 'aborted';
+      break;
+    }
+    const t0 = Date.now();
+    const rng = new DataRng(o.seed ?? 0, 7, step);
+    opt.setLRScale(schedule(step));
+    let tokens = 0;
+    const loss = tidy(() => {
+      const batch = drawBatch(o.data, o.batchSize, rng, byGrid, keys);
+      const x0 = stack(batch.map((s) => s.latent)); // [B, C, T, H, W]
+      const [, , T, H, W] = x0.shape;
+      const p = dit.config.patchSize;
+      tokens = o.batchSize * (T / p[0]) * (H / p[1]) * (W / p[2]);
+      const cond = condition(dit, batch, cfgDropout, rng);
+      const l = o.diffusion.trainingLoss(model, x0, { cond }).loss;
+      l.backward();
+      return l.item();
+    });
+    if (!Number.isFinite(loss)) {
+      opt.zeroGrad();
+      stopped = 'nan';
+      const where = lastGood ? `; the last good checkpoint is ${lastGood}` : '';
+      process.stderr.write(`trainDiT: the loss became ${loss} at step ${step + 1}; stopping${where}\n`);
+      break;
+    }
+    const gradNorm = clipGradNorm(dit, o.maxGradNorm ?? 1);
+    opt.step();
+    opt.zeroGrad();
+    ema?.update();
+    step++;
+    lastLoss = loss;
+    const seconds = (Date.now() - t0) / 1000;
+    const info: TrainDiTStep = { step, loss, gradNorm, lr: lr * schedule(step - 1), tokensPerSecond: tokens / Math.max(seconds, 1e-6), seconds };
+    if (log) fs.appendFileSync(log, JSON.stringify(info) + '\n');
+    o.onStep?.(info);
+    if (o.checkpointDir && (step % every === 0 || step === o.steps)) lastGood = save(step);
+  }
+  if (stopped === 'aborted' && o.checkpointDir) lastGood = save(step);
+  dit.eval();
+  return { steps: step, stopped, lastLoss, ema, checkpoint: lastGood };
+}
+
+/** A decoder from latents to video in [-1, 1] (VideoVAE fits). */
+export interface LatentDecoder {
+  decode(latent: Tensor): Tensor;
+}
+
+export interface SampleOptions {
+  dit: DiT;
+  diffusion: Diffusion;
+  /** Decodes latents to video; without one, sample() returns the latents. */
+  vae?: LatentDecoder | null;
+  prompts?: string[];
+  labels?: number[];
+  /** Latent grid [T', H', W'] to sample (the video size follows from the VAE's compression). */
+  latentGrid: [number, number, number];
+  steps?: number;
+  sampler?: 'ddpm' | 'ddim' | 'dpm++2m' | 'euler';
+  cfgScale?: number;
+  seed?: number;
+  /** Sample with these EMA weights (the model's own are restored afterwards). */
+  ema?: EMA | null;
+}
+
+/** Samples latents for prompts (or labels) and decodes them: video [B, C, T, H, W] in [0, 1]. */
+export function sample(o: SampleOptions): Tensor {
+  const op = 'sample';
+  const dit = o.dit;
+  const grid = o.latentGrid;
+  if (!Array.isArray(grid) || grid.length !== 3 || grid.some((v) => !Number.isInteger(v) || v < 1))
+    throw new RangeError(`${op}: expected latentGrid [T, H, W] of positive integers, got ${JSON.stringify(grid)}`);
+  const kind = dit.config.condition;
+  let cond: DiTCondition, uncond: DiTCondition, B: number;
+  if (kind === 'text') {
+    if (!Array.isArray(o.prompts) || !o.prompts.length) throw new TypeError(`${op}: a text-conditioned DiT needs prompts`);
+    B = o.prompts.length;
+    cond = { prompts: o.prompts };
+    uncond = { prompts: o.prompts.map(() => '') };
+  } else if (kind === 'class') {
+    if (!Array.isArray(o.labels) || !o.labels.length) throw new TypeError(`${op}: a class-conditional DiT needs labels`);
+    B = o.labels.length;
+    cond = { labels: o.labels };
+    uncond = { labels: o.labels.map(() => dit.config.numClasses) };
+  } else {
+    B = o.prompts?.length ?? o.labels?.length ?? 1;
+    cond = null;
+    uncond = null;
+  }
+  const shape = [B, dit.config.inChannels, ...grid];
+  const model = (xt: Tensor, t: Tensor, c: DiTCondition): Tensor => dit.forward(xt, t, c);
+  const run = (): Tensor =>
+    noGrad(() => {
+      const common = { shape, cond, uncond, cfgScale: o.cfgScale ?? 1, steps: o.steps ?? 50, seed: o.seed };
+      const latents =
+        o.diffusion instanceof RectifiedFlow
+          ? o.diffusion.sample(model, { ...common, sampler: 'euler' })
+          : o.diffusion.sample(model, { ...common, sampler: (o.sampler as 'ddpm' | 'ddim' | 'dpm++2m') ?? 'ddim' });
+      if (!o.vae) return latents;
+      return tidy(() => o.vae!.decode(latents).add(1).mul(0.5).clamp(0, 1)); // [B, C, T, H, W] in [0, 1]
+    });
+  const wasTraining = dit.training;
+  dit.eval();
+  try {
+    if (!o.ema) return run();
+    const backup = new Map(dit.namedParameters().map(([n, p]) => [n, keep(p.clone())]));
+    o.ema.copyTo(dit);
+    try {
+      return run();
+    } finally {
+      for (const [n, p] of dit.namedParameters()) p.copy_(backup.get(n)!);
+      for (const b of backup.values()) b.dispose();
+    }
+  } finally {
+    if (wasTraining) dit.train();
+  }
+}
+
+export type { Module };
+export { tensor };
