@@ -48,7 +48,7 @@ using mma::bf16;
 
 // One sequence of the batch: batch row b, queries [q0, q0 + nq), keys [k0, k0 + nk).
 struct Seq {
-  int64_t b, q0, nq, k0, nk;
+  int b, q0, nq, k0, nk;
 };
 __device__ __forceinline__ Seq sequence(const int32_t* cu_q, const int32_t* cu_k, int Nq, int Nk, int z) {
   if (cu_q) return {0, cu_q[z], cu_q[z + 1] - cu_q[z], cu_k[z], cu_k[z + 1] - cu_k[z]};
@@ -130,7 +130,7 @@ __global__ void __launch_bounds__(128) k_attn_fwd_f32(float* __restrict__ out, f
 #pragma unroll
   for (int rr = 0; rr < 4; ++rr) m[rr] = -INFINITY, l[rr] = 0.0f;
   int64_t kend = sq.nk;
-  if (causal) kend = min(kend, min(i0 + kF32Rows, sq.nq));
+  if (causal) kend = min(kend, min(i0 + kF32Rows, static_cast<int64_t>(sq.nq)));
   for (int64_t kbase = 0; kbase < kend; kbase += kF32Keys) {
     __syncthreads();  // previous tile fully used (and Q/O initialized)
     for (int e = tid; e < kF32Keys * D; e += blockDim.x) {
@@ -180,7 +180,7 @@ __global__ void __launch_bounds__(128) k_attn_fwd_f32(float* __restrict__ out, f
     float inv = l[rr] > 0 ? 1.0f / l[rr] : 0.0f;
     float* orow = out + sq.b * L.o_sb + (sq.q0 + i) * L.o_sn + h * L.o_sh;
     for (int d = lane; d < D; d += 32) orow[d] = Os[row * D + d] * inv;
-    if (lane == 0) lse[(sq.b * H + h) * Nq + sq.q0 + i] = l[rr] > 0 ? m[rr] + logf(l[rr]) : -INFINITY;
+    if (lane == 0) lse[(static_cast<int64_t>(sq.b) * H + h) * Nq + sq.q0 + i] = l[rr] > 0 ? m[rr] + logf(l[rr]) : -INFINITY;
   }
 }
 
@@ -230,8 +230,8 @@ __global__ void __launch_bounds__(32) k_attn_bwd_f32(float* __restrict__ dq, flo
   const int64_t key = kbase + lane;
   const bool key_ok = key < sq.nk;
   const int64_t istart = causal ? kbase : 0;
-  const float* lrow = lse + (sq.b * H + h) * Nq + sq.q0;
-  const float* drow = dvec + (sq.b * H + h) * Nq + sq.q0;
+  const float* lrow = lse + (static_cast<int64_t>(sq.b) * H + h) * Nq + sq.q0;
+  const float* drow = dvec + (static_cast<int64_t>(sq.b) * H + h) * Nq + sq.q0;
   for (int64_t i = istart; i < sq.nq; ++i) {
     for (int d = lane; d < D; d += 32) {
       qrow[d] = qb[i * L.q_sn + d];
@@ -252,7 +252,7 @@ __global__ void __launch_bounds__(32) k_attn_bwd_f32(float* __restrict__ dq, flo
     }
     dss[lane] = ds;
     __syncwarp();
-    float* dqr = dq + (sq.b * Nq + sq.q0 + i) * static_cast<int64_t>(H) * D + static_cast<int64_t>(h) * D;
+    float* dqr = dq + (static_cast<int64_t>(sq.b) * Nq + sq.q0 + i) * H * D + static_cast<int64_t>(h) * D;
     for (int d = lane; d < D; d += 32) {
       float acc = 0;
       for (int jj = 0; jj < kF32Keys; ++jj) acc += dss[jj] * Ks[jj * ld + d];
@@ -263,7 +263,7 @@ __global__ void __launch_bounds__(32) k_attn_bwd_f32(float* __restrict__ dq, flo
   for (int e = lane; e < kF32Keys * D; e += 32) {
     int j = e / D, d = e - j * D;
     if (kbase + j >= sq.nk) continue;
-    int64_t o = ((sq.b * Nk + sq.k0 + kbase + j) * H + h) * static_cast<int64_t>(D) + d;
+    int64_t o = ((static_cast<int64_t>(sq.b) * Nk + sq.k0 + kbase + j) * H + h) * D + d;
     dk[o] = dKs[j * ld + d] * scale;
     dv[o] = dVs[j * ld + d];
   }
@@ -297,12 +297,12 @@ struct TcArgs {
 // Copies rows [r0, r0 + R) of a [N, D] bf16 operand (row stride sn) into a shared tile
 // (row stride D + 8); rows >= n are zero-filled.
 template <int D, int R>
-__device__ __forceinline__ void load_rows(bf16* tile, const bf16* base, int64_t sn, int64_t r0, int64_t n) {
+__device__ __forceinline__ void load_rows(bf16* tile, const bf16* base, int64_t sn, int r0, int n) {
   constexpr int kChunks = D / 8;  // 16-byte chunks per row
   for (int c = threadIdx.x; c < R * kChunks; c += kTcThreads) {
     int r = c / kChunks, col = (c - r * kChunks) * 8;
     bool ok = r0 + r < n;
-    const bf16* src = ok ? base + (r0 + r) * sn + col : base;
+    const bf16* src = ok ? base + static_cast<int64_t>(r0 + r) * sn + col : base;
     mma::cp_async16(tile + r * (D + 8) + col, src, ok);
   }
 }
@@ -338,15 +338,15 @@ __global__ void __launch_bounds__(kTcThreads, 1) k_attn_fwd_tc(OutT* __restrict_
   const int h = blockIdx.y;
   Seq sq = sequence(a.cu_q, a.cu_k, a.Nq, a.Nk, blockIdx.z);
   const int tile = gridDim.x - 1 - blockIdx.x;  // longest (causal) tiles first
-  const int64_t i0 = static_cast<int64_t>(tile) * kFwdBQ;
+  const int i0 = tile * kFwdBQ;
   if (i0 >= sq.nq) return;
   const bf16* qb = a.q + sq.b * a.L.q_sb + sq.q0 * a.L.q_sn + h * a.L.q_sh;
   const bf16* kb = a.k + sq.b * a.L.k_sb + sq.k0 * a.L.k_sn + h * a.L.k_sh;
   const bf16* vb = a.v + sq.b * a.L.v_sb + sq.k0 * a.L.v_sn + h * a.L.v_sh;
 
-  int64_t kend = sq.nk;
+  int kend = sq.nk;
   if (a.causal) kend = min(kend, min(i0 + kFwdBQ, sq.nq));
-  const int ntiles = static_cast<int>((kend + kFwdBK - 1) / kFwdBK);
+  const int ntiles = (kend + kFwdBK - 1) / kFwdBK;
 
   load_rows<D, kFwdBQ>(Qs, qb, a.L.q_sn, i0, sq.nq);
   mma::cp_async_commit();
@@ -365,13 +365,13 @@ __global__ void __launch_bounds__(kTcThreads, 1) k_attn_fwd_tc(OutT* __restrict_
 #pragma unroll
   for (int n = 0; n < ON; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
-  const int64_t row0 = i0 + warp * 16 + g;  // this thread's rows: row0 and row0 + 8
+  const int row0 = i0 + warp * 16 + g;  // this thread's rows: row0 and row0 + 8
 
   for (int j = 0; j < ntiles; ++j) {
     const int st = j & 1;
     if (j + 1 < ntiles) {
-      load_rows<D, kFwdBK>(Ks + (st ^ 1) * kFwdBK * LD, kb, a.L.k_sn, static_cast<int64_t>(j + 1) * kFwdBK, sq.nk);
-      load_rows<D, kFwdBK>(Vs + (st ^ 1) * kFwdBK * LD, vb, a.L.v_sn, static_cast<int64_t>(j + 1) * kFwdBK, sq.nk);
+      load_rows<D, kFwdBK>(Ks + (st ^ 1) * kFwdBK * LD, kb, a.L.k_sn, (j + 1) * kFwdBK, sq.nk);
+      load_rows<D, kFwdBK>(Vs + (st ^ 1) * kFwdBK * LD, vb, a.L.v_sn, (j + 1) * kFwdBK, sq.nk);
       mma::cp_async_commit();
       mma::cp_async_wait<1>();
     } else {
@@ -395,7 +395,7 @@ __global__ void __launch_bounds__(kTcThreads, 1) k_attn_fwd_tc(OutT* __restrict_
       }
     }
     // scale (base 2), then mask the edge tiles
-    const int64_t kbase = static_cast<int64_t>(j) * kFwdBK;
+    const int kbase = j * kFwdBK;
 #pragma unroll
     for (int n = 0; n < SN; ++n)
 #pragma unroll
@@ -406,8 +406,8 @@ __global__ void __launch_bounds__(kTcThreads, 1) k_attn_fwd_tc(OutT* __restrict_
       for (int n = 0; n < SN; ++n)
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-          int64_t col = kbase + n * 8 + 2 * t + (e & 1);
-          int64_t row = row0 + (e >> 1) * 8;
+          int col = kbase + n * 8 + 2 * t + (e & 1);
+          int row = row0 + (e >> 1) * 8;
           if (col >= sq.nk || (a.causal && col > row)) s[n][e] = -INFINITY;
         }
     }
@@ -458,13 +458,13 @@ __global__ void __launch_bounds__(kTcThreads, 1) k_attn_fwd_tc(OutT* __restrict_
     float lr = l[r];
     lr += __shfl_xor_sync(0xffffffffu, lr, 1);
     lr += __shfl_xor_sync(0xffffffffu, lr, 2);
-    const int64_t row = row0 + r * 8;
+    const int row = row0 + r * 8;
     if (row >= sq.nq) continue;
     const float inv = lr > 0.0f ? 1.0f / lr : 0.0f;
     OutT* orow = out + sq.b * a.L.o_sb + (sq.q0 + row) * a.L.o_sn + h * a.L.o_sh;
 #pragma unroll
     for (int n = 0; n < ON; ++n) store_pair<D, OutT>(orow + n * 8 + 2 * t, o[n][2 * r] * inv, o[n][2 * r + 1] * inv);
-    if (t == 0) lse[(sq.b * a.H + h) * a.Nq + sq.q0 + row] = lr > 0.0f ? (m[r] + log2f(lr)) * kLn2 : -INFINITY;
+    if (t == 0) lse[(static_cast<int64_t>(sq.b) * a.H + h) * a.Nq + sq.q0 + row] = lr > 0.0f ? (m[r] + log2f(lr)) * kLn2 : -INFINITY;
   }
 }
 
@@ -511,26 +511,26 @@ __global__ void __launch_bounds__(kTcThreads, 1) k_attn_bwd_tc(GradT* __restrict
   const int h = blockIdx.y;
   const TcArgs& f = a.f;
   Seq sq = sequence(f.cu_q, f.cu_k, f.Nq, f.Nk, blockIdx.z);
-  const int64_t kbase = static_cast<int64_t>(blockIdx.x) * kBwdBK;
+  const int kbase = static_cast<int>(blockIdx.x) * kBwdBK;
   if (kbase >= sq.nk) return;
   const bf16* qb = f.q + sq.b * f.L.q_sb + sq.q0 * f.L.q_sn + h * f.L.q_sh;
   const bf16* gb = a.dout + sq.b * a.g_sb + sq.q0 * a.g_sn + h * a.g_sh;
   const bf16* kb = f.k + sq.b * f.L.k_sb + sq.k0 * f.L.k_sn + h * f.L.k_sh;
   const bf16* vb = f.v + sq.b * f.L.v_sb + sq.k0 * f.L.v_sn + h * f.L.v_sh;
-  const float* lrow = a.lse + (sq.b * f.H + h) * static_cast<int64_t>(f.Nq) + sq.q0;
-  const float* drow = a.dvec + (sq.b * f.H + h) * static_cast<int64_t>(f.Nq) + sq.q0;
+  const float* lrow = a.lse + (static_cast<int64_t>(sq.b) * f.H + h) * f.Nq + sq.q0;
+  const float* drow = a.dvec + (static_cast<int64_t>(sq.b) * f.H + h) * f.Nq + sq.q0;
 
   // warp tiles: phase 1 rows mq (queries) x cols nk0 (keys); phase 2 rows mk (keys) x
   // cols nd0 (d); phase 3 rows mq x cols nd0.
   const int mq = (warp & 3) * 16, nk0 = (warp >> 2) * 32, mk = (warp & 3) * 16, nd0 = (warp >> 2) * (D / 2);
 
-  const int64_t istart = f.causal ? (kbase / kBwdBQ) * kBwdBQ : 0;
-  const int nsteps = sq.nq > istart ? static_cast<int>((sq.nq - istart + kBwdBQ - 1) / kBwdBQ) : 0;
+  const int istart = f.causal ? (kbase / kBwdBQ) * kBwdBQ : 0;
+  const int nsteps = sq.nq > istart ? (sq.nq - istart + kBwdBQ - 1) / kBwdBQ : 0;
 
   load_rows<D, kBwdBK>(Ks, kb, f.L.k_sn, kbase, sq.nk);
   load_rows<D, kBwdBK>(Vs, vb, f.L.v_sn, kbase, sq.nk);
   auto prefetch = [&](int step, int st) {
-    int64_t r0 = istart + static_cast<int64_t>(step) * kBwdBQ;
+    int r0 = istart + step * kBwdBQ;
     load_rows<D, kBwdBQ>(Qs + st * kBwdBQ * LD, qb, f.L.q_sn, r0, sq.nq);
     load_rows<D, kBwdBQ>(Gs + st * kBwdBQ * LD, gb, a.g_sn, r0, sq.nq);
     for (int r = tid; r < kBwdBQ; r += kTcThreads) {
@@ -562,54 +562,64 @@ __global__ void __launch_bounds__(kTcThreads, 1) k_attn_bwd_tc(GradT* __restrict
     const bf16* Gt = Gs + st * kBwdBQ * LD;
     const float* Lt = Ls + st * kBwdBQ;
     const float* Dt = Dvs + st * kBwdBQ;
-    const int64_t qbase = istart + static_cast<int64_t>(step) * kBwdBQ;
+    const int qbase = istart + step * kBwdBQ;
 
-    // ---- phase 1: S = Q K^T, dP = dO V^T (16 x 32 per warp) ----
-    float s[4][4], dp[4][4];
+    // ---- phase 1: dP = dO V^T, then S = Q K^T in halves of 16 keys (16 x 32 per
+    // warp); P = exp2(S scale log2e - lse log2e), dS = P (dP - Dvec) to shared (bf16).
+    // S is computed per half so that only 8 of its values are live with dP's 16. ----
+    float dp[4][4];
 #pragma unroll
-    for (int n = 0; n < 4; ++n)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) s[n][e] = dp[n][e] = 0.0f;
+    for (int n = 0; n < 4; ++n) dp[n][0] = dp[n][1] = dp[n][2] = dp[n][3] = 0.0f;
 #pragma unroll
     for (int ks = 0; ks < KSTEPS; ++ks) {
-      uint32_t aq[4], ag[4];
-      mma::load_a(aq, Qt, LD, mq, ks * 16);
+      uint32_t ag[4];
       mma::load_a(ag, Gt, LD, mq, ks * 16);
 #pragma unroll
       for (int n2 = 0; n2 < 2; ++n2) {
-        uint32_t bk[4], bv[4];
-        mma::load_b_nk(bk, Ks, LD, nk0 + n2 * 16, ks * 16);
+        uint32_t bv[4];
         mma::load_b_nk(bv, Vs, LD, nk0 + n2 * 16, ks * 16);
-        mma::mma_bf16(s[2 * n2], aq, bk[0], bk[1]);
-        mma::mma_bf16(s[2 * n2 + 1], aq, bk[2], bk[3]);
         mma::mma_bf16(dp[2 * n2], ag, bv[0], bv[1]);
         mma::mma_bf16(dp[2 * n2 + 1], ag, bv[2], bv[3]);
       }
     }
-    // P = exp2(S scale log2e - lse log2e), dS = P (dP - Dvec); to shared as bf16
 #pragma unroll
-    for (int n = 0; n < 4; ++n)
+    for (int n2 = 0; n2 < 2; ++n2) {
+      float s[2][4];
 #pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        const int rl = mq + g + r * 8;  // local query row
-        const int cl = nk0 + n * 8 + 2 * t;  // local key column (and cl + 1)
-        const int64_t row = qbase + rl;
-        float pv[2], dsv[2];
+      for (int n = 0; n < 2; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
 #pragma unroll
-        for (int c = 0; c < 2; ++c) {
-          const int64_t col = kbase + cl + c;
-          float p = exp2f(s[n][2 * r + c] * f.scale_log2 - Lt[rl]);
-          if (col >= sq.nk || row >= sq.nq || (f.causal && col > row)) p = 0.0f;
-          pv[c] = p;
-          dsv[c] = p * (dp[n][2 * r + c] - Dt[rl]);
-        }
-        *reinterpret_cast<uint32_t*>(Ps + rl * PLD + cl) = mma::pack_bf16(pv[0], pv[1]);
-        *reinterpret_cast<uint32_t*>(dSs + rl * PLD + cl) = mma::pack_bf16(dsv[0], dsv[1]);
+      for (int ks = 0; ks < KSTEPS; ++ks) {
+        uint32_t aq[4], bk[4];
+        mma::load_a(aq, Qt, LD, mq, ks * 16);
+        mma::load_b_nk(bk, Ks, LD, nk0 + n2 * 16, ks * 16);
+        mma::mma_bf16(s[0], aq, bk[0], bk[1]);
+        mma::mma_bf16(s[1], aq, bk[2], bk[3]);
       }
+#pragma unroll
+      for (int nn = 0; nn < 2; ++nn)
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          const int n = 2 * n2 + nn;
+          const int rl = mq + g + r * 8;       // local query row
+          const int cl = nk0 + n * 8 + 2 * t;  // local key column (and cl + 1)
+          const int row = qbase + rl;
+          float pv[2], dsv[2];
+#pragma unroll
+          for (int c = 0; c < 2; ++c) {
+            const int col = kbase + cl + c;
+            float p = exp2f(s[nn][2 * r + c] * f.scale_log2 - Lt[rl]);
+            if (col >= sq.nk || row >= sq.nq || (f.causal && col > row)) p = 0.0f;
+            pv[c] = p;
+            dsv[c] = p * (dp[n][2 * r + c] - Dt[rl]);
+          }
+          *reinterpret_cast<uint32_t*>(Ps + rl * PLD + cl) = mma::pack_bf16(pv[0], pv[1]);
+          *reinterpret_cast<uint32_t*>(dSs + rl * PLD + cl) = mma::pack_bf16(dsv[0], dsv[1]);
+        }
+    }
     __syncthreads();
 
     // ---- phase 2: dV += P^T dO, dK += dS^T Q (16 keys x D/2 per warp) ----
-#pragma unroll
+#pragma unroll 1
     for (int ks = 0; ks < kBwdBQ / 16; ++ks) {
       uint32_t ap[4], ads[4];
       mma::load_a_trans(ap, Ps, PLD, mk, ks * 16);
@@ -645,9 +655,9 @@ __global__ void __launch_bounds__(kTcThreads, 1) k_attn_bwd_tc(GradT* __restrict
       }
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
-        const int64_t row = qbase + mq + g + r * 8;
+        const int row = qbase + mq + g + r * 8;
         if (row >= sq.nq) continue;
-        float* dqr = a.dq + ((sq.b * f.Nq + sq.q0 + row) * f.H + h) * static_cast<int64_t>(D) + nd0 + 2 * t;
+        float* dqr = a.dq + ((static_cast<int64_t>(sq.b) * f.Nq + sq.q0 + row) * f.H + h) * D + nd0 + 2 * t;
 #pragma unroll
         for (int n = 0; n < HN; ++n) {
           atomicAdd(dqr + n * 8, dqa[n][2 * r] * f.scale);
@@ -662,9 +672,9 @@ __global__ void __launch_bounds__(kTcThreads, 1) k_attn_bwd_tc(GradT* __restrict
   // dK, dV rows kbase + mk + g (+ 8), columns nd0 + n*8 + 2t (+ 1)
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
-    const int64_t key = kbase + mk + g + r * 8;
+    const int key = kbase + mk + g + r * 8;
     if (key >= sq.nk) continue;
-    const int64_t o = ((sq.b * f.Nk + sq.k0 + key) * f.H + h) * static_cast<int64_t>(D) + nd0 + 2 * t;
+    const int64_t o = ((static_cast<int64_t>(sq.b) * f.Nk + sq.k0 + key) * f.H + h) * D + nd0 + 2 * t;
 #pragma unroll
     for (int n = 0; n < HN; ++n) {
       store_pair<D, GradT>(dk + o + n * 8, dka[n][2 * r] * f.scale, dka[n][2 * r + 1] * f.scale);
