@@ -8,6 +8,7 @@
 //   patchify   float32 [4, 16, 32, 128, 128] -> tokens, patch (1,2,2) and (2,2,2), versus
 //              cudaMemcpyAsync device-to-device of the same bytes (read + write counted)
 //   gemm       cuBLASLt: bf16 8192^3 (float32 accumulate) and float32 4096^3 (FP32)
+// Everything runs on the backend's stream (ts::cuda::stream), as tessera's ops do.
 // Usage: gpu_bench [out.json]   (prints a table; writes JSON for benchmarks/gpu_torch.py)
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -24,6 +25,7 @@
 #include "cuda/conv3d.cuh"
 #include "cuda/gemm.cuh"
 #include "cuda/patchify.cuh"
+#include "cuda/runtime.cuh"
 
 namespace {
 
@@ -62,12 +64,14 @@ __nv_bfloat16* rand_bf16(int64_t n, uint32_t seed, float scale = 1.0f) {
   auto* p = static_cast<__nv_bfloat16*>(dalloc(n * 2));
   k_fill_bf16<<<1024, 256>>>(p, n, seed, scale);
   CK(cudaGetLastError());
+  CK(cudaDeviceSynchronize());  // filled on the default stream; used on the backend's
   return p;
 }
 float* rand_f32(int64_t n, uint32_t seed, float scale = 1.0f) {
   auto* p = static_cast<float*>(dalloc(n * 4));
   k_fill_f32<<<1024, 256>>>(p, n, seed, scale);
   CK(cudaGetLastError());
+  CK(cudaDeviceSynchronize());
   return p;
 }
 
@@ -216,32 +220,12 @@ void bench_gemm() {
     CK(cudaFree(c));
   }
   {
-    // The float32 entry point runs on the backend's own stream; time on that stream by
-    // synchronizing the device around each timed region.
     const int64_t n = 4096;
     float *a = rand_f32(n * n, 33), *b = rand_f32(n * n, 34);
     float* c = static_cast<float*>(dalloc(n * n * 4));
-    CK(cudaDeviceSynchronize());
-    auto run = [&] { ts::cuda::gemm(false, false, n, n, n, a, n, 0, b, n, 0, c, n, 0, 1, 0.0f); };
-    for (int i = 0; i < 3; ++i) run();
-    CK(cudaDeviceSynchronize());
-    std::vector<double> t;
-    for (int i = 0; i < 10; ++i) {
-      cudaEvent_t e0, e1;
-      CK(cudaEventCreate(&e0));
-      CK(cudaEventCreate(&e1));
-      CK(cudaDeviceSynchronize());
-      CK(cudaEventRecord(e0, 0));
-      run();
-      CK(cudaDeviceSynchronize());
-      CK(cudaEventRecord(e1, 0));
-      CK(cudaEventSynchronize(e1));
-      float ms = 0;
-      CK(cudaEventElapsedTime(&ms, e0, e1));
-      t.push_back(ms);
-    }
-    std::sort(t.begin(), t.end());
-    report("gemm f32 (FP32, no TF32) 4096x4096x4096", t[t.size() / 2], 2.0 * n * n * n, 0);
+    report("gemm f32 (FP32, no TF32) 4096x4096x4096",
+           time_ms([&] { ts::cuda::gemm(false, false, n, n, n, a, n, 0, b, n, 0, c, n, 0, 1, 0.0f); }),
+           2.0 * n * n * n, 0);
     CK(cudaFree(a));
     CK(cudaFree(b));
     CK(cudaFree(c));
@@ -258,7 +242,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   CK(cudaSetDevice(dev));
-  CK(cudaStreamCreate(&g_stream));
+  // The backend's own stream: the raw entry points take workspaces from the caching
+  // allocator, which reuses blocks in the order of that one stream.
+  g_stream = ts::cuda::stream(dev);
   std::printf("device: %s (sm_%d%d, %d SMs)\n", prop.name, prop.major, prop.minor, prop.multiProcessorCount);
   const char* only = std::getenv("GPU_BENCH_ONLY");  // attention | conv3d | patchify | gemm
   auto want = [&](const char* w) { return !only || std::string(only).find(w) != std::string::npos; };
