@@ -87,8 +87,11 @@ if has_phase tables; then
   for t in "${TESTS[@]}"; do
     if [ ! -x "$BUILD/$t" ]; then say "tables: $t missing"; status=1; continue; fi
     echo "=== $t" >>"$OUT/tables.log"
-    if "$BUILD/$t" >>"$OUT/tables.log" 2>&1; then r=OK; else r=FAIL; status=1; fi
-    line="$(grep -E '^op table:' "$OUT/tables.log" | tail -1)"
+    one="$(mktemp)"
+    if "$BUILD/$t" >"$one" 2>&1; then r=OK; else r=FAIL; status=1; fi
+    cat "$one" >>"$OUT/tables.log"
+    line="$(grep -E '^op table:' "$one" | tail -1)"
+    rm -f "$one"
     say "tables: $t $r ${line:+($line)}"
   done
   skipped="$(grep -c 'cuda: skipped' "$OUT/tables.log" || true)"
