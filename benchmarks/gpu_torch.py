@@ -63,7 +63,8 @@ def bench_attention():
                 tag = f"B=2 H=16 N={n} D={d}" + (" causal" if causal else "")
                 with sdpa_kernel([SDPBackend.FLASH_ATTENTION]):
                     fwd = lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal)
-                    report(f"attention fwd {tag}", time_ms(fwd), flops)
+                    with torch.no_grad():
+                        report(f"attention fwd {tag}", time_ms(fwd), flops)
                     out = fwd()
                     g = torch.randn_like(out)
 
@@ -82,7 +83,8 @@ def bench_conv3d():
         x = x.to(memory_format=torch.channels_last_3d).requires_grad_(True)
         conv = torch.nn.Conv3d(c, c, 3, padding=1).to("cuda", torch.bfloat16).to(memory_format=torch.channels_last_3d)
         flops = 2.0 * 17 * 64 * 64 * c * c * 27
-        report(f"conv3d fwd 3x3x3 C={c} 17x64x64", time_ms(lambda: conv(x)), flops)
+        with torch.no_grad():
+            report(f"conv3d fwd 3x3x3 C={c} 17x64x64", time_ms(lambda: conv(x)), flops)
         y = conv(x)
         g = torch.randn_like(y).contiguous(memory_format=torch.channels_last_3d)
         report(f"conv3d dinp 3x3x3 C={c} 17x64x64",
