@@ -14,6 +14,6 @@ tmp="$(mktemp)"
 "$@" 2>"$tmp"
 rc=$?
 cat "$tmp" >&2
-if [ -n "$src" ]; then cp "$tmp" "$logdir/$(basename "$src").log"; fi
+if [ -n "$src" ]; then cat "$tmp" >"$logdir/$(basename "$src").log"; fi
 rm -f "$tmp"
 exit $rc
