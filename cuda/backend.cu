@@ -185,8 +185,14 @@ struct Registration {
     a.reserved = [] { return reserved_bytes(); };
     set_device_allocator(DeviceType::CUDA, a);
   }
-} g_registration;
+};
 
 }  // namespace
 }  // namespace cuda
+
+// Called by the core (device_info.h) before the first CUDA allocation, dispatch or
+// device query. A static object's constructor alone would not do: the backend sits in
+// a static library, whose members the linker keeps only when something refers to them.
+void cuda_backend_init() { static cuda::Registration once; }
+
 }  // namespace ts
