@@ -12,6 +12,7 @@
 # step failed. Phases can be run separately (each run keeps the build directory):
 #   scripts/gpu-check.sh                     # all phases
 #   scripts/gpu-check.sh build tables        # then: scripts/gpu-check.sh sanitize; ... bench
+#   (sanitize = memcheck + racecheck; each can also be run alone: ... memcheck)
 # Environment: BUILD (build dir, default build-gpu), JOBS (default nproc),
 # CUDA_ARCH (default: from nvidia-smi, 90 -> 90a).
 set -uo pipefail
@@ -104,13 +105,17 @@ if has_phase tables; then
 fi
 
 # ---- 3. compute-sanitizer --------------------------------------------------------------
-if has_phase sanitize; then
+tools=()
+if has_phase sanitize; then tools=(memcheck racecheck); fi
+if has_phase memcheck; then tools+=(memcheck); fi
+if has_phase racecheck; then tools+=(racecheck); fi
+if [ ${#tools[@]} -gt 0 ]; then
   : >"$OUT/sanitizer.log"
   if ! command -v compute-sanitizer >/dev/null; then
     say "sanitize: FAIL: compute-sanitizer not found"
     status=1
   else
-    for tool in memcheck racecheck; do
+    for tool in "${tools[@]}"; do
       for t in "${TESTS[@]}"; do
         [ -x "$BUILD/$t" ] || continue
         echo "=== $tool $t" >>"$OUT/sanitizer.log"
