@@ -8,7 +8,9 @@
 // Rows: one warp per row when N <= 1024, else one block per row; statistics summed in
 // double. Parameter gradients: a column pass (32 columns x 8 row-lanes per block, rows
 // split over gridDim.y chunks) writes double partials that a second pass adds in
-// order: deterministic, no atomics. Group norm: one block per (b, g) group.
+// order: deterministic, no atomics. Group norm: chunked group statistics (several
+// blocks per group), combined in order, then elementwise passes; channel sums for the
+// parameter gradients one block per channel.
 // Memory contract: every output and gradient is overwritten.
 #include "common.cuh"
 #include "norm.cuh"
@@ -180,56 +182,120 @@ void rownorm_backward(float* dinp, float* dw, float* db, const float* dout, cons
 }
 
 // ---- group norm ------------------------------------------------------------------------
-// One block per (b, g): the K = Cg * S values starting at (b*C + g*Cg) * S.
-__global__ void k_groupnorm_fwd(float* __restrict__ out, float* __restrict__ mean, float* __restrict__ rstd,
-                                const float* __restrict__ inp, const float* __restrict__ w,
-                                const float* __restrict__ b, int64_t C, int64_t S, int64_t G, float eps) {
+// Group (b, g) is the run of K = Cg * S values starting at (b*C + g*Cg) * S. The run is
+// split into chunks (enough blocks to fill the device even for B*G = 32 groups of a
+// video VAE); each block reduces one chunk, a second pass combines the chunks of a group
+// in order (statistics: Chan's parallel mean / M2 update in double), and a third,
+// elementwise pass writes the output. Deterministic for fixed sizes.
+
+constexpr int64_t kGnChunk = 32768;  // values per chunk (at least)
+
+int64_t gn_chunks(int64_t K) { return std::max<int64_t>(1, std::min<int64_t>(256, K / kGnChunk)); }
+
+// part[(bg * nch + c) * 3 + {0,1,2}] = count, mean, M2 of chunk c of group bg.
+__global__ void k_gn_stats_part(double* __restrict__ part, const float* __restrict__ inp, int64_t C, int64_t S,
+                                int64_t G, int64_t nch) {
   __shared__ double sd[32];
-  int64_t bg = blockIdx.x, bi = bg / G, g = bg - bi * G, Cg = C / G, K = Cg * S;
-  int64_t base = (bi * C + g * Cg) * S;
-  const float* x = inp + base;
+  const int64_t bg = blockIdx.y, c = blockIdx.x, bi = bg / G, g = bg - bi * G, Cg = C / G, K = Cg * S;
+  const int64_t per = (K + nch - 1) / nch, k0 = c * per, k1 = min(K, k0 + per);
+  const float* x = inp + (bi * C + g * Cg) * S;
   double s = 0;
-  for (int64_t i = threadIdx.x; i < K; i += blockDim.x) s += x[i];
-  float mu = static_cast<float>(block_sum(s, sd) / K);
-  double v = 0;
-  for (int64_t i = threadIdx.x; i < K; i += blockDim.x) {
-    float d = x[i] - mu;
-    v += static_cast<double>(d) * d;
+  for (int64_t i = k0 + threadIdx.x; i < k1; i += blockDim.x) s += x[i];
+  s = block_sum(s, sd);
+  const int64_t n = (k1 > k0 ? k1 - k0 : int64_t{0});
+  const double mu = n ? s / n : 0.0;
+  double m2 = 0;
+  for (int64_t i = k0 + threadIdx.x; i < k1; i += blockDim.x) {
+    double d = x[i] - mu;
+    m2 += d * d;
   }
-  v = block_sum(v, sd);
-  float rs = static_cast<float>(1.0 / sqrt(v / K + eps));
-  for (int64_t i = threadIdx.x; i < K; i += blockDim.x) {
-    int64_t c = g * Cg + i / S;
-    float y = (x[i] - mu) * rs;
-    if (w) y *= w[c];
-    if (b) y += b[c];
-    out[base + i] = y;
+  m2 = block_sum(m2, sd);
+  if (threadIdx.x == 0) {
+    double* o = part + (bg * nch + c) * 3;
+    o[0] = static_cast<double>(n), o[1] = mu, o[2] = m2;
   }
-  if (threadIdx.x == 0) mean[bg] = mu, rstd[bg] = rs;
 }
 
-__global__ void k_groupnorm_bwd(float* __restrict__ dinp, const float* __restrict__ dout,
-                                const float* __restrict__ inp, const float* __restrict__ w,
-                                const float* __restrict__ mean, const float* __restrict__ rstd, int64_t C, int64_t S,
-                                int64_t G) {
+__global__ void k_gn_stats_finish(float* __restrict__ mean, float* __restrict__ rstd, const double* __restrict__ part,
+                                  int64_t groups, int64_t nch, float eps) {
+  for (int64_t bg = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; bg < groups;
+       bg += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const double* p = part + bg * nch * 3;
+    double n = 0, mu = 0, m2 = 0;
+    for (int64_t c = 0; c < nch; ++c) {
+      double nb = p[c * 3], mb = p[c * 3 + 1], m2b = p[c * 3 + 2];
+      if (nb == 0) continue;
+      double nt = n + nb, d = mb - mu;
+      mu += d * nb / nt;
+      m2 += m2b + d * d * n * nb / nt;
+      n = nt;
+    }
+    mean[bg] = static_cast<float>(mu);
+    rstd[bg] = static_cast<float>(1.0 / sqrt(m2 / n + eps));
+  }
+}
+
+__global__ void k_gn_apply(float* __restrict__ out, const float* __restrict__ inp, const float* __restrict__ mean,
+                           const float* __restrict__ rstd, const float* __restrict__ w, const float* __restrict__ b,
+                           int64_t C, int64_t S, int64_t G, int64_t total) {
+  const int64_t Cg = C / G;
+  for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < total;
+       e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    int64_t bc = e / S, c = bc % C, bg = (bc / C) * G + c / Cg;
+    float y = (inp[e] - mean[bg]) * rstd[bg];
+    if (w) y *= w[c];
+    if (b) y += b[c];
+    out[e] = y;
+  }
+}
+
+// part[(bg * nch + c) * 2 + {0, 1}] = sum dn, sum dn * xhat over chunk c of group bg.
+__global__ void k_gn_bwd_part(double* __restrict__ part, const float* __restrict__ dout,
+                              const float* __restrict__ inp, const float* __restrict__ w,
+                              const float* __restrict__ mean, const float* __restrict__ rstd, int64_t C, int64_t S,
+                              int64_t G, int64_t nch) {
   __shared__ double sd[32];
-  int64_t bg = blockIdx.x, bi = bg / G, g = bg - bi * G, Cg = C / G, K = Cg * S;
-  int64_t base = (bi * C + g * Cg) * S;
-  float mu = mean[bg], rs = rstd[bg];
+  const int64_t bg = blockIdx.y, c = blockIdx.x, bi = bg / G, g = bg - bi * G, Cg = C / G, K = Cg * S;
+  const int64_t per = (K + nch - 1) / nch, k0 = c * per, k1 = min(K, k0 + per);
+  const int64_t base = (bi * C + g * Cg) * S;
+  const float mu = mean[bg], rs = rstd[bg];
   double a = 0, bb = 0;
-  for (int64_t i = threadIdx.x; i < K; i += blockDim.x) {
-    int64_t c = g * Cg + i / S;
-    float xh = (inp[base + i] - mu) * rs, dn = dout[base + i] * (w ? w[c] : 1.0f);
+  for (int64_t i = k0 + threadIdx.x; i < k1; i += blockDim.x) {
+    int64_t ch = g * Cg + i / S;
+    float xh = (inp[base + i] - mu) * rs, dn = dout[base + i] * (w ? w[ch] : 1.0f);
     a += dn;
     bb += static_cast<double>(dn) * xh;
   }
   a = block_sum(a, sd);
   bb = block_sum(bb, sd);
-  float am = static_cast<float>(a / K), bm = static_cast<float>(bb / K);
-  for (int64_t i = threadIdx.x; i < K; i += blockDim.x) {
-    int64_t c = g * Cg + i / S;
-    float xh = (inp[base + i] - mu) * rs, dn = dout[base + i] * (w ? w[c] : 1.0f);
-    dinp[base + i] = rs * (dn - am - xh * bm);
+  if (threadIdx.x == 0) {
+    part[(bg * nch + c) * 2] = a;
+    part[(bg * nch + c) * 2 + 1] = bb;
+  }
+}
+
+__global__ void k_gn_bwd_finish(float* __restrict__ ab, const double* __restrict__ part, int64_t groups, int64_t nch,
+                                int64_t K) {
+  for (int64_t bg = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; bg < groups;
+       bg += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    double a = 0, bb = 0;
+    for (int64_t c = 0; c < nch; ++c) a += part[(bg * nch + c) * 2], bb += part[(bg * nch + c) * 2 + 1];
+    ab[bg * 2] = static_cast<float>(a / K);
+    ab[bg * 2 + 1] = static_cast<float>(bb / K);
+  }
+}
+
+__global__ void k_gn_bwd_apply(float* __restrict__ dinp, const float* __restrict__ dout,
+                               const float* __restrict__ inp, const float* __restrict__ w,
+                               const float* __restrict__ mean, const float* __restrict__ rstd,
+                               const float* __restrict__ ab, int64_t C, int64_t S, int64_t G, int64_t total) {
+  const int64_t Cg = C / G;
+  for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < total;
+       e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    int64_t bc = e / S, c = bc % C, bg = (bc / C) * G + c / Cg;
+    float rs = rstd[bg];
+    float xh = (inp[e] - mean[bg]) * rs, dn = dout[e] * (w ? w[c] : 1.0f);
+    dinp[e] = rs * (dn - ab[bg * 2] - xh * ab[bg * 2 + 1]);
   }
 }
 
@@ -278,8 +344,16 @@ void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const floa
 void groupnorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight, const float* bias,
                        int64_t B, int64_t C, int64_t S, int64_t G, float eps) {
   if (B * C * S == 0) return;
-  cudaStream_t s = prepare_ptr(out);
-  k_groupnorm_fwd<<<static_cast<unsigned>(B * G), 1024, 0, s>>>(out, mean, rstd, inp, weight, bias, C, S, G, eps);
+  int dev = 0;
+  cudaStream_t s = prepare_ptr(out, &dev);
+  const int64_t K = (C / G) * S, nch = gn_chunks(K), groups = B * G;
+  Tensor part = workspace(groups * nch * 3, DType::Float64, dev, "groupNorm");
+  k_gn_stats_part<<<dim3(static_cast<unsigned>(nch), static_cast<unsigned>(groups)), 256, 0, s>>>(
+      part.data<double>(), inp, C, S, G, nch);
+  check_launch("groupNorm");
+  k_gn_stats_finish<<<grid_for(groups), kThreads, 0, s>>>(mean, rstd, part.data<double>(), groups, nch, eps);
+  check_launch("groupNorm");
+  k_gn_apply<<<grid_for(B * C * S), kThreads, 0, s>>>(out, inp, mean, rstd, weight, bias, C, S, G, B * C * S);
   check_launch("groupNorm");
 }
 
@@ -287,9 +361,19 @@ void groupnorm_backward(float* dinp, float* dweight, float* dbias, const float* 
                         const float* weight, const float* mean, const float* rstd, int64_t B, int64_t C, int64_t S,
                         int64_t G) {
   if (C == 0) return;
-  cudaStream_t s = prepare_ptr(dinp);
+  int dev = 0;
+  cudaStream_t s = prepare_ptr(dinp, &dev);
   if (B * S > 0) {
-    k_groupnorm_bwd<<<static_cast<unsigned>(B * G), 1024, 0, s>>>(dinp, dout, inp, weight, mean, rstd, C, S, G);
+    const int64_t K = (C / G) * S, nch = gn_chunks(K), groups = B * G;
+    Tensor part = workspace(groups * nch * 2, DType::Float64, dev, "groupNorm");
+    Tensor ab = workspace(groups * 2, DType::Float32, dev, "groupNorm");
+    k_gn_bwd_part<<<dim3(static_cast<unsigned>(nch), static_cast<unsigned>(groups)), 256, 0, s>>>(
+        part.data<double>(), dout, inp, weight, mean, rstd, C, S, G, nch);
+    check_launch("groupNorm");
+    k_gn_bwd_finish<<<grid_for(groups), kThreads, 0, s>>>(ab.data<float>(), part.data<double>(), groups, nch, K);
+    check_launch("groupNorm");
+    k_gn_bwd_apply<<<grid_for(B * C * S), kThreads, 0, s>>>(dinp, dout, inp, weight, mean, rstd, ab.data<float>(), C,
+                                                            S, G, B * C * S);
     check_launch("groupNorm");
   }
   if (dweight || dbias) {
