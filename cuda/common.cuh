@@ -127,7 +127,7 @@ __device__ __forceinline__ T block_sum(T v, T* scratch) {
   return warp_sum(r);
 }
 
-// Max over the block, NaN-propagating when nan_prop; as block_sum.
+// Max over the block (fmaxf: NaN inputs are ignored); as block_sum.
 __device__ __forceinline__ float block_max(float v, float* scratch) {
   int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
   v = warp_max(v);
