@@ -54,12 +54,21 @@ if has_phase build; then
   cublas_args=()
   nvcc_root="$(dirname "$(dirname "$(command -v nvcc)")")"
   if ! ls "$nvcc_root"/lib64/libcublasLt.so* "$nvcc_root"/lib/libcublasLt.so* "$nvcc_root"/targets/*/lib/libcublasLt.so* >/dev/null 2>&1; then
-    # no cuBLAS in the toolkit: use the nvidia-cublas wheel next to PyTorch, if any
-    root="$(python3 -c 'import nvidia.cublas, os; print(list(nvidia.cublas.__path__)[0])' 2>/dev/null || true)"
-    if [ -n "$root" ]; then
-      cublas_args=(-DTESSERA_CUBLAS_ROOT="$root")
-      export LD_LIBRARY_PATH="$root/lib:${LD_LIBRARY_PATH:-}"
-      say "cuBLAS from $root"
+    # No cuBLAS in the toolkit: use the nvidia cuBLAS wheel next to PyTorch, if any.
+    # Its header and library are linked into a shim root (include/, lib/) for CMake.
+    site="$(python3 -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null || true)"
+    lib="$(find $site -name 'libcublasLt.so*' 2>/dev/null | head -1)"
+    hdr="$(find $site "$nvcc_root" /usr/include /usr/local/include -name cublasLt.h 2>/dev/null | head -1)"
+    if [ -n "$lib" ] && [ -n "$hdr" ]; then
+      shim="$ROOT/$BUILD/cublas-shim"
+      mkdir -p "$shim/include" "$shim/lib"
+      ln -sf "$(dirname "$hdr")"/*.h "$shim/include/"
+      ln -sf "$(dirname "$lib")"/lib*.so* "$shim/lib/"
+      cublas_args=(-DTESSERA_CUBLAS_ROOT="$shim")
+      export LD_LIBRARY_PATH="$(dirname "$lib"):${LD_LIBRARY_PATH:-}"
+      say "cuBLAS from $(dirname "$lib") (headers $(dirname "$hdr"))"
+    else
+      say "no cuBLAS found in the toolkit or next to PyTorch: the backend will not be linked"
     fi
   fi
   say "configure: CUDA architectures $arch ${cublas_args[*]}"
@@ -77,9 +86,10 @@ if has_phase build; then
     status=1
   fi
 fi
-# the cuBLAS wheel's libraries at run time, when the build used it
+# the cuBLAS wheel's libraries at run time, when the build used them (shim links)
 if root="$(grep -o 'TESSERA_CUBLAS_ROOT:PATH=.*' "$BUILD/CMakeCache.txt" 2>/dev/null | cut -d= -f2)" && [ -n "$root" ]; then
-  export LD_LIBRARY_PATH="$root/lib:${LD_LIBRARY_PATH:-}"
+  real="$(readlink -f "$(ls "$root"/lib/libcublasLt.so* 2>/dev/null | head -1)" 2>/dev/null || true)"
+  export LD_LIBRARY_PATH="$root/lib${real:+:$(dirname "$real")}:${LD_LIBRARY_PATH:-}"
 fi
 
 # ---- 2. tables -----------------------------------------------------------------------
