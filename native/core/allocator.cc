@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "device_info.h"
 #include "error.h"
 
 namespace ts {
@@ -61,6 +62,11 @@ void* raw_alloc(size_t nbytes, Device dev, const char* op) {
     p = user;
     g_cpu += static_cast<int64_t>(nbytes);
   } else {
+#ifdef TESSERA_WITH_CUDA
+    if (!g_cuda_alloc.alloc) cuda_backend_init();
+    std::string why;
+    if (!cuda_device_usable(dev.index, &why)) fail(op, "device ", dev.str(), " is not available (", why, ")");
+#endif
     if (!g_cuda_alloc.alloc)
       fail(op, "device ", dev.str(), " is not available (tessera was built without the CUDA backend or no device answered)");
     p = g_cuda_alloc.alloc(n, dev.index);

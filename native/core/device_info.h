@@ -16,4 +16,13 @@ struct CudaDeviceInfo {
 // *why says why not (not built with it, no driver, no device).
 bool cuda_available(std::string* why, std::vector<CudaDeviceInfo>* devices);
 
+#ifdef TESSERA_WITH_CUDA
+// Registers the CUDA backend and its caching allocator (cuda/backend.cu); idempotent.
+// The core calls it before the first CUDA allocation, dispatch or device query: the
+// backend lives in a static library, and this reference is what links it in.
+void cuda_backend_init();
+// Whether CUDA device `index` answers (queried once per process); *why says why not.
+bool cuda_device_usable(int index, std::string* why);
+#endif
+
 }  // namespace ts

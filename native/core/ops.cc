@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "backend.h"
+#include "device_info.h"
 
 namespace ts {
 
@@ -27,6 +28,16 @@ void register_backend(DeviceType type, Backend* b) { g_backends[static_cast<int>
 Backend& backend_for(Device dev, const char* op) {
   if (dev.is_cpu()) return cpu_backend();
   Backend* b = g_backends[static_cast<int>(dev.type)];
+#ifdef TESSERA_WITH_CUDA
+  if (dev.type == DeviceType::CUDA) {
+    if (!b) {
+      cuda_backend_init();
+      b = g_backends[static_cast<int>(dev.type)];
+    }
+    std::string why;
+    if (!cuda_device_usable(dev.index, &why)) fail(op, "device ", dev.str(), " is not available (", why, ")");
+  }
+#endif
   if (!b) fail(op, "device ", dev.str(), " is not available (no CUDA backend in this build, or no device answered)");
   return *b;
 }

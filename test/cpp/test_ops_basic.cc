@@ -76,6 +76,42 @@ struct Reg {
                                     return {to_dtype(to_dtype(x, dt), DType::Float32)};
                                   },
                                   1e-14});
+    // the other storage dtypes (saturating / truncating casts), both directions strided
+    for (DType dt : {DType::Int64, DType::UInt8, DType::Bool})
+      optable::table().push_back({"cast", std::string("float32->") + dtype_name(dt) + "->float32,strided",
+                                  [dt](Device d) -> std::vector<Tensor> {
+                                    Tensor x = input({7, 13}, 62, d, true, 100);  // strided source
+                                    Tensor y = to_dtype(x, dt);
+                                    Tensor back = Tensor::empty({13, 7}, DType::Float32, d).transpose(0, 1);
+                                    copy_(back, y);  // into a strided destination
+                                    return {to_dtype(y, DType::Float32), back};
+                                  },
+                                  1e-14});
+    optable::table().push_back({"cast", "bfloat16<->float16<->int32 chains", [](Device d) -> std::vector<Tensor> {
+                                  Tensor x = input({5, 11}, 63, d, false, 40);
+                                  Tensor h = to_dtype(to_dtype(x, DType::BFloat16), DType::Float16);
+                                  Tensor i = to_dtype(to_dtype(h, DType::Int32), DType::BFloat16);
+                                  return {to_dtype(h, DType::Float32), to_dtype(i, DType::Float32)};
+                                }, 1e-14});
+    // creation on the device: fills of every dtype, arange, and the Philox draws (the same
+    // numbers on every backend for one seed and offset)
+    optable::table().push_back({"full/arange", "float32,bfloat16,int32,int64,uint8,bool", [](Device d) -> std::vector<Tensor> {
+                                  std::vector<Tensor> r;
+                                  for (DType dt : {DType::Float32, DType::BFloat16, DType::Int32, DType::Int64, DType::UInt8, DType::Bool})
+                                    r.push_back(to_dtype(full({3, 5}, 2.7, dt, d), DType::Float32));
+                                  r.push_back(arange(-3, 5, 0.75, DType::Float32, d));
+                                  r.push_back(to_dtype(arange(0, 20, 3, DType::Int64, d), DType::Float32));
+                                  return r;
+                                }, 0});
+    optable::table().push_back({"rand/randn", "seed=77,offset=5,odd sizes", [](Device d) -> std::vector<Tensor> {
+                                  Generator g;
+                                  g.seed = 77;
+                                  g.offset = 5;
+                                  Tensor u = rand({3, 37}, DType::Float32, d, g);
+                                  Tensor n = randn({5, 13}, DType::Float32, d, g);
+                                  Tensor b = randn({7}, DType::BFloat16, d, g);
+                                  return {u, n, to_dtype(b, DType::Float32)};
+                                }, 1e-14});
     optable::table().push_back({"cat", "axis=1,strided", [](Device d) -> std::vector<Tensor> {
                                   return {cat({input({3, 5, 2}, 71, d, true), input({3, 1, 2}, 72, d)}, 1)};
                                 }, 0});

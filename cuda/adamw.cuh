@@ -1,0 +1,14 @@
+// tessera CUDA backend: one fused AdamW step (torch.optim.AdamW's operation order; see
+// core/optim.h). Dimension letters: n elements of one parameter.
+#pragma once
+#include <cstdint>
+
+namespace ts {
+namespace cuda {
+
+// param, m, v: read and overwritten in place; grad: read. All float32, contiguous.
+void adamw(float* param, float* m, float* v, const float* grad, int64_t n, double lr, double beta1, double beta2,
+           double eps, double weight_decay, double bias_correction1, double bias_correction2);
+
+}  // namespace cuda
+}  // namespace ts
