@@ -13,7 +13,11 @@ export * as F from './ops/functional';
 export { noGrad, enableGrad, isGradEnabled } from './autograd/node';
 export { backward, backwardMany } from './autograd/engine';
 export { checkpoint } from './autograd/checkpoint';
-export { memory, resetPeakMemory, setNumThreads, getNumThreads, setReferenceKernels, info, version } from './runtime';
+export {
+  memory, resetPeakMemory, setNumThreads, getNumThreads, setReferenceKernels, info, version,
+  setFloat32MatmulPrecision, getFloat32MatmulPrecision, autocast, cuda,
+} from './runtime';
+export type { MatmulPrecision } from './runtime';
 export type { MemoryInfo, Info } from './runtime';
 export { MovingMNIST, DIRECTIONS, captionFor } from './data/moving_mnist';
 export type { MovingMnistOptions, MovingMnistSample, Direction } from './data/moving_mnist';

@@ -127,6 +127,9 @@ export interface NativeAddon {
   setReferenceKernels(on: boolean): void;
   info(): NativeInfo;
   measurePeakGflops(seconds: number): number;
+  setMatmulPrecision(p: string): void;
+  getMatmulPrecision(): string;
+  cudaEmptyCache(): void;
 }
 
 const ROOT = path.resolve(__dirname, '..');

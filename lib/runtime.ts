@@ -55,3 +55,43 @@ export function info(): Info {
   const i = native.info();
   return { version, backend: i.cuda.available ? 'cuda' : 'cpu', ...i };
 }
+
+export type MatmulPrecision = 'highest' | 'high' | 'medium';
+
+/**
+ * How much float32 matrix math (matmul, attention, conv3d) may give up for speed on
+ * CUDA, like torch.set_float32_matmul_precision: 'highest' (float32, default),
+ * 'high' (TF32 tensor cores), 'medium' (bfloat16 tensor cores, float32 accumulate).
+ * Tensors stay float32; the CPU backend always computes in float32.
+ */
+export function setFloat32MatmulPrecision(p: MatmulPrecision): void {
+  native.setMatmulPrecision(p);
+}
+export function getFloat32MatmulPrecision(): MatmulPrecision {
+  return native.getMatmulPrecision() as MatmulPrecision;
+}
+
+/**
+ * Runs fn with matmuls, attention and convs in bfloat16 on CUDA tensor cores (float32
+ * accumulate, float32 master weights, norms and softmax statistics in float32);
+ * 'float32' runs them in full float32. A no-op on the CPU, which computes in float32.
+ */
+export function autocast<T>(dtype: 'bfloat16' | 'float32', fn: () => T): T {
+  if (dtype !== 'bfloat16' && dtype !== 'float32') throw new TypeError(`autocast: expected 'bfloat16' or 'float32', got '${String(dtype)}'`);
+  if (typeof fn !== 'function') throw new TypeError(`autocast: expected a function, got ${typeof fn}`);
+  const prev = getFloat32MatmulPrecision();
+  setFloat32MatmulPrecision(dtype === 'bfloat16' ? 'medium' : 'highest');
+  try {
+    return fn();
+  } finally {
+    setFloat32MatmulPrecision(prev);
+  }
+}
+
+/** CUDA runtime helpers. */
+export const cuda = {
+  isAvailable: (): boolean => native.info().cuda.available,
+  deviceCount: (): number => native.info().cuda.devices.length,
+  /** Returns the caching allocator's free blocks to the driver. */
+  emptyCache: (): void => native.cudaEmptyCache(),
+};

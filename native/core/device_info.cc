@@ -4,6 +4,13 @@
 
 namespace ts {
 #ifdef TESSERA_WITH_CUDA
+namespace cuda {
+void empty_cache();  // cuda/runtime.cu
+}
+void cuda_empty_cache() {
+  cuda_backend_init();
+  cuda::empty_cache();
+}
 bool cuda_query_devices(std::string* why, std::vector<CudaDeviceInfo>* devices);  // cuda/runtime.cu
 bool cuda_available(std::string* why, std::vector<CudaDeviceInfo>* devices) {
   cuda_backend_init();
@@ -30,6 +37,7 @@ bool cuda_device_usable(int index, std::string* why) {
   return true;
 }
 #else
+void cuda_empty_cache() {}
 bool cuda_available(std::string* why, std::vector<CudaDeviceInfo>* devices) {
   if (why) *why = "tessera was built without the CUDA backend (needs nvcc and cuBLAS at build time)";
   if (devices) devices->clear();

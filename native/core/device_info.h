@@ -16,6 +16,9 @@ struct CudaDeviceInfo {
 // *why says why not (not built with it, no driver, no device).
 bool cuda_available(std::string* why, std::vector<CudaDeviceInfo>* devices);
 
+// Gives the CUDA caching allocator's free blocks back to the driver (no-op without CUDA).
+void cuda_empty_cache();
+
 #ifdef TESSERA_WITH_CUDA
 // Registers the CUDA backend and its caching allocator (cuda/backend.cu); idempotent.
 // The core calls it before the first CUDA allocation, dispatch or device query: the

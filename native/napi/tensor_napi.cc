@@ -2,6 +2,7 @@
 #include <cstring>
 
 #include "core/device_info.h"
+#include "core/precision.h"
 #include "core/parallel.h"
 #include "cpu/cpu.h"
 #include "napi_util.h"
@@ -192,6 +193,25 @@ TS_NAPI(measurePeakGflops) {
   double s = number_arg(info, 0, "measurePeakGflops");
   if (!(s > 0 && s <= 10)) ts::fail("measurePeakGflops", "expected 0 < seconds <= 10, got ", s);
   return Napi::Number::New(info.Env(), ts::cpu::measure_peak_gflops(s));
+}
+
+// setMatmulPrecision('highest' | 'high' | 'medium'); getMatmulPrecision() -> name.
+TS_NAPI(setMatmulPrecision) {
+  std::string n = string_arg(info, 0, "setFloat32MatmulPrecision");
+  ts::MatmulPrecision p;
+  if (n == "highest") p = ts::MatmulPrecision::Highest;
+  else if (n == "high") p = ts::MatmulPrecision::High;
+  else if (n == "medium") p = ts::MatmulPrecision::Medium;
+  else ts::fail("setFloat32MatmulPrecision", "expected 'highest', 'high' or 'medium', got '", n, "'");
+  ts::set_float32_matmul_precision(p);
+  return info.Env().Undefined();
+}
+TS_NAPI(getMatmulPrecision) {
+  return Napi::String::New(info.Env(), ts::matmul_precision_name(ts::float32_matmul_precision()));
+}
+TS_NAPI(cudaEmptyCache) {
+  ts::cuda_empty_cache();
+  return info.Env().Undefined();
 }
 
 TS_NAPI(info) {

@@ -155,3 +155,16 @@ test('info reports CPU features and CUDA availability without crashing', () => {
   if (!i.cuda.available) expect(i.cuda.reason).toMatch(/CUDA/);
   expect(i.backend).toBe(i.cuda.available ? 'cuda' : 'cpu');
 });
+
+test('matmul precision, autocast scope and CUDA helpers', () => {
+  expect(ts.getFloat32MatmulPrecision()).toBe('highest');
+  const inside = ts.autocast('bfloat16', () => ts.getFloat32MatmulPrecision());
+  expect(inside).toBe('medium');
+  expect(ts.getFloat32MatmulPrecision()).toBe('highest');
+  expect(() => ts.autocast('bfloat16', () => { throw new Error('boom'); })).toThrow('boom');
+  expect(ts.getFloat32MatmulPrecision()).toBe('highest'); // restored after a throw
+  expect(() => ts.setFloat32MatmulPrecision('low' as any)).toThrow(/setFloat32MatmulPrecision: expected 'highest', 'high' or 'medium', got 'low'/);
+  expect(typeof ts.cuda.isAvailable()).toBe('boolean');
+  ts.cuda.emptyCache(); // a no-op without a device
+  if (!ts.cuda.isAvailable()) expect(() => ts.zeros([2], { device: 'cuda' })).toThrow(/full: device cuda:0 is not available/);
+});
