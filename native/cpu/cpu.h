@@ -36,6 +36,14 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const flo
           int64_t ldb, float* C, int64_t ldc, float beta);
 void gemm_reference(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
                     const float* B, int64_t ldb, float* C, int64_t ldc, float beta);
+// gemm's cache blocking in floats (K slab, rows of A per packed block, B columns one A
+// panel sweeps, packed-B budget); set_gemm_blocking is for tuning runs and tests (a
+// value <= 0 restores that field's default).
+struct GemmBlocking {
+  int64_t kc, mc, nc_chunk, pack_budget;
+};
+GemmBlocking gemm_blocking();
+void set_gemm_blocking(const GemmBlocking& b);
 // Building blocks of gemm for fused kernels that pack their own operands (conv3d).
 // fn computes one MR x NR tile: C (+ C when acc) = a [kc][MR] x b [kc][NR] and stores
 // its top-left mr x nr part at C (row stride ldc). b must be 64-byte aligned.
