@@ -114,6 +114,14 @@ export interface NativeAddon {
     dout: Handle, x: Handle, weight: Handle, stride: number[], padding: number[], causal: boolean, paddingMode: string,
     needs: [boolean, boolean, boolean],
   ): [Handle | null, Handle | null, Handle | null];
+  // fused norms (native/napi/fused_norm_napi.cc): forwards return [out, mean, rstd]
+  groupNormSiLU(x: Handle, numGroups: number, weight: Handle | null, bias: Handle | null, eps: number): [Handle, Handle, Handle];
+  groupNormSiLUBackward(
+    dout: Handle, x: Handle, weight: Handle | null, bias: Handle | null, mean: Handle, rstd: Handle, numGroups: number,
+  ): [Handle, Handle | null, Handle | null];
+  layerNormModulate(x: Handle, shift: Handle, scale: Handle, eps: number): [Handle, Handle, Handle];
+  /** Returns [dinp, dshift, dscale]. */
+  layerNormModulateBackward(dout: Handle, x: Handle, scale: Handle, mean: Handle, rstd: Handle): [Handle, Handle, Handle];
   // optimizers (in place on param, m, v)
   adamwStep(
     param: Handle, m: Handle, v: Handle, grad: Handle,

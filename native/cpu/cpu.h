@@ -131,5 +131,24 @@ void adamw(float* param, float* m, float* v, const float* grad, int64_t n, doubl
 void adamw_reference(float* param, float* m, float* v, const float* grad, int64_t n, double lr, double beta1,
                      double beta2, double eps, double weight_decay, double bias_correction1, double bias_correction2);
 
+// ---- fused norms (fused_norm.cc; entry points in core/fused_norm.h) -------------------
+// Same signatures and memory contract as Backend's fused-norm block (overwrite).
+void groupnorm_silu_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
+                            const float* bias, int64_t B, int64_t C, int64_t S, int64_t G, float eps);
+void groupnorm_silu_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                             const float* weight, const float* bias, const float* mean, const float* rstd, int64_t B,
+                             int64_t C, int64_t S, int64_t G);
+void layernorm_modulate_forward(float* out, float* mean, float* rstd, const float* inp, const float* shift,
+                                const float* scale, int64_t B, int64_t N, int64_t D, float eps);
+void layernorm_modulate_backward(float* dinp, float* dshift, float* dscale, const float* dout, const float* inp,
+                                 const float* scale, const float* mean, const float* rstd, int64_t B, int64_t N,
+                                 int64_t D);
+
+// ---- SIMD width for the vec.h kernels (elementwise math, fused norms) ------------------
+// Test hook: caps the vector width (16 AVX-512, 8 AVX2, 4 portable; 0 = the best the CPU
+// has) so every path can be checked on one machine. Returns the width now in use.
+int simd_set_max_width(int width);
+int simd_width();  // the width in use
+
 }  // namespace cpu
 }  // namespace ts
