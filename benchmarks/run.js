@@ -3,7 +3,7 @@
 // (ours, theirs, ours, ...), 2 threads each, medians after warm-up. Prints one
 // table: shape, our time, PyTorch time, ratio (PyTorch time / ours: > 1 means we
 // are faster), our GFLOP/s and % of this machine's measured peak.
-//   node benchmarks/run.js [--filter text] [--reps N] [--json out.json] [--threads N]
+//   node benchmarks/run.js [--filter text] [--reps N] [--json out.json] [--threads N] [--gap ms]
 const { spawn, spawnSync } = require('child_process');
 const fs = require('fs');
 const os = require('os');
@@ -21,6 +21,10 @@ const threads = Number(opt('threads', 2));
 const reps = Number(opt('reps', 7));
 const filter = opt('filter', '');
 const jsonOut = opt('json', null);
+// Idle time between timed calls: lets the other side's worker threads (OpenMP spin-waits,
+// OpenBLAS's yield loop of up to ~0.1 s) go to sleep, so neither side is timed while the
+// other one's threads still compete for the two cores.
+const gapMs = Number(opt('gap', 150));
 const PYTHON = process.env.TESSERA_BENCH_PYTHON || '/usr/bin/python3';
 
 function median(xs) {
@@ -67,6 +71,8 @@ function targetMet(r) {
   return ok ? 'yes' : 'no';
 }
 
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
 function timeOurs(fn) {
   const t0 = process.hrtime.bigint();
   ts.tidy(fn);
@@ -97,7 +103,9 @@ async function main() {
     const ours = [];
     const their = [];
     for (let i = 0; i < reps; i++) {
+      if (gapMs > 0) await sleep(gapMs);
       ours.push(timeOurs(fn));
+      if (gapMs > 0) await sleep(gapMs);
       if (torch.available && c.torch && !torchError) {
         const r = await torch.ask({ case: c.torch.case, params: c.torch.params, mode: 'run' });
         if (r.ok) their.push(r.seconds);

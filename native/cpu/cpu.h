@@ -50,6 +50,12 @@ void set_gemm_blocking(const GemmBlocking& b);
 struct MicroKernel {
   void (*fn)(int64_t kc, const float* a, const float* b, float* C, int64_t ldc, int mr, int nr, bool acc);
   int MR, NR;
+  // The same tile with B read in place (an indirect panel): step p of the reduction takes
+  // NR floats at brow[p], lane l kept where bit l of bmask[p] is set, else 0 (masked-off
+  // lanes are never read). For convolutions, whose B rows are shifted input rows. Null
+  // where the CPU lacks masked loads (AVX2 / scalar builds: callers pack instead).
+  void (*indirect)(int64_t kc, const float* a, const float* const* brow, const uint32_t* bmask, float* C, int64_t ldc,
+                   int mr, int nr, bool acc);
 };
 const MicroKernel& micro_kernel();  // the one gemm uses on this CPU
 // Packs rows [i0, i0+mc) x cols [k0, k0+kc) of A' (A, or A^T when ta) into panels
@@ -67,6 +73,10 @@ void conv3d_backward(Tensor& dinp, Tensor& dweight, Tensor& dbias, const Tensor&
 // at least one output row). Tests shrink it to exercise chunking; <= 0 restores the default.
 int64_t conv3d_column_budget();
 void set_conv3d_column_budget(int64_t floats);
+// Test hook: false makes the forward (and the conv-shaped dinp) pack its column panels
+// even where it would read them in place (unit W stride, zero padding, NR | W').
+// Returns the previous setting.
+bool set_conv3d_direct(bool on);
 
 // Peak fp32 FMA throughput of this machine on num_threads() threads, in GFLOP/s.
 double measure_peak_gflops(double seconds);

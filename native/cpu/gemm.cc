@@ -160,17 +160,24 @@ inline void store_tile(const float* tile, int NR, float* C, int64_t ldc, int mr,
     for (int c = 0; c < nr; ++c) C[r * ldc + c] = tile[r * NR + c] + (acc ? C[r * ldc + c] : 0.0f);
 }
 
-__attribute__((target("avx512f,fma"))) void ukernel_avx512(int64_t kc, const float* a, const float* b, float* C,
-                                                             int64_t ldc, int mr, int nr, bool acc) {
-  constexpr int MR = 12;
-  __m512 c0[MR], c1[MR];
+// The AVX-512 tile: ROWS (12, 8 or 4) rows of an A panel packed 12 wide x 32 columns.
+// A tail panel of mr <= 8 (or <= 4) rows runs the narrower instance instead of a full
+// 12-row one, so e.g. 64 output channels cost 5 x 12 + 1 x 4 rows, not 6 x 12.
+// Columns past nr are masked on the C side (the packed B is zero-padded to 32).
+template <int ROWS>
+__attribute__((target("avx512f,fma"), always_inline)) inline void ukernel_avx512_rows(int64_t kc, const float* a,
+                                                                                     const float* b, float* C,
+                                                                                     int64_t ldc, int mr, int nr,
+                                                                                     bool acc) {
+  constexpr int MR = 12;  // panel stride of the packed A
+  __m512 c0[ROWS], c1[ROWS];
   // Start fetching the C tile now; it is read (acc) or written only after the k loop.
   for (int r = 0; r < mr; ++r) {
     _mm_prefetch(reinterpret_cast<const char*>(C + r * ldc), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(C + r * ldc + 31), _MM_HINT_T0);
   }
 #pragma GCC unroll 12
-  for (int r = 0; r < MR; ++r) c0[r] = c1[r] = _mm512_setzero_ps();
+  for (int r = 0; r < ROWS; ++r) c0[r] = c1[r] = _mm512_setzero_ps();
   // B streams from L2 (one A panel sweeps a chunk of B panels): fetch it 16 steps
   // (2 KiB) ahead, which also runs into the next panel of the chunk.
   for (int64_t p = 0; p < kc; ++p) {
@@ -178,7 +185,7 @@ __attribute__((target("avx512f,fma"))) void ukernel_avx512(int64_t kc, const flo
     _mm_prefetch(reinterpret_cast<const char*>(b + 16 * 32), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(b + 16 * 32 + 16), _MM_HINT_T0);
 #pragma GCC unroll 12
-    for (int r = 0; r < MR; ++r) {
+    for (int r = 0; r < ROWS; ++r) {
       __m512 av = _mm512_set1_ps(a[r]);
       c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
       c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
@@ -186,25 +193,76 @@ __attribute__((target("avx512f,fma"))) void ukernel_avx512(int64_t kc, const flo
     a += MR;
     b += 32;
   }
-  if (mr == MR && nr == 32) {
+  const __mmask16 m0 = nr >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << nr) - 1);
+  const __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : static_cast<__mmask16>((1u << (nr - 16)) - 1);
 #pragma GCC unroll 12
-    for (int r = 0; r < MR; ++r) {
-      float* cr = C + r * ldc;
-      if (acc) {
-        c0[r] = _mm512_add_ps(c0[r], _mm512_loadu_ps(cr));
-        c1[r] = _mm512_add_ps(c1[r], _mm512_loadu_ps(cr + 16));
-      }
-      _mm512_storeu_ps(cr, c0[r]);
-      _mm512_storeu_ps(cr + 16, c1[r]);
+  for (int r = 0; r < ROWS; ++r) {
+    if (r >= mr) break;
+    float* cr = C + r * ldc;
+    if (acc) {
+      c0[r] = _mm512_add_ps(c0[r], _mm512_maskz_loadu_ps(m0, cr));
+      c1[r] = _mm512_add_ps(c1[r], _mm512_maskz_loadu_ps(m1, cr + 16));
     }
-  } else {
-    alignas(64) float tile[MR * 32];
-    for (int r = 0; r < MR; ++r) {
-      _mm512_store_ps(tile + r * 32, c0[r]);
-      _mm512_store_ps(tile + r * 32 + 16, c1[r]);
-    }
-    store_tile(tile, 32, C, ldc, mr, nr, acc);
+    _mm512_mask_storeu_ps(cr, m0, c0[r]);
+    _mm512_mask_storeu_ps(cr + 16, m1, c1[r]);
   }
+}
+
+__attribute__((target("avx512f,fma"))) void ukernel_avx512(int64_t kc, const float* a, const float* b, float* C,
+                                                             int64_t ldc, int mr, int nr, bool acc) {
+  if (mr > 8) return ukernel_avx512_rows<12>(kc, a, b, C, ldc, mr, nr, acc);
+  if (mr > 4) return ukernel_avx512_rows<8>(kc, a, b, C, ldc, mr, nr, acc);
+  ukernel_avx512_rows<4>(kc, a, b, C, ldc, mr, nr, acc);
+}
+
+// The indirect variant (see MicroKernel::indirect): B row p is 32 floats at brow[p]
+// under the 32-bit lane mask bmask[p].
+template <int ROWS>
+__attribute__((target("avx512f,fma"), always_inline)) inline void ukernel_indirect_avx512_rows(
+    int64_t kc, const float* a, const float* const* brow, const uint32_t* bmask, float* C, int64_t ldc, int mr, int nr,
+    bool acc) {
+  constexpr int MR = 12;
+  __m512 c0[ROWS], c1[ROWS];
+  for (int r = 0; r < mr; ++r) {
+    _mm_prefetch(reinterpret_cast<const char*>(C + r * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(C + r * ldc + 31), _MM_HINT_T0);
+  }
+#pragma GCC unroll 12
+  for (int r = 0; r < ROWS; ++r) c0[r] = c1[r] = _mm512_setzero_ps();
+  for (int64_t p = 0; p < kc; ++p) {
+    const float* row = brow[p];
+    const uint32_t m = bmask[p];
+    __m512 b0 = _mm512_maskz_loadu_ps(static_cast<__mmask16>(m), row);
+    __m512 b1 = _mm512_maskz_loadu_ps(static_cast<__mmask16>(m >> 16), row + 16);
+#pragma GCC unroll 12
+    for (int r = 0; r < ROWS; ++r) {
+      __m512 av = _mm512_set1_ps(a[r]);
+      c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
+      c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
+    }
+    a += MR;
+  }
+  const __mmask16 m0 = nr >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << nr) - 1);
+  const __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : static_cast<__mmask16>((1u << (nr - 16)) - 1);
+#pragma GCC unroll 12
+  for (int r = 0; r < ROWS; ++r) {
+    if (r >= mr) break;
+    float* cr = C + r * ldc;
+    if (acc) {
+      c0[r] = _mm512_add_ps(c0[r], _mm512_maskz_loadu_ps(m0, cr));
+      c1[r] = _mm512_add_ps(c1[r], _mm512_maskz_loadu_ps(m1, cr + 16));
+    }
+    _mm512_mask_storeu_ps(cr, m0, c0[r]);
+    _mm512_mask_storeu_ps(cr + 16, m1, c1[r]);
+  }
+}
+
+__attribute__((target("avx512f,fma"))) void ukernel_indirect_avx512(int64_t kc, const float* a,
+                                                                      const float* const* brow, const uint32_t* bmask,
+                                                                      float* C, int64_t ldc, int mr, int nr, bool acc) {
+  if (mr > 8) return ukernel_indirect_avx512_rows<12>(kc, a, brow, bmask, C, ldc, mr, nr, acc);
+  if (mr > 4) return ukernel_indirect_avx512_rows<8>(kc, a, brow, bmask, C, ldc, mr, nr, acc);
+  ukernel_indirect_avx512_rows<4>(kc, a, brow, bmask, C, ldc, mr, nr, acc);
 }
 
 __attribute__((target("avx2,fma"))) void ukernel_avx2(int64_t kc, const float* a, const float* b, float* C,
@@ -354,7 +412,7 @@ void set_gemm_blocking(const GemmBlocking& b) {
 const MicroKernel& micro_kernel() {
   static const MicroKernel k = [] {
     KernelChoice c = choose_kernel();
-    return MicroKernel{c.fn, c.MR, c.NR};
+    return MicroKernel{c.fn, c.MR, c.NR, c.fn == ukernel_avx512 ? ukernel_indirect_avx512 : nullptr};
   }();
   return k;
 }
