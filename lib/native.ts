@@ -145,6 +145,14 @@ const CANDIDATES = [
 ];
 
 function load(): NativeAddon {
+  // OpenMP worker threads spin between parallel regions; libgomp's default (300000
+  // spins, milliseconds) is right for a machine of one's own but, on cores shared with
+  // other processes, a spinning thread burns the time slices its partner needs, and a
+  // training step of many short ops ran 2x slower on 2 threads than on 1. 10000 spins
+  // (well under a millisecond) still bridges the gaps between consecutive ops. libgomp
+  // reads this once, when the addon loads it; an explicit user setting wins.
+  if (process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined)
+    process.env.GOMP_SPINCOUNT = '10000';
   const override = process.env.TESSERA_ADDON;
   const tried = override ? [path.resolve(override)] : CANDIDATES;
   for (const file of tried) {
