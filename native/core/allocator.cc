@@ -40,17 +40,26 @@ struct CachedBlock {
   char* base;
   size_t bytes;
 };
-std::mutex g_cache_mutex;
-std::vector<CachedBlock> g_cache;  // oldest first
-size_t g_cache_bytes = 0;
+// Never destroyed: storages can still be freed during static destruction at exit (the
+// addon's tensor table), after a static cache object would already be gone.
+struct Cache {
+  std::mutex mutex;
+  std::vector<CachedBlock> blocks;  // oldest first
+  size_t bytes = 0;
+};
+Cache& cache() {
+  static Cache* c = new Cache();
+  return *c;
+}
 
 char* cache_take(size_t bytes) {
-  std::lock_guard<std::mutex> lock(g_cache_mutex);
-  for (size_t i = g_cache.size(); i-- > 0;)
-    if (g_cache[i].bytes == bytes) {
-      char* base = g_cache[i].base;
-      g_cache.erase(g_cache.begin() + static_cast<std::ptrdiff_t>(i));
-      g_cache_bytes -= bytes;
+  Cache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  for (size_t i = c.blocks.size(); i-- > 0;)
+    if (c.blocks[i].bytes == bytes) {
+      char* base = c.blocks[i].base;
+      c.blocks.erase(c.blocks.begin() + static_cast<std::ptrdiff_t>(i));
+      c.bytes -= bytes;
       return base;
     }
   return nullptr;
@@ -61,14 +70,15 @@ void cache_put(char* base, size_t bytes) {
   if (bytes < kCacheMin || bytes > kCacheMaxBytes) return std::free(base);
   std::vector<char*> drop;
   {
-    std::lock_guard<std::mutex> lock(g_cache_mutex);
-    while (!g_cache.empty() && (g_cache_bytes + bytes > kCacheMaxBytes || g_cache.size() >= kCacheMaxBlocks)) {
-      drop.push_back(g_cache.front().base);
-      g_cache_bytes -= g_cache.front().bytes;
-      g_cache.erase(g_cache.begin());
+    Cache& c = cache();
+    std::lock_guard<std::mutex> lock(c.mutex);
+    while (!c.blocks.empty() && (c.bytes + bytes > kCacheMaxBytes || c.blocks.size() >= kCacheMaxBlocks)) {
+      drop.push_back(c.blocks.front().base);
+      c.bytes -= c.blocks.front().bytes;
+      c.blocks.erase(c.blocks.begin());
     }
-    g_cache.push_back({base, bytes});
-    g_cache_bytes += bytes;
+    c.blocks.push_back({base, bytes});
+    c.bytes += bytes;
   }
   for (char* d : drop) std::free(d);
 }
