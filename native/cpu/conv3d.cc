@@ -139,9 +139,10 @@ struct FloatBuffer {
 };
 
 // ---- column buffers (dweight, and dinp when it is not a convolution itself) -----------
-// Column buffer target in floats (default 8 MiB): large enough that each GEMM has a
-// long N, small enough to stay near the caches and bounded for any video size.
-constexpr int64_t kDefaultColumnBudget = int64_t{2} << 20;
+// Column buffer target in floats (default 4 MiB): large enough that each GEMM has a
+// long N, small enough that each thread's share of it (dweight splits its rows between
+// the threads) stays in L2 until the row kernel has read it; bounded for any video size.
+constexpr int64_t kDefaultColumnBudget = int64_t{1} << 20;
 std::atomic<bool> g_direct_enabled{true};  // test hook: set_conv3d_direct
 std::atomic<int64_t> g_column_budget{kDefaultColumnBudget};
 
