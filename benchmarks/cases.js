@@ -50,7 +50,8 @@ function cases(ts) {
         x = keep(ts.randn(shape));
         w = keep(ts.randn([128]));
         b = keep(ts.randn([128]));
-        return () => ts.F.silu(ts.F.groupNorm(x, 32, w, b));
+        // the fused kernel (one read of x, one write) vs PyTorch's group_norm then silu
+        return () => ts.F.groupNormSiLU(x, 32, w, b);
       },
       teardown: () => [x, w, b].forEach((t) => t.dispose()),
       torch: { case: 'groupnorm_silu', params: { shape, groups: 32 } },
@@ -65,7 +66,7 @@ function cases(ts) {
         x = keep(ts.randn([B, N, D]));
         shift = keep(ts.randn([B, D]));
         scale = keep(ts.randn([B, D]));
-        return () => ts.F.modulate(ts.F.layerNorm(x, [D], null, null, 1e-6), shift, scale);
+        return () => ts.F.layerNormModulate(x, shift, scale, 1e-6);
       },
       teardown: () => [x, shift, scale].forEach((t) => t.dispose()),
       torch: { case: 'layernorm_modulate', params: { shape: [B, N, D] } },
@@ -78,7 +79,7 @@ function cases(ts) {
     let block, x, c, g;
     out.push({
       name: 'DiT block fwd+bwd', shape: `[${B},${N},${D}] H=${H} mlp x4`,
-      flops: 3 * B * N * (24 * D * D + 4 * N * D), target: 'ratio >= 1',
+      flops: 3 * B * N * (24 * D * D + 4 * N * D), target: 'ratio >= 1.5',
       setup: () => {
         block = new ts.DiTBlock(D, H, { mlpRatio: 4 });
         x = keep(ts.randn([B, N, D], { requiresGrad: true }));
@@ -93,6 +94,68 @@ function cases(ts) {
       torch: { case: 'dit_block_fwdbwd', params: { B, N, D, H } },
     });
   }
+  // ---- conv3d and the VAE ResNet3D block (issue 4, feat/perf) -------------------------
+  // conv3d 3x3x3, padding 1 (causal: 2 frames in front, H/W padding 1), B=1 T=8 H=W=32.
+  // PyTorch 1.13 takes mkldnn for C=128 and its slow unfold path for C=64 (its
+  // heuristic wants N*C*T*H > 20480), hence the two targets.
+  for (const C of [64, 128]) {
+    for (const causal of [false, true]) {
+      for (const bwd of [false, true]) {
+        const [B, T, H, W] = [1, 8, 32, 32];
+        const opts = causal ? { padding: 1, causal: true } : { padding: 1 };
+        let x, w, b, g;
+        out.push({
+          name: `conv3d${causal ? ' causal' : ''} ${bwd ? 'fwd+bwd' : 'fwd'}`, shape: `[${B},${C},${T},${H},${W}] ${C}->${C}`,
+          flops: 2 * B * C * T * H * W * C * 27 * (bwd ? 3 : 1), target: C === 64 ? 'ratio >= 2' : 'ratio >= 0.9',
+          setup: () => {
+            x = keep(ts.randn([B, C, T, H, W], { requiresGrad: bwd }));
+            w = keep(ts.randn([C, C, 3, 3, 3], { requiresGrad: bwd }));
+            b = keep(ts.randn([C], { requiresGrad: bwd }));
+            g = keep(ts.randn([B, C, T, H, W]));
+            if (!bwd) return () => ts.F.conv3d(x, w, b, opts);
+            return () => {
+              ts.F.conv3d(x, w, b, opts).backward(g);
+              for (const t of [x, w, b]) (t.grad.dispose(), (t.grad = null));
+            };
+          },
+          teardown: () => [x, w, b, g].forEach((t) => t.dispose()),
+          torch: { case: bwd ? 'conv3d_fwdbwd' : 'conv3d_fwd', params: { B, C, T, H, W, causal } },
+        });
+      }
+    }
+  }
+  // VAE ResNet3D block (causal video VAE): x + conv(silu(gn(conv(silu(gn(x)))))), 128
+  // channels, 32 groups, causal 3x3x3 convs; forward+backward into x and all weights.
+  {
+    const [B, C, T, H, W] = [1, 128, 8, 32, 32];
+    const opts = { padding: 1, causal: true };
+    const gnSilu = (x, w, b) => (ts.F.groupNormSiLU ? ts.F.groupNormSiLU(x, 32, w, b, 1e-6) : ts.F.silu(ts.F.groupNorm(x, 32, w, b, 1e-6)));
+    let ps, x, g;
+    out.push({
+      name: 'VAE ResNet3D block fwd+bwd', shape: `[${B},${C},${T},${H},${W}]`, flops: 2 * 3 * 2 * B * C * T * H * W * C * 27,
+      target: 'ratio >= 1.0',
+      setup: () => {
+        const cw = () => keep(ts.tidy(() => ts.randn([C, C, 3, 3, 3]).mul(0.02)).requiresGrad_());
+        ps = {
+          n1w: keep(ts.ones([C], { requiresGrad: true })), n1b: keep(ts.zeros([C], { requiresGrad: true })),
+          c1w: cw(), c1b: keep(ts.zeros([C], { requiresGrad: true })),
+          n2w: keep(ts.ones([C], { requiresGrad: true })), n2b: keep(ts.zeros([C], { requiresGrad: true })),
+          c2w: cw(), c2b: keep(ts.zeros([C], { requiresGrad: true })),
+        };
+        x = keep(ts.randn([B, C, T, H, W], { requiresGrad: true }));
+        g = keep(ts.randn([B, C, T, H, W]));
+        return () => {
+          const h1 = ts.F.conv3d(gnSilu(x, ps.n1w, ps.n1b), ps.c1w, ps.c1b, opts);
+          const h2 = ts.F.conv3d(gnSilu(h1, ps.n2w, ps.n2b), ps.c2w, ps.c2b, opts);
+          x.add(h2).backward(g);
+          for (const t of [x, ...Object.values(ps)]) (t.grad.dispose(), (t.grad = null));
+        };
+      },
+      teardown: () => [x, g, ...Object.values(ps)].forEach((t) => t.dispose()),
+      torch: { case: 'vae_resblock_fwdbwd', params: { B, C, T, H, W, groups: 32 } },
+    });
+  }
+  // ---- end conv3d / VAE ResNet3D block ------------------------------------------------
   return out;
 }
 module.exports = { cases };

@@ -3,7 +3,7 @@
 // (ours, theirs, ours, ...), 2 threads each, medians after warm-up. Prints one
 // table: shape, our time, PyTorch time, ratio (PyTorch time / ours: > 1 means we
 // are faster), our GFLOP/s and % of this machine's measured peak.
-//   node benchmarks/run.js [--filter text] [--reps N] [--json out.json] [--threads N]
+//   node benchmarks/run.js [--filter text] [--reps N] [--json out.json] [--threads N] [--gap ms]
 const { spawn, spawnSync } = require('child_process');
 const fs = require('fs');
 const os = require('os');
@@ -21,6 +21,10 @@ const threads = Number(opt('threads', 2));
 const reps = Number(opt('reps', 7));
 const filter = opt('filter', '');
 const jsonOut = opt('json', null);
+// Idle time between timed calls: lets the other side's worker threads (OpenMP spin-waits,
+// OpenBLAS's yield loop of up to ~0.1 s) go to sleep, so neither side is timed while the
+// other one's threads still compete for the two cores.
+const gapMs = Number(opt('gap', 150));
 const PYTHON = process.env.TESSERA_BENCH_PYTHON || '/usr/bin/python3';
 
 function median(xs) {
@@ -30,8 +34,19 @@ function median(xs) {
 
 // ---- the PyTorch side ----------------------------------------------------------------
 function startTorch() {
-  const probe = spawnSync(PYTHON, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
+  // The probe also names the BLAS PyTorch loaded: Debian's python3-torch takes whatever
+  // libblas.so.3 points at, and the reference (netlib) BLAS is ~30x slower than OpenBLAS,
+  // which would make every GEMM-bound ratio meaningless.
+  const code = [
+    'import torch',
+    'torch.ones(64, 64) @ torch.ones(64, 64)',
+    'print(torch.__version__)',
+    "libs = sorted({l.split()[-1] for l in open('/proc/self/maps') if 'blas' in l.lower() and '.so' in l})",
+    "print(' '.join(libs) or 'none')",
+  ].join('\n');
+  const probe = spawnSync(PYTHON, ['-c', code], { encoding: 'utf8', env: { ...process.env, OPENBLAS_CORETYPE: 'SkylakeX' } });
   if (probe.status !== 0) return { available: false, reason: `PyTorch not found (${PYTHON} -c 'import torch' failed)` };
+  const [version, blas] = probe.stdout.trim().split('\n');
   const env = { ...process.env, OPENBLAS_CORETYPE: 'SkylakeX', OMP_NUM_THREADS: String(threads) };
   const child = spawn(PYTHON, [path.join(__dirname, 'torch_server.py'), String(threads)], { env, stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = readline.createInterface({ input: child.stdout });
@@ -42,12 +57,31 @@ function startTorch() {
       waiting.push(resolve);
       child.stdin.write(JSON.stringify(req) + '\n');
     });
-  return { available: true, version: probe.stdout.trim(), ask, close: () => child.stdin.end() };
+  return { available: true, version, blas, ask, close: () => child.stdin.end() };
 }
 
+// 'yes' / 'no' against a case's target text: every 'ratio >= X' and '>= Y% peak' in it
+// must hold; '-' when the target has neither or a number it needs is missing.
+function targetMet(r) {
+  const ratio = /ratio >= ([\d.]+)/.exec(r.target);
+  const peak = />= ([\d.]+)% peak/.exec(r.target);
+  if (!ratio && !peak) return '-';
+  if ((ratio && r.ratio === null) || (peak && r.peakPct === null)) return '-';
+  const ok = (!ratio || r.ratio >= Number(ratio[1])) && (!peak || r.peakPct >= Number(peak[1]));
+  return ok ? 'yes' : 'no';
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// One call of a case, timed with the freeing of everything it made: the block returns
+// nothing, so tidy disposes the result too (as Python drops PyTorch's result right after
+// the call). Returning it from tidy would leave it to the GC, and every run would then
+// page-fault in fresh output memory.
 function timeOurs(fn) {
   const t0 = process.hrtime.bigint();
-  ts.tidy(fn);
+  ts.tidy(() => {
+    fn();
+  });
   return Number(process.hrtime.bigint() - t0) / 1e9;
 }
 
@@ -58,7 +92,9 @@ async function main() {
   const rows = [];
   console.log(`tessera ${ts.version} bench: ${threads} threads, ${reps} interleaved runs per side, medians`);
   console.log(`machine: ${os.cpus()[0].model}, ${os.cpus().length} cpus; measured fp32 FMA peak ${peak.toFixed(0)} GFLOP/s on ${threads} threads`);
-  console.log(torch.available ? `PyTorch ${torch.version} (OPENBLAS_CORETYPE=SkylakeX)` : torch.reason);
+  console.log(torch.available ? `PyTorch ${torch.version} (OPENBLAS_CORETYPE=SkylakeX), BLAS: ${torch.blas}` : torch.reason);
+  if (torch.available && !/openblas/i.test(torch.blas))
+    console.log('WARNING: PyTorch is not on OpenBLAS (the reference BLAS is far slower); install it with: apt-get install libopenblas0-pthread');
   for (const c of cases(ts)) {
     if (filter && !`${c.name} ${c.shape}`.includes(filter)) continue;
     const fn = c.setup();
@@ -73,7 +109,9 @@ async function main() {
     const ours = [];
     const their = [];
     for (let i = 0; i < reps; i++) {
+      if (gapMs > 0) await sleep(gapMs);
       ours.push(timeOurs(fn));
+      if (gapMs > 0) await sleep(gapMs);
       if (torch.available && c.torch && !torchError) {
         const r = await torch.ask({ case: c.torch.case, params: c.torch.params, mode: 'run' });
         if (r.ok) their.push(r.seconds);
@@ -90,17 +128,18 @@ async function main() {
       target: c.target ?? '', note: torchError ?? (c.torch ? '' : 'no PyTorch equivalent'),
     });
     const r = rows[rows.length - 1];
+    r.met = targetMet(r);
     process.stderr.write(`  done: ${r.case} ${r.shape}\n`);
   }
   if (torch.available) torch.close();
   const fmt = (v, d = 2) => (v === null || v === undefined ? '-' : v.toFixed(d));
-  const header = ['case', 'shape', 'ours ms', 'torch ms', 'ratio', 'GFLOP/s', '% peak', 'target'];
-  const table = rows.map((r) => [r.case, r.shape, fmt(r.oursMs), fmt(r.torchMs), fmt(r.ratio), fmt(r.gflops, 1), fmt(r.peakPct, 1), r.target + (r.note ? ` (${r.note})` : '')]);
+  const header = ['case', 'shape', 'ours ms', 'torch ms', 'ratio', 'GFLOP/s', '% peak', 'target', 'met'];
+  const table = rows.map((r) => [r.case, r.shape, fmt(r.oursMs), fmt(r.torchMs), fmt(r.ratio), fmt(r.gflops, 1), fmt(r.peakPct, 1), r.target + (r.note ? ` (${r.note})` : ''), r.met]);
   console.log('\n| ' + header.join(' | ') + ' |');
   console.log('|' + header.map(() => '---').join('|') + '|');
   for (const t of table) console.log('| ' + t.join(' | ') + ' |');
   if (jsonOut) {
-    fs.writeFileSync(jsonOut, JSON.stringify({ date: new Date().toISOString(), threads, peakGflops: peak, torch: torch.version ?? null, rows }, null, 2));
+    fs.writeFileSync(jsonOut, JSON.stringify({ date: new Date().toISOString(), machine: os.cpus()[0].model, threads, peakGflops: peak, torch: torch.version ?? null, blas: torch.blas ?? null, rows }, null, 2));
     console.log(`\nwrote ${jsonOut}`);
   }
 }

@@ -70,7 +70,8 @@ def build(case, p):
         causal = p.get("causal", False)
 
         def fwd():
-            xx = F.pad(x, (1, 1, 1, 1, 2, 0)) if causal else x
+            # causal: 2 frames of zeros in front; H/W padding stays inside the conv
+            xx = F.pad(x, (0, 0, 0, 0, 2, 0)) if causal else x
             return F.conv3d(xx, w, b, padding=(0, 1, 1) if causal else 1)
         if case == "conv3d_fwd":
             return lambda: fwd()
@@ -100,6 +101,29 @@ def build(case, p):
             for t in [x, c, *block.parameters()]:
                 t.grad = None
         return run
+    # ---- VAE ResNet3D block (issue 4, feat/perf) ---------------------------------------
+    if case == "vae_resblock_fwdbwd":
+        # x + conv(silu(gn(conv(silu(gn(x)))))), causal 3x3x3 convs (2 frames in front).
+        B, C, T, H, W, G = p["B"], p["C"], p["T"], p["H"], p["W"], p["groups"]
+        x = torch.randn(B, C, T, H, W, requires_grad=True)
+        ps = [torch.ones(C), torch.zeros(C), torch.randn(C, C, 3, 3, 3) * 0.02, torch.zeros(C),
+              torch.ones(C), torch.zeros(C), torch.randn(C, C, 3, 3, 3) * 0.02, torch.zeros(C)]
+        for t in ps:
+            t.requires_grad_()
+        n1w, n1b, c1w, c1b, n2w, n2b, c2w, c2b = ps
+        g = torch.randn(B, C, T, H, W)
+
+        def conv(h, w, b):
+            return F.conv3d(F.pad(h, (0, 0, 0, 0, 2, 0)), w, b, padding=(0, 1, 1))
+
+        def run():
+            h = conv(F.silu(F.group_norm(x, G, n1w, n1b, 1e-6)), c1w, c1b)
+            h = conv(F.silu(F.group_norm(h, G, n2w, n2b, 1e-6)), c2w, c2b)
+            (x + h).backward(g)
+            for t in [x] + ps:
+                t.grad = None
+        return run
+    # ---- end VAE ResNet3D block --------------------------------------------------------
     raise ValueError(f"unknown case {case}")
 
 

@@ -114,6 +114,14 @@ export interface NativeAddon {
     dout: Handle, x: Handle, weight: Handle, stride: number[], padding: number[], causal: boolean, paddingMode: string,
     needs: [boolean, boolean, boolean],
   ): [Handle | null, Handle | null, Handle | null];
+  // fused norms (native/napi/fused_norm_napi.cc): forwards return [out, mean, rstd]
+  groupNormSiLU(x: Handle, numGroups: number, weight: Handle | null, bias: Handle | null, eps: number): [Handle, Handle, Handle];
+  groupNormSiLUBackward(
+    dout: Handle, x: Handle, weight: Handle | null, bias: Handle | null, mean: Handle, rstd: Handle, numGroups: number,
+  ): [Handle, Handle | null, Handle | null];
+  layerNormModulate(x: Handle, shift: Handle, scale: Handle, eps: number): [Handle, Handle, Handle];
+  /** Returns [dinp, dshift, dscale]. */
+  layerNormModulateBackward(dout: Handle, x: Handle, scale: Handle, mean: Handle, rstd: Handle): [Handle, Handle, Handle];
   // optimizers (in place on param, m, v)
   adamwStep(
     param: Handle, m: Handle, v: Handle, grad: Handle,
@@ -140,6 +148,14 @@ const CANDIDATES = [
 ];
 
 function load(): NativeAddon {
+  // OpenMP worker threads spin between parallel regions; libgomp's default (300000
+  // spins, milliseconds) is right for a machine of one's own but, on cores shared with
+  // other processes, a spinning thread burns the time slices its partner needs, and a
+  // training step of many short ops ran 2x slower on 2 threads than on 1. 10000 spins
+  // (well under a millisecond) still bridges the gaps between consecutive ops. libgomp
+  // reads this once, when the addon loads it; an explicit user setting wins.
+  if (process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined)
+    process.env.GOMP_SPINCOUNT = '10000';
   const override = process.env.TESSERA_ADDON;
   const tried = override ? [path.resolve(override)] : CANDIDATES;
   for (const file of tried) {

@@ -23,3 +23,4 @@ export * from './nn';
 export { scaledDotProductAttention } from './attention';
 export type { AttentionOptions } from './attention';
 export { conv3d, type Conv3dOptions } from './conv';
+export { groupNormSiLU, layerNormModulate } from './fused';

@@ -28,6 +28,9 @@ struct DeviceAllocator {
 void set_device_allocator(DeviceType type, const DeviceAllocator& a);
 
 // Raw allocation with accounting. Throws ts::Error on failure (op names the caller).
+// Freed CPU blocks of 1 MiB or more are kept in a small bounded cache (at most 256 MiB,
+// 32 blocks) and reused for the next allocation of the same size; the statistics
+// below count live tensors only, not the cache.
 void* raw_alloc(size_t nbytes, Device dev, const char* op);
 void raw_free(void* p, size_t nbytes, Device dev) noexcept;
 

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "nn.h"
+#include "fused_norm.h"
 #include "attention.h"
 #include "conv.h"
 #include "ops.h"
@@ -198,6 +199,32 @@ class Backend {
                      double eps, double weight_decay, double bias_correction1, double bias_correction2) {
     unsupported("adamw");
   }
+
+  // ---- fused norms (native/core/fused_norm.h) -----------------------------------------
+  // Pointers float32 and contiguous; llm.c argument order; every output and gradient is
+  // overwritten. inp [B, C, S] with G groups; weight/bias [C] or null; mean, rstd [B*G].
+  virtual void groupnorm_silu_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
+                                      const float* bias, int64_t B, int64_t C, int64_t S, int64_t G, float eps) {
+    unsupported("groupNormSiLU");
+  }
+  // dweight/dbias null when not wanted; bias (or null) re-forms the pre-activation.
+  virtual void groupnorm_silu_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                                       const float* weight, const float* bias, const float* mean, const float* rstd,
+                                       int64_t B, int64_t C, int64_t S, int64_t G) {
+    unsupported("groupNormSiLU");
+  }
+  // inp [B, N, D], shift/scale [B, D]; mean, rstd [B*N].
+  virtual void layernorm_modulate_forward(float* out, float* mean, float* rstd, const float* inp, const float* shift,
+                                          const float* scale, int64_t B, int64_t N, int64_t D, float eps) {
+    unsupported("layerNormModulate");
+  }
+  // dinp [B, N, D], dshift/dscale [B, D].
+  virtual void layernorm_modulate_backward(float* dinp, float* dshift, float* dscale, const float* dout,
+                                           const float* inp, const float* scale, const float* mean, const float* rstd,
+                                           int64_t B, int64_t N, int64_t D) {
+    unsupported("layerNormModulate");
+  }
+  // ---- end of fused norms ----------------------------------------------------------------
 
  protected:
   [[noreturn]] void unsupported(const char* op) const { fail(op, "not supported on ", name()); }

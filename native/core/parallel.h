@@ -3,6 +3,7 @@
 // reduction order) is deterministic.
 #pragma once
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #ifdef _OPENMP
 #include <omp.h>
@@ -34,6 +35,27 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain, F&& f) {
 #else
   f(begin, end);
 #endif
+}
+
+// Calls f(task) for every task in [0, n), tasks handed out one at a time from a shared
+// counter to num_threads() threads (dynamic scheduling): a thread that the OS delays
+// (another process on its core) does not hold the others up. f(thread_slot, task)
+// gets the index of the calling worker in [0, workers) for per-worker buffers. Which
+// thread runs a task varies from run to run: each task must write its own outputs.
+template <typename F>
+void parallel_tasks(int64_t n, F&& f) {
+  if (n <= 0) return;
+  const int64_t workers = std::min<int64_t>(num_threads(), n);
+  if (workers <= 1) {
+    for (int64_t t = 0; t < n; ++t) f(int64_t{0}, t);
+    return;
+  }
+  std::atomic<int64_t> next{0};
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(static_cast<int>(workers)) schedule(static, 1)
+#endif
+  for (int64_t w = 0; w < workers; ++w)
+    for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < n;) f(w, t);
 }
 
 }  // namespace ts

@@ -39,6 +39,7 @@
 
 #include "../core/parallel.h"
 #include "cpu.h"
+#include "vec.h"
 
 namespace ts {
 namespace cpu {
@@ -170,81 +171,7 @@ void backward_reference(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, 
     }
 }
 
-// ---- vector helpers (GCC vector extensions; always inlined into ISA-specific code) ----
-
-// Every helper taking or returning a vector is always inlined into code compiled for
-// its ISA, so the ABI notes GCC gives for wide vector arguments do not apply.
-#pragma GCC diagnostic ignored "-Wpsabi"
-#define TS_INLINE inline __attribute__((always_inline))
-
-template <int W>
-struct Vec {
-  typedef float F __attribute__((vector_size(W * 4)));
-  typedef float FU __attribute__((vector_size(W * 4), aligned(4), may_alias));
-  typedef int32_t I __attribute__((vector_size(W * 4)));
-};
-
-template <int W>
-TS_INLINE typename Vec<W>::F vload(const float* p) {
-  return *reinterpret_cast<const typename Vec<W>::FU*>(p);
-}
-template <int W>
-TS_INLINE void vstore(float* p, typename Vec<W>::F v) {
-  *reinterpret_cast<typename Vec<W>::FU*>(p) = v;
-}
-// Broadcast. Done on the integer bits: 0.0f + x cannot be folded (signed zeros), 0 + bits
-// can, so this compiles to one broadcast load.
-template <int W>
-TS_INLINE typename Vec<W>::F vset(float x) {
-  int32_t bits;
-  std::memcpy(&bits, &x, sizeof bits);
-  return reinterpret_cast<typename Vec<W>::F>(typename Vec<W>::I{} + bits);
-}
-template <int W>
-TS_INLINE typename Vec<W>::F vmax(typename Vec<W>::F a, typename Vec<W>::F b) {
-  return a > b ? a : b;
-}
-template <int W>
-TS_INLINE float hmax(typename Vec<W>::F v) {
-  float m = v[0];
-  for (int i = 1; i < W; ++i) m = std::max(m, v[i]);
-  return m;
-}
-template <int W>
-TS_INLINE float hsum(typename Vec<W>::F v) {
-  float s = v[0];
-  for (int i = 1; i < W; ++i) s += v[i];
-  return s;
-}
-
-// exp(x) for x <= 88 (Cephes expf: range reduction by ln 2 and a degree-6 polynomial,
-// about 1 ulp). Returns exactly 0 below ln(FLT_MIN) (so -inf, a masked score, gives 0)
-// and propagates NaN.
-template <int W>
-TS_INLINE typename Vec<W>::F vexp(typename Vec<W>::F x) {
-  using F = typename Vec<W>::F;
-  using I = typename Vec<W>::I;
-  const float lo = -87.33654475f, hi = 88.0f;
-  I keep = ~(x < lo);
-  x = x < lo ? vset<W>(lo) : x;
-  x = x > hi ? vset<W>(hi) : x;
-  const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-  F t = x * 1.44269504088896341f + magic;
-  F n = t - magic;
-  I ni = reinterpret_cast<I>(t) - reinterpret_cast<I>(vset<W>(magic));
-  F r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  F poly = vset<W>(1.9875691500e-4f);
-  poly = poly * r + 1.3981999507e-3f;
-  poly = poly * r + 8.3334519073e-3f;
-  poly = poly * r + 4.1665795894e-2f;
-  poly = poly * r + 1.6666665459e-1f;
-  poly = poly * r + 5.0000001201e-1f;
-  F y = poly * (r * r) + r + 1.0f;
-  I e = (ni + 127) << 23;
-  y = y * reinterpret_cast<F>(e);
-  return reinterpret_cast<F>(reinterpret_cast<I>(y) & keep);
-}
+// Vector helpers (Vec<W>, vload/vstore/vset, hmax/hsum, vexp): vec.h.
 
 // ---- the block micro-kernel ---------------------------------------------------------------
 // C[M, N] (= or +=) A[M, K] B[K, N]. A(i, k) = A[i * ars + k * acs] (row-major A, or a

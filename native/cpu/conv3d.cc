@@ -10,7 +10,11 @@
 //   at run time; the forward and dinp use cpu::gemm's own):
 //     forward  out[b] [Cout, P] = weight [Cout, K] @ col [K, P] as an implicit GEMM:
 //              col panels are packed straight from the input per block of output
-//              positions and K slice; no column buffer (forward_implicit).
+//              positions and K slice; no column buffer (forward_implicit). With a unit
+//              W stride, zero padding and NR | W' (AVX-512), the panels are not even
+//              packed: each of their rows is a shifted input row segment, read in place
+//              by the micro-kernel's indirect form through a table of row pointers and
+//              lane masks (the masks zero the W padding) (indirect_rows).
 //     dinp     unit stride, zero padding p <= k - 1: a convolution of dout with the
 //              flipped, transposed weight, on forward_implicit (dinp_conv); otherwise
 //              dcol = weight^T @ dout per chunk of output rows (cpu::gemm) and col2im
@@ -20,7 +24,8 @@
 //              (no repacking), then one transpose (dweight_rows).
 //     dbias    row sums of dout.
 //   Chunks of output rows (t', h') keep the column buffers near conv3d_column_budget()
-//   floats. Threads: over position blocks (implicit GEMM), over tap panels (dweight),
+//   floats. Threads: over position blocks, handed out dynamically (implicit GEMM),
+//   over tap panels (dweight),
 //   inside cpu::gemm, over Cin (col2im), over Cout (bias sums).
 // Padding: a padded coordinate i (0-based in the padded input) maps to input index
 // i - pad_before; outside [0, n) it reads zero (PadMode::Zeros) or the clamped edge
@@ -134,9 +139,11 @@ struct FloatBuffer {
 };
 
 // ---- column buffers (dweight, and dinp when it is not a convolution itself) -----------
-// Column buffer target in floats (default 8 MiB): large enough that each GEMM has a
-// long N, small enough to stay near the caches and bounded for any video size.
-constexpr int64_t kDefaultColumnBudget = int64_t{2} << 20;
+// Column buffer target in floats (default 4 MiB): large enough that each GEMM has a
+// long N, small enough that each thread's share of it (dweight splits its rows between
+// the threads) stays in L2 until the row kernel has read it; bounded for any video size.
+constexpr int64_t kDefaultColumnBudget = int64_t{1} << 20;
+std::atomic<bool> g_direct_enabled{true};  // test hook: set_conv3d_direct
 std::atomic<int64_t> g_column_budget{kDefaultColumnBudget};
 
 // Output rows (t', h') per chunk: each row is Wo positions, each position K floats.
@@ -294,6 +301,45 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void pack_positions
   }
 }
 
+// Indirect B panels for the direct path: for output positions [p0, p0 + NR) (one output
+// row segment: NR divides Wo) and taps [k0, k0 + kc), row kk of the panel is the input
+// row segment x[ci, t, h, wo0 + q - pw ...] under a lane mask that zeroes the padded
+// columns; a padded (t, h) row gets mask 0. Unit W stride, zero padding.
+void indirect_rows(const float** rows, uint32_t* masks, int NR, const float* x, const Conv3dGeometry& g, int64_t p0,
+                   int64_t k0, int64_t kc) {
+  const int64_t khw = g.kh * g.kw, taps = g.kt * khw;
+  const int64_t row = p0 / g.Wo, wo0 = p0 % g.Wo, to = row / g.Ho, ho = row % g.Ho;
+  int64_t ci = k0 / taps, a = (k0 % taps) / khw, pp = (k0 % khw) / g.kw, q = k0 % g.kw;
+  const uint32_t full = NR >= 32 ? ~0u : (1u << NR) - 1;
+  for (int64_t kk = 0; kk < kc; ++kk) {
+    const int64_t t = to * g.st - g.pt0 + a, h = ho * g.sh - g.ph + pp;
+    if (t < 0 || t >= g.T || h < 0 || h >= g.H) {
+      rows[kk] = x;
+      masks[kk] = 0;
+    } else {
+      const int64_t off = wo0 + q - g.pw;  // input column of lane 0
+      const int64_t lo = std::max<int64_t>(0, -off), hi = std::min<int64_t>(NR, g.W - off);
+      // Lanes [lo, hi) are inside the row; the pointer may sit before the row start
+      // (lane 0 in the left padding), but masked-off lanes are never read.
+      const uintptr_t base = reinterpret_cast<uintptr_t>(x + ((ci * g.T + t) * g.H + h) * g.W);
+      rows[kk] = reinterpret_cast<const float*>(base + static_cast<uintptr_t>(off * static_cast<int64_t>(sizeof(float))));
+      masks[kk] = hi > lo ? (full >> (NR - (hi - lo))) << lo : 0;
+    }
+    if (++q == g.kw) {
+      q = 0;
+      if (++pp == g.kh) {
+        pp = 0;
+        if (++a == g.kt) a = 0, ++ci;
+      }
+    }
+  }
+}
+
+// Whether forward_implicit reads B in place (indirect panels) rather than packing it.
+bool direct_panels(const MicroKernel& mk, const Conv3dGeometry& g) {
+  return mk.indirect && g_direct_enabled.load() && g.sw == 1 && !g.replicate && g.Wo % mk.NR == 0;
+}
+
 void forward_implicit(float* out, const float* x, const float* w, const float* bias, const Conv3dGeometry& g) {
   const MicroKernel& mk = micro_kernel();
   const int MR = mk.MR, NR = mk.NR;
@@ -310,32 +356,58 @@ void forward_implicit(float* out, const float* x, const float* w, const float* b
   std::vector<int64_t> lo(g.kw), hi(g.kw);
   for (int64_t q = 0; q < g.kw; ++q) valid_cols(g, q, &lo[q], &hi[q]);
   const int64_t block = kBlockPanels * NR, nblocks = (P + block - 1) / block;
-  parallel_for(0, g.B * nblocks, 1, [&](int64_t t0, int64_t t1) {
-    FloatBuffer bpack(kSliceK * block);
-    for (int64_t task = t0; task < t1; ++task) {
-      const int64_t b = task / nblocks, p0 = (task % nblocks) * block, np = std::min(block, P - p0);
-      const float* xb = x + b * in_item;
-      float* ob = out + b * g.Cout * P + p0;  // [Cout, np] with row stride P
-      for (int64_t s = 0; s < nslices; ++s) {
-        const int64_t k0 = s * kSliceK, kc = std::min(kSliceK, K - k0);
-        pack_positions(bpack.get(), NR, xb, g, lo.data(), hi.data(), p0, np, k0, kc);
-        const float* as = apack.get() + Mp * k0;
-        for (int64_t j = 0; j < np; j += NR) {
-          const int nr = static_cast<int>(std::min<int64_t>(NR, np - j));
-          const float* bp = bpack.get() + (j / NR) * kc * NR;
+  // Position blocks are handed out dynamically; each worker packs into its own buffer
+  // (or, on the direct path, fills its own table of row pointers and lane masks).
+  const bool direct = direct_panels(mk, g);
+  const int64_t workers = std::min<int64_t>(num_threads(), g.B * nblocks);
+  std::vector<FloatBuffer> bpacks;
+  std::vector<std::vector<const float*>> rowss(direct ? workers : 0);
+  std::vector<std::vector<uint32_t>> maskss(direct ? workers : 0);
+  for (int64_t w = 0; w < workers; ++w) {
+    if (direct) {
+      rowss[w].resize(kBlockPanels * kSliceK);
+      maskss[w].resize(kBlockPanels * kSliceK);
+    } else {
+      bpacks.emplace_back(kSliceK * block);
+    }
+  }
+  parallel_tasks(g.B * nblocks, [&](int64_t worker, int64_t task) {
+    const int64_t b = task / nblocks, p0 = (task % nblocks) * block, np = std::min(block, P - p0);
+    const float* xb = x + b * in_item;
+    float* ob = out + b * g.Cout * P + p0;  // [Cout, np] with row stride P
+    for (int64_t s = 0; s < nslices; ++s) {
+      const int64_t k0 = s * kSliceK, kc = std::min(kSliceK, K - k0);
+      const float* as = apack.get() + Mp * k0;
+      if (direct) {
+        const float** rows = rowss[worker].data();
+        uint32_t* masks = maskss[worker].data();
+        for (int64_t j = 0; j < np; j += NR)
+          indirect_rows(rows + (j / NR) * kSliceK, masks + (j / NR) * kSliceK, NR, xb, g, p0 + j, k0, kc);
+        for (int64_t j = 0; j < np; j += NR)
           for (int64_t i = 0; i < g.Cout; i += MR) {
             const int mr = static_cast<int>(std::min<int64_t>(MR, g.Cout - i));
-            mk.fn(kc, as + i * kc, bp, ob + i * P + j, P, mr, nr, s > 0);
+            mk.indirect(kc, as + i * kc, rows + (j / NR) * kSliceK, masks + (j / NR) * kSliceK, ob + i * P + j, P, mr,
+                        NR, s > 0);
           }
+        continue;
+      }
+      FloatBuffer& bpack = bpacks[worker];
+      pack_positions(bpack.get(), NR, xb, g, lo.data(), hi.data(), p0, np, k0, kc);
+      for (int64_t j = 0; j < np; j += NR) {
+        const int nr = static_cast<int>(std::min<int64_t>(NR, np - j));
+        const float* bp = bpack.get() + (j / NR) * kc * NR;
+        for (int64_t i = 0; i < g.Cout; i += MR) {
+          const int mr = static_cast<int>(std::min<int64_t>(MR, g.Cout - i));
+          mk.fn(kc, as + i * kc, bp, ob + i * P + j, P, mr, nr, s > 0);
         }
       }
-      if (bias)
-        for (int64_t co = 0; co < g.Cout; ++co) {
-          float* o = ob + co * P;
-          const float v = bias[co];
-          for (int64_t j = 0; j < np; ++j) o[j] += v;
-        }
     }
+    if (bias)
+      for (int64_t co = 0; co < g.Cout; ++co) {
+        float* o = ob + co * P;
+        const float v = bias[co];
+        for (int64_t j = 0; j < np; ++j) o[j] += v;
+      }
   });
 }
 
@@ -528,6 +600,7 @@ void dweight_rows(float* dweight, const float* dout, const float* x, const Conv3
 }  // namespace
 
 int64_t conv3d_column_budget() { return g_column_budget.load(); }
+bool set_conv3d_direct(bool on) { return g_direct_enabled.exchange(on); }
 void set_conv3d_column_budget(int64_t floats) { g_column_budget = floats > 0 ? floats : kDefaultColumnBudget; }
 
 void conv3d_forward(Tensor& out_t, const Tensor& inp, const Tensor& weight, const Tensor& bias,

@@ -36,12 +36,26 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const flo
           int64_t ldb, float* C, int64_t ldc, float beta);
 void gemm_reference(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
                     const float* B, int64_t ldb, float* C, int64_t ldc, float beta);
+// gemm's cache blocking in floats (K slab, rows of A per packed block, B columns one A
+// panel sweeps, packed-B budget); set_gemm_blocking is for tuning runs and tests (a
+// value <= 0 restores that field's default).
+struct GemmBlocking {
+  int64_t kc, mc, nc_chunk, pack_budget;
+};
+GemmBlocking gemm_blocking();
+void set_gemm_blocking(const GemmBlocking& b);
 // Building blocks of gemm for fused kernels that pack their own operands (conv3d).
 // fn computes one MR x NR tile: C (+ C when acc) = a [kc][MR] x b [kc][NR] and stores
 // its top-left mr x nr part at C (row stride ldc). b must be 64-byte aligned.
 struct MicroKernel {
   void (*fn)(int64_t kc, const float* a, const float* b, float* C, int64_t ldc, int mr, int nr, bool acc);
   int MR, NR;
+  // The same tile with B read in place (an indirect panel): step p of the reduction takes
+  // NR floats at brow[p], lane l kept where bit l of bmask[p] is set, else 0 (masked-off
+  // lanes are never read). For convolutions, whose B rows are shifted input rows. Null
+  // where the CPU lacks masked loads (AVX2 / scalar builds: callers pack instead).
+  void (*indirect)(int64_t kc, const float* a, const float* const* brow, const uint32_t* bmask, float* C, int64_t ldc,
+                   int mr, int nr, bool acc);
 };
 const MicroKernel& micro_kernel();  // the one gemm uses on this CPU
 // Packs rows [i0, i0+mc) x cols [k0, k0+kc) of A' (A, or A^T when ta) into panels
@@ -59,6 +73,10 @@ void conv3d_backward(Tensor& dinp, Tensor& dweight, Tensor& dbias, const Tensor&
 // at least one output row). Tests shrink it to exercise chunking; <= 0 restores the default.
 int64_t conv3d_column_budget();
 void set_conv3d_column_budget(int64_t floats);
+// Test hook: false makes the forward (and the conv-shaped dinp) pack its column panels
+// even where it would read them in place (unit W stride, zero padding, NR | W').
+// Returns the previous setting.
+bool set_conv3d_direct(bool on);
 
 // Peak fp32 FMA throughput of this machine on num_threads() threads, in GFLOP/s.
 double measure_peak_gflops(double seconds);
@@ -122,6 +140,25 @@ void adamw(float* param, float* m, float* v, const float* grad, int64_t n, doubl
            double eps, double weight_decay, double bias_correction1, double bias_correction2);
 void adamw_reference(float* param, float* m, float* v, const float* grad, int64_t n, double lr, double beta1,
                      double beta2, double eps, double weight_decay, double bias_correction1, double bias_correction2);
+
+// ---- fused norms (fused_norm.cc; entry points in core/fused_norm.h) -------------------
+// Same signatures and memory contract as Backend's fused-norm block (overwrite).
+void groupnorm_silu_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
+                            const float* bias, int64_t B, int64_t C, int64_t S, int64_t G, float eps);
+void groupnorm_silu_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                             const float* weight, const float* bias, const float* mean, const float* rstd, int64_t B,
+                             int64_t C, int64_t S, int64_t G);
+void layernorm_modulate_forward(float* out, float* mean, float* rstd, const float* inp, const float* shift,
+                                const float* scale, int64_t B, int64_t N, int64_t D, float eps);
+void layernorm_modulate_backward(float* dinp, float* dshift, float* dscale, const float* dout, const float* inp,
+                                 const float* scale, const float* mean, const float* rstd, int64_t B, int64_t N,
+                                 int64_t D);
+
+// ---- SIMD width for the vec.h kernels (elementwise math, fused norms) ------------------
+// Test hook: caps the vector width (16 AVX-512, 8 AVX2, 4 portable; 0 = the best the CPU
+// has) so every path can be checked on one machine. Returns the width now in use.
+int simd_set_max_width(int width);
+int simd_width();  // the width in use
 
 }  // namespace cpu
 }  // namespace ts

@@ -1,10 +1,17 @@
 // tessera CPU: elementwise unary/binary ops (float32) and reductions.
 // Binary inputs arrive as views broadcast to the output shape (stride 0 where broadcast).
+// The transcendental unary ops (exp, tanh, sigmoid, SiLU, GELU, GELU-tanh) and their
+// derivatives run on SIMD math (vec.h: AVX-512 / AVX2 / portable, chosen at run time);
+// a row's tail goes through the same vector code via a padded copy, so every element
+// is computed the same way whatever the split into threads. The other unary ops are
+// simple enough for the compiler to vectorize the per-op loops.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 
 #include "../core/parallel.h"
 #include "cpu.h"
+#include "vec.h"
 
 namespace ts {
 namespace cpu {
@@ -124,11 +131,178 @@ void binary_row(BinaryOp op, int64_t n, float* o, const float* a, int64_t sa, co
 }
 }  // namespace
 
+namespace {
+
+bool vector_math(UnaryOp op) {
+  switch (op) {
+    case UnaryOp::Exp:
+    case UnaryOp::Tanh:
+    case UnaryOp::Sigmoid:
+    case UnaryOp::Silu:
+    case UnaryOp::Gelu:
+    case UnaryOp::GeluTanh: return true;
+    default: return false;
+  }
+}
+
+// f(x) for the vector_math ops.
+template <int W>
+TS_INLINE typename Vec<W>::F vunary(UnaryOp op, typename Vec<W>::F x) {
+  switch (op) {
+    case UnaryOp::Exp: return vexp<W>(x);
+    case UnaryOp::Tanh: return vtanh<W>(x);
+    case UnaryOp::Sigmoid: return vsigmoid<W>(x);
+    case UnaryOp::Silu: return x * vsigmoid<W>(x);
+    case UnaryOp::Gelu: return 0.5f * x * (1.0f + verf<W>(x * kInvSqrt2));
+    case UnaryOp::GeluTanh: return 0.5f * x * (1.0f + vtanh<W>(kSqrt2OverPi * (x + 0.044715f * x * x * x)));
+    default: return x;
+  }
+}
+
+// f'(x) for the vector_math ops, given x and y = f(x).
+template <int W>
+TS_INLINE typename Vec<W>::F vunary_df(UnaryOp op, typename Vec<W>::F x, typename Vec<W>::F y) {
+  using F = typename Vec<W>::F;
+  switch (op) {
+    case UnaryOp::Exp: return y;
+    case UnaryOp::Tanh: return 1.0f - y * y;
+    case UnaryOp::Sigmoid: return y * (1.0f - y);
+    case UnaryOp::Silu: {
+      F sg = vsigmoid<W>(x);
+      return sg * (1.0f + x * (1.0f - sg));
+    }
+    case UnaryOp::Gelu: {
+      F cdf = 0.5f * (1.0f + verf<W>(x * kInvSqrt2));
+      F pdf = 0.3989422804014327f * vexp<W>(-0.5f * x * x);
+      return cdf + x * pdf;
+    }
+    case UnaryOp::GeluTanh: {
+      F t = vtanh<W>(kSqrt2OverPi * (x + 0.044715f * x * x * x));
+      F dinner = kSqrt2OverPi * (1.0f + 3.0f * 0.044715f * x * x);
+      return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * dinner;
+    }
+    default: return y;
+  }
+}
+
+// Loads n < W floats (zero padded); stores the first n lanes.
+template <int W>
+TS_INLINE typename Vec<W>::F vload_part(const float* p, int64_t n) {
+  float buf[W] = {};
+  for (int64_t i = 0; i < n; ++i) buf[i] = p[i];
+  return vload<W>(buf);
+}
+template <int W>
+TS_INLINE void vstore_part(float* p, typename Vec<W>::F v, int64_t n) {
+  float buf[W];
+  vstore<W>(buf, v);
+  for (int64_t i = 0; i < n; ++i) p[i] = buf[i];
+}
+
+// o[i] = f(x[i]) for i < n; the op's switch is resolved per vector.
+template <int W>
+TS_INLINE void unary_span(UnaryOp op, float* o, const float* x, int64_t n) {
+  int64_t i = 0;
+  for (; i + W <= n; i += W) vstore<W>(o + i, vunary<W>(op, vload<W>(x + i)));
+  if (i < n) vstore_part<W>(o + i, vunary<W>(op, vload_part<W>(x + i, n - i)), n - i);
+}
+// d[i] = g[i] * f'(x[i]) (y[i] = f(x[i]) when y, else recomputed).
+template <int W>
+TS_INLINE void unary_backward_span(UnaryOp op, float* d, const float* g, const float* x, const float* y, int64_t n) {
+  using F = typename Vec<W>::F;
+  auto one = [&](int64_t i, int64_t len) TS_INLINE_LAMBDA {
+    F xv = len == W ? vload<W>(x + i) : vload_part<W>(x + i, len);
+    F gv = len == W ? vload<W>(g + i) : vload_part<W>(g + i, len);
+    F yv = y ? (len == W ? vload<W>(y + i) : vload_part<W>(y + i, len)) : vunary<W>(op, xv);
+    F r = gv * vunary_df<W>(op, xv, yv);
+    if (len == W) vstore<W>(d + i, r);
+    else vstore_part<W>(d + i, r, len);
+  };
+  int64_t i = 0;
+  for (; i + W <= n; i += W) one(i, W);
+  if (i < n) one(i, n - i);
+}
+
+__attribute__((target("avx512f,fma"))) void unary_span_avx512(UnaryOp op, float* o, const float* x, int64_t n) {
+  unary_span<16>(op, o, x, n);
+}
+__attribute__((target("avx2,fma"))) void unary_span_avx2(UnaryOp op, float* o, const float* x, int64_t n) {
+  unary_span<8>(op, o, x, n);
+}
+void unary_span_portable(UnaryOp op, float* o, const float* x, int64_t n) { unary_span<4>(op, o, x, n); }
+
+__attribute__((target("avx512f,fma"))) void unary_backward_span_avx512(UnaryOp op, float* d, const float* g,
+                                                                         const float* x, const float* y, int64_t n) {
+  unary_backward_span<16>(op, d, g, x, y, n);
+}
+__attribute__((target("avx2,fma"))) void unary_backward_span_avx2(UnaryOp op, float* d, const float* g, const float* x,
+                                                                    const float* y, int64_t n) {
+  unary_backward_span<8>(op, d, g, x, y, n);
+}
+void unary_backward_span_portable(UnaryOp op, float* d, const float* g, const float* x, const float* y, int64_t n) {
+  unary_backward_span<4>(op, d, g, x, y, n);
+}
+
+using UnarySpan = void (*)(UnaryOp, float*, const float*, int64_t);
+using UnaryBackwardSpan = void (*)(UnaryOp, float*, const float*, const float*, const float*, int64_t);
+UnarySpan pick_unary_span() {
+  const int w = simd_width();
+  return w == 16 ? unary_span_avx512 : w == 8 ? unary_span_avx2 : unary_span_portable;
+}
+UnaryBackwardSpan pick_unary_backward_span() {
+  const int w = simd_width();
+  return w == 16 ? unary_backward_span_avx512 : w == 8 ? unary_backward_span_avx2 : unary_backward_span_portable;
+}
+
+std::atomic<int> g_simd_max_width{0};
+
+// The remaining ops: one loop per op so each vectorizes on its own.
+template <UnaryOp OP>
+void unary_loop(float* o, const float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) o[i] = unary_f(OP, x[i]);
+}
+void unary_simple(UnaryOp op, float* o, const float* x, int64_t n) {
+  switch (op) {
+    case UnaryOp::Neg: return unary_loop<UnaryOp::Neg>(o, x, n);
+    case UnaryOp::Log: return unary_loop<UnaryOp::Log>(o, x, n);
+    case UnaryOp::Sqrt: return unary_loop<UnaryOp::Sqrt>(o, x, n);
+    case UnaryOp::Abs: return unary_loop<UnaryOp::Abs>(o, x, n);
+    case UnaryOp::Relu: return unary_loop<UnaryOp::Relu>(o, x, n);
+    case UnaryOp::Square: return unary_loop<UnaryOp::Square>(o, x, n);
+    case UnaryOp::Rsqrt: return unary_loop<UnaryOp::Rsqrt>(o, x, n);
+    case UnaryOp::Sin: return unary_loop<UnaryOp::Sin>(o, x, n);
+    case UnaryOp::Cos: return unary_loop<UnaryOp::Cos>(o, x, n);
+    default:
+      for (int64_t i = 0; i < n; ++i) o[i] = unary_f(op, x[i]);
+  }
+}
+}  // namespace
+
+int simd_width() {
+  const Features& f = features();
+  const int best = f.avx512f && f.fma ? 16 : f.avx2 && f.fma ? 8 : 4, cap = g_simd_max_width.load();
+  return cap <= 0 ? best : std::min(best, cap >= 16 ? 16 : cap >= 8 ? 8 : 4);
+}
+int simd_set_max_width(int width) {
+  g_simd_max_width = width;
+  return simd_width();
+}
+
+// The scalar formulas above (unary_f, unary_df) are the reference loops.
 void unary(UnaryOp op, Tensor& out, const Tensor& xin) {
   Tensor x = xin.contiguous();
   const float* xp = x.data<float>();
   float* op_ = out.data<float>();
-  map_contiguous(out.numel(), [&](int64_t i) { op_[i] = unary_f(op, xp[i]); });
+  if (reference_kernels()) {
+    for (int64_t i = 0; i < out.numel(); ++i) op_[i] = unary_f(op, xp[i]);
+    return;
+  }
+  const UnarySpan span = pick_unary_span();
+  const bool vec = vector_math(op);
+  parallel_for(0, out.numel(), kGrain, [&](int64_t b, int64_t e) {
+    if (vec) span(op, op_ + b, xp + b, e - b);
+    else unary_simple(op, op_ + b, xp + b, e - b);
+  });
 }
 
 void unary_backward(UnaryOp op, Tensor& dinp, const Tensor& dout_in, const Tensor& x_in, const Tensor& out_in) {
@@ -138,9 +312,18 @@ void unary_backward(UnaryOp op, Tensor& dinp, const Tensor& dout_in, const Tenso
   const float* xp = x.data<float>();
   const float* yp = y.defined() ? y.data<float>() : nullptr;
   float* d = dinp.data<float>();
-  map_contiguous(dinp.numel(), [&](int64_t i) {
-    float yi = yp ? yp[i] : unary_f(op, xp[i]);
-    d[i] = g[i] * unary_df(op, xp[i], yi);
+  auto scalar = [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      float yi = yp ? yp[i] : unary_f(op, xp[i]);
+      d[i] = g[i] * unary_df(op, xp[i], yi);
+    }
+  };
+  if (reference_kernels()) return scalar(0, dinp.numel());
+  const UnaryBackwardSpan span = pick_unary_backward_span();
+  const bool vec = vector_math(op);
+  parallel_for(0, dinp.numel(), kGrain, [&](int64_t b, int64_t e) {
+    if (vec) span(op, d + b, g + b, xp + b, yp ? yp + b : nullptr, e - b);
+    else scalar(b, e);
   });
 }
 

@@ -1,11 +1,20 @@
-// tessera CPU: single-precision GEMM, row-major. C = A' B' (+ C when beta = 1).
-// Optimized path (BLIS-style): B is packed into kc x NR panels, A into kc x MR
-// panels, and a register-blocked micro-kernel (AVX-512 12x32 or AVX2 6x16, chosen at
-// run time) computes each MR x NR tile. Threads split M blocks (and N panels when
-// M is short). The reference loop stays for checking.
+// tessera CPU: single-precision GEMM, row-major. C = A' B' (+ C when beta = 1), with
+// A' = A or A^T ([M, K]) and B' = B or B^T ([K, N]).
+// Optimized path (BLIS/GotoBLAS-style):
+//   - B' is packed once per call (while K x N fits the pack budget; else per block of
+//     columns) into panels [K slab][column panel][kc][NR], shared by the threads;
+//   - tasks (blocks of rows of C, split by columns too when M is short) are taken
+//     from a shared counter; each packs its rows of A' per K slab into panels
+//     [row panel][kc][MR];
+//   - a register-blocked micro-kernel (AVX-512 12x32, AVX2 6x16 or scalar 4x8, chosen
+//     at run time) computes MR x NR tiles of C: one MR-row panel of A (12 KiB, in L1)
+//     sweeps an L2-sized chunk of B panels (B streams from L2 with software prefetch).
+// Every C element is summed by one thread in slab order, so results are deterministic
+// and do not depend on the thread count. The reference loop stays for checking.
 #include <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -35,28 +44,80 @@ void gemm_reference(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const flo
 
 namespace {
 
-constexpr int64_t kKC = 384;
-constexpr int64_t kMC = 96;
-constexpr int64_t kNC = 3072;
+// Blocking in floats, tuned for 48 KiB L1d / 2 MiB L2 per core (see the file header):
+//   kc           K slab: an A panel is kc x MR (12 KiB at 256), a B panel kc x NR (32 KiB);
+//   mc           rows of A packed per block (mc x kc, 240 KiB, stays in L2 across chunks);
+//   nc_chunk     B columns an A panel sweeps before the next one (kc x nc_chunk = 1 MiB in L2);
+//   pack_budget  packed B floats (16 MiB): B is packed once while K x N fits.
+GemmBlocking g_blocking{256, 240, 1024, int64_t{4} << 20};
+constexpr GemmBlocking kDefaultBlocking{256, 240, 1024, int64_t{4} << 20};
+
+// ---- packing ----------------------------------------------------------------------------
+
+// dst[k * dld + r] = src[r * ld + k] for r < rows, k < cols (rows, cols <= 16); lanes
+// r in [rows, width) of each written dst row are zero, lanes from width on untouched.
+// One 16 x 16 transpose in registers: each source row is read as one vector, so the
+// strided rows cost one cache line per 16 values instead of one per value.
+// (GCC 12 warns that the masked intrinsics' pass-through operand may be uninitialized.)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+__attribute__((target("avx512f"))) inline void transpose_16(const float* src, int64_t ld, int rows, int cols,
+                                                            float* dst, int64_t dld, int width) {
+  const __mmask16 cm = static_cast<__mmask16>((1u << cols) - 1), wm = static_cast<__mmask16>((1u << width) - 1);
+  __m512 r[16];
+  for (int i = 0; i < 16; ++i) r[i] = i < rows ? _mm512_maskz_loadu_ps(cm, src + i * ld) : _mm512_setzero_ps();
+  // Stage 1: interleave pairs of rows (32-bit), stage 2: 64-bit, stages 3-4: 128-bit lanes.
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4)
+    for (int j = 0; j < 2; ++j) {
+      r[i + j] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + j]), _mm512_castps_pd(t[i + j + 2])));
+      r[i + j + 2] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + j]), _mm512_castps_pd(t[i + j + 2])));
+    }
+  for (int i = 0; i < 16; i += 8)
+    for (int j = 0; j < 4; ++j) {
+      t[i + j] = _mm512_shuffle_f32x4(r[i + j], r[i + j + 4], 0x88);
+      t[i + j + 4] = _mm512_shuffle_f32x4(r[i + j], r[i + j + 4], 0xdd);
+    }
+  for (int j = 0; j < 8; ++j) {
+    r[j] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0x88);
+    r[j + 8] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0xdd);
+  }
+  // r[j] now holds source column col_of[j]: the 64-bit stage leaves columns (0, 2, 1, 3)
+  // of each group of four in order j, and the 128-bit stages keep that order.
+  static const int col_of[16] = {0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14, 13, 15};
+  for (int j = 0; j < 16; ++j)
+    if (col_of[j] < cols) _mm512_mask_storeu_ps(dst + col_of[j] * dld, wm, r[j]);
+}
+#pragma GCC diagnostic pop
 
 // Packs rows [i0, i0+mc) x cols [k0, k0+kc) of A' into panels of MR rows: [panel][k][MR].
 void pack_a(int MR, bool ta, const float* A, int64_t lda, int64_t i0, int64_t mc, int64_t k0, int64_t kc, float* out) {
   for (int64_t ip = 0; ip < mc; ip += MR) {
-    int64_t rows = std::min<int64_t>(MR, mc - ip);
+    const int64_t rows = std::min<int64_t>(MR, mc - ip);
     float* dst = out + ip * kc;
     if (!ta) {
-      for (int64_t r = 0; r < rows; ++r) {
-        const float* src = A + (i0 + ip + r) * lda + k0;
-        for (int64_t k = 0; k < kc; ++k) dst[k * MR + r] = src[k];
+      const float* src = A + (i0 + ip) * lda + k0;
+      if (MR <= 16 && features().avx512f) {
+        for (int64_t k = 0; k < kc; k += 16)
+          transpose_16(src + k, lda, static_cast<int>(rows), static_cast<int>(std::min<int64_t>(16, kc - k)),
+                       dst + k * MR, MR, MR);
+      } else {
+        for (int64_t k = 0; k < kc; ++k) {
+          for (int64_t r = 0; r < rows; ++r) dst[k * MR + r] = src[r * lda + k];
+          for (int64_t r = rows; r < MR; ++r) dst[k * MR + r] = 0.0f;
+        }
       }
     } else {
       for (int64_t k = 0; k < kc; ++k) {
         const float* src = A + (k0 + k) * lda + i0 + ip;
         for (int64_t r = 0; r < rows; ++r) dst[k * MR + r] = src[r];
+        for (int64_t r = rows; r < MR; ++r) dst[k * MR + r] = 0.0f;
       }
     }
-    for (int64_t r = rows; r < MR; ++r)
-      for (int64_t k = 0; k < kc; ++k) dst[k * MR + r] = 0.0f;
   }
 }
 
@@ -71,15 +132,27 @@ void pack_b_panel(int NR, bool tb, const float* B, int64_t ldb, int64_t k0, int6
       for (; c < cols; ++c) d[c] = src[c];
       for (; c < NR; ++c) d[c] = 0.0f;
     }
-  } else {
-    for (int64_t c = 0; c < cols; ++c) {
-      const float* src = B + (col0 + c) * ldb + k0;
-      for (int64_t k = 0; k < kc; ++k) dst[k * NR + c] = src[k];
+  } else if (NR % 16 == 0 && features().avx512f) {
+    // B is [N, K]: 16 of its rows at a time become 16 lanes of the panel.
+    const float* src = B + col0 * ldb + k0;
+    for (int64_t c = 0; c < NR; c += 16) {
+      const int rows = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(16, cols - c)));
+      for (int64_t k = 0; k < kc; k += 16)
+        transpose_16(src + c * ldb + k, ldb, rows, static_cast<int>(std::min<int64_t>(16, kc - k)), dst + k * NR + c,
+                     NR, 16);
     }
-    for (int64_t c = cols; c < NR; ++c)
-      for (int64_t k = 0; k < kc; ++k) dst[k * NR + c] = 0.0f;
+  } else {
+    const float* src = B + col0 * ldb + k0;
+    for (int64_t k = 0; k < kc; ++k) {
+      float* d = dst + k * NR;
+      int64_t c = 0;
+      for (; c < cols; ++c) d[c] = src[c * ldb + k];
+      for (; c < NR; ++c) d[c] = 0.0f;
+    }
   }
 }
+
+// ---- micro-kernels ----------------------------------------------------------------------
 
 // Writes an MR x NR accumulator tile held in `tile` into C (valid mr x nr), adding when acc.
 inline void store_tile(const float* tile, int NR, float* C, int64_t ldc, int mr, int nr, bool acc) {
@@ -87,16 +160,32 @@ inline void store_tile(const float* tile, int NR, float* C, int64_t ldc, int mr,
     for (int c = 0; c < nr; ++c) C[r * ldc + c] = tile[r * NR + c] + (acc ? C[r * ldc + c] : 0.0f);
 }
 
-__attribute__((target("avx512f,fma"))) void ukernel_avx512(int64_t kc, const float* a, const float* b, float* C,
-                                                             int64_t ldc, int mr, int nr, bool acc) {
-  constexpr int MR = 12;
-  __m512 c0[MR], c1[MR];
+// The AVX-512 tile: ROWS (12, 8 or 4) rows of an A panel packed 12 wide x 32 columns.
+// A tail panel of mr <= 8 (or <= 4) rows runs the narrower instance instead of a full
+// 12-row one, so e.g. 64 output channels cost 5 x 12 + 1 x 4 rows, not 6 x 12.
+// Columns past nr are masked on the C side (the packed B is zero-padded to 32).
+template <int ROWS>
+__attribute__((target("avx512f,fma"), always_inline)) inline void ukernel_avx512_rows(int64_t kc, const float* a,
+                                                                                     const float* b, float* C,
+                                                                                     int64_t ldc, int mr, int nr,
+                                                                                     bool acc) {
+  constexpr int MR = 12;  // panel stride of the packed A
+  __m512 c0[ROWS], c1[ROWS];
+  // Start fetching the C tile now; it is read (acc) or written only after the k loop.
+  for (int r = 0; r < mr; ++r) {
+    _mm_prefetch(reinterpret_cast<const char*>(C + r * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(C + r * ldc + 31), _MM_HINT_T0);
+  }
 #pragma GCC unroll 12
-  for (int r = 0; r < MR; ++r) c0[r] = c1[r] = _mm512_setzero_ps();
+  for (int r = 0; r < ROWS; ++r) c0[r] = c1[r] = _mm512_setzero_ps();
+  // B streams from L2 (one A panel sweeps a chunk of B panels): fetch it 16 steps
+  // (2 KiB) ahead, which also runs into the next panel of the chunk.
   for (int64_t p = 0; p < kc; ++p) {
     __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+    _mm_prefetch(reinterpret_cast<const char*>(b + 16 * 32), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(b + 16 * 32 + 16), _MM_HINT_T0);
 #pragma GCC unroll 12
-    for (int r = 0; r < MR; ++r) {
+    for (int r = 0; r < ROWS; ++r) {
       __m512 av = _mm512_set1_ps(a[r]);
       c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
       c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
@@ -104,25 +193,76 @@ __attribute__((target("avx512f,fma"))) void ukernel_avx512(int64_t kc, const flo
     a += MR;
     b += 32;
   }
-  if (mr == MR && nr == 32) {
+  const __mmask16 m0 = nr >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << nr) - 1);
+  const __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : static_cast<__mmask16>((1u << (nr - 16)) - 1);
 #pragma GCC unroll 12
-    for (int r = 0; r < MR; ++r) {
-      float* cr = C + r * ldc;
-      if (acc) {
-        c0[r] = _mm512_add_ps(c0[r], _mm512_loadu_ps(cr));
-        c1[r] = _mm512_add_ps(c1[r], _mm512_loadu_ps(cr + 16));
-      }
-      _mm512_storeu_ps(cr, c0[r]);
-      _mm512_storeu_ps(cr + 16, c1[r]);
+  for (int r = 0; r < ROWS; ++r) {
+    if (r >= mr) break;
+    float* cr = C + r * ldc;
+    if (acc) {
+      c0[r] = _mm512_add_ps(c0[r], _mm512_maskz_loadu_ps(m0, cr));
+      c1[r] = _mm512_add_ps(c1[r], _mm512_maskz_loadu_ps(m1, cr + 16));
     }
-  } else {
-    alignas(64) float tile[MR * 32];
-    for (int r = 0; r < MR; ++r) {
-      _mm512_store_ps(tile + r * 32, c0[r]);
-      _mm512_store_ps(tile + r * 32 + 16, c1[r]);
-    }
-    store_tile(tile, 32, C, ldc, mr, nr, acc);
+    _mm512_mask_storeu_ps(cr, m0, c0[r]);
+    _mm512_mask_storeu_ps(cr + 16, m1, c1[r]);
   }
+}
+
+__attribute__((target("avx512f,fma"))) void ukernel_avx512(int64_t kc, const float* a, const float* b, float* C,
+                                                             int64_t ldc, int mr, int nr, bool acc) {
+  if (mr > 8) return ukernel_avx512_rows<12>(kc, a, b, C, ldc, mr, nr, acc);
+  if (mr > 4) return ukernel_avx512_rows<8>(kc, a, b, C, ldc, mr, nr, acc);
+  ukernel_avx512_rows<4>(kc, a, b, C, ldc, mr, nr, acc);
+}
+
+// The indirect variant (see MicroKernel::indirect): B row p is 32 floats at brow[p]
+// under the 32-bit lane mask bmask[p].
+template <int ROWS>
+__attribute__((target("avx512f,fma"), always_inline)) inline void ukernel_indirect_avx512_rows(
+    int64_t kc, const float* a, const float* const* brow, const uint32_t* bmask, float* C, int64_t ldc, int mr, int nr,
+    bool acc) {
+  constexpr int MR = 12;
+  __m512 c0[ROWS], c1[ROWS];
+  for (int r = 0; r < mr; ++r) {
+    _mm_prefetch(reinterpret_cast<const char*>(C + r * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(C + r * ldc + 31), _MM_HINT_T0);
+  }
+#pragma GCC unroll 12
+  for (int r = 0; r < ROWS; ++r) c0[r] = c1[r] = _mm512_setzero_ps();
+  for (int64_t p = 0; p < kc; ++p) {
+    const float* row = brow[p];
+    const uint32_t m = bmask[p];
+    __m512 b0 = _mm512_maskz_loadu_ps(static_cast<__mmask16>(m), row);
+    __m512 b1 = _mm512_maskz_loadu_ps(static_cast<__mmask16>(m >> 16), row + 16);
+#pragma GCC unroll 12
+    for (int r = 0; r < ROWS; ++r) {
+      __m512 av = _mm512_set1_ps(a[r]);
+      c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
+      c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
+    }
+    a += MR;
+  }
+  const __mmask16 m0 = nr >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << nr) - 1);
+  const __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : static_cast<__mmask16>((1u << (nr - 16)) - 1);
+#pragma GCC unroll 12
+  for (int r = 0; r < ROWS; ++r) {
+    if (r >= mr) break;
+    float* cr = C + r * ldc;
+    if (acc) {
+      c0[r] = _mm512_add_ps(c0[r], _mm512_maskz_loadu_ps(m0, cr));
+      c1[r] = _mm512_add_ps(c1[r], _mm512_maskz_loadu_ps(m1, cr + 16));
+    }
+    _mm512_mask_storeu_ps(cr, m0, c0[r]);
+    _mm512_mask_storeu_ps(cr + 16, m1, c1[r]);
+  }
+}
+
+__attribute__((target("avx512f,fma"))) void ukernel_indirect_avx512(int64_t kc, const float* a,
+                                                                      const float* const* brow, const uint32_t* bmask,
+                                                                      float* C, int64_t ldc, int mr, int nr, bool acc) {
+  if (mr > 8) return ukernel_indirect_avx512_rows<12>(kc, a, brow, bmask, C, ldc, mr, nr, acc);
+  if (mr > 4) return ukernel_indirect_avx512_rows<8>(kc, a, brow, bmask, C, ldc, mr, nr, acc);
+  ukernel_indirect_avx512_rows<4>(kc, a, brow, bmask, C, ldc, mr, nr, acc);
 }
 
 __attribute__((target("avx2,fma"))) void ukernel_avx2(int64_t kc, const float* a, const float* b, float* C,
@@ -201,52 +341,70 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int
   static const KernelChoice kc_choice = choose_kernel();
   const int MR = kc_choice.MR, NR = kc_choice.NR;
   const UKernel uk = kc_choice.fn;
-  const int nt = num_threads();
-  int64_t ncmax = std::min<int64_t>(kNC, (N + NR - 1) / NR * NR);
-  // Packing buffers: B in the caller's scratch; A in each worker's own scratch.
-  float* bpack = scratch_as<float>(0, static_cast<size_t>(kKC * ncmax));
+  const GemmBlocking bl = g_blocking;
+  const int64_t nt = num_threads();
+  const int64_t KC = bl.kc, MC = std::max<int64_t>(MR, bl.mc / MR * MR);
+  // Rows per task: MC, or fewer (down to 4 panels) so that there are ~6 tasks per thread.
+  const int64_t mc_max = std::min(MC, std::max<int64_t>(4 * MR, ((M + 6 * nt - 1) / (6 * nt) + MR - 1) / MR * MR));
+  const int64_t mblocks = (M + mc_max - 1) / mc_max;
+  const int64_t chunk_panels = std::max<int64_t>(1, bl.nc_chunk / NR);
+  const int64_t nslabs = (K + KC - 1) / KC;
+  // Columns packed per pass: all K slabs of nc columns (a multiple of NR) within the budget.
+  const int64_t Np = (N + NR - 1) / NR * NR;
+  const int64_t nc = std::min(Np, std::max<int64_t>(NR, bl.pack_budget / K / NR * NR));
+  // Packed B [slab][panel][kc][NR] in the caller's scratch (slab s starts at s*KC*npanels*NR).
+  float* bpack = scratch_as<float>(0, static_cast<size_t>(K * nc));
 
-  for (int64_t jc = 0; jc < N; jc += kNC) {
-    int64_t nc = std::min<int64_t>(kNC, N - jc);
-    int64_t npanels = (nc + NR - 1) / NR;
-    for (int64_t pc = 0; pc < K; pc += kKC) {
-      int64_t kc = std::min<int64_t>(kKC, K - pc);
-      bool acc = pc > 0 || beta != 0.0f;
-      float* bp = bpack;
-      parallel_for(0, npanels, 4, [&](int64_t lo, int64_t hi) {
-        for (int64_t jp = lo; jp < hi; ++jp)
-          pack_b_panel(NR, tb, B, ldb, pc, kc, jc + jp * NR, std::min<int64_t>(NR, nc - jp * NR), bp + jp * kc * NR);
-      });
-      int64_t mblocks = (M + kMC - 1) / kMC;
-      int64_t nsplit = std::max<int64_t>(1, std::min<int64_t>(npanels, (2 * nt + mblocks - 1) / mblocks));
-      int64_t tasks = mblocks * nsplit;
-      int64_t chunks = std::min<int64_t>(nt, tasks);
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(static_cast<int>(chunks)) schedule(static, 1) if (chunks > 1)
-#endif
-      for (int64_t ch = 0; ch < chunks; ++ch) {
-        float* ap = scratch_as<float>(1, static_cast<size_t>(kMC * kKC));
-        int64_t last_mb = -1;
-        for (int64_t t = tasks * ch / chunks; t < tasks * (ch + 1) / chunks; ++t) {
-          int64_t mb = t / nsplit, part = t % nsplit;
-          int64_t ic = mb * kMC, mc = std::min<int64_t>(kMC, M - ic);
-          if (mb != last_mb) {
-            pack_a(MR, ta, A, lda, ic, mc, pc, kc, ap);
-            last_mb = mb;
-          }
-          int64_t p0 = npanels * part / nsplit, p1 = npanels * (part + 1) / nsplit;
-          for (int64_t jp = p0; jp < p1; ++jp) {
-            int64_t j = jp * NR;
-            int nr = static_cast<int>(std::min<int64_t>(NR, nc - j));
+  for (int64_t jc = 0; jc < N; jc += nc) {
+    const int64_t ncj = std::min(nc, N - jc), npanels = (ncj + NR - 1) / NR;
+    parallel_for(0, nslabs * npanels, 4, [&](int64_t lo, int64_t hi) {
+      for (int64_t t = lo; t < hi; ++t) {
+        const int64_t s = t / npanels, jp = t % npanels, k0 = s * KC, kc = std::min(KC, K - k0);
+        pack_b_panel(NR, tb, B, ldb, k0, kc, jc + jp * NR, std::min<int64_t>(NR, ncj - jp * NR),
+                     bpack + k0 * npanels * NR + jp * kc * NR);
+      }
+    });
+    // Tasks: blocks of mc rows x parts of the column panels (more than one part only
+    // when M is short), taken from a shared counter, so a thread that the OS delays
+    // does not hold the others up. Every C element is summed by one task in slab
+    // order, so results do not depend on which thread ran it, nor on the thread count.
+    const int64_t nparts = std::min(npanels, std::max<int64_t>(1, (4 * nt + mblocks - 1) / mblocks));
+    const int64_t ntasks = mblocks * nparts;
+    std::atomic<int64_t> next{0};
+    parallel_for(0, std::min(nt, ntasks), 1, [&](int64_t, int64_t) {
+      float* ap = scratch_as<float>(1, static_cast<size_t>(mc_max * KC));
+      for (int64_t task; (task = next.fetch_add(1, std::memory_order_relaxed)) < ntasks;) {
+        const int64_t ic = task / nparts * mc_max, mc = std::min(mc_max, M - ic), part = task % nparts;
+        const int64_t p0 = npanels * part / nparts, p1 = npanels * (part + 1) / nparts;
+        for (int64_t s = 0; s < nslabs; ++s) {
+          const int64_t k0 = s * KC, kc = std::min(KC, K - k0);
+          const bool acc = s > 0 || beta != 0.0f;
+          pack_a(MR, ta, A, lda, ic, mc, k0, kc, ap);
+          const float* bs = bpack + k0 * npanels * NR;
+          // One A panel (L1) sweeps a chunk of B panels (L2), then the next A panel.
+          for (int64_t q0 = p0; q0 < p1; q0 += chunk_panels) {
+            const int64_t q1 = std::min(p1, q0 + chunk_panels);
             for (int64_t ir = 0; ir < mc; ir += MR) {
-              int mr = static_cast<int>(std::min<int64_t>(MR, mc - ir));
-              uk(kc, ap + ir * kc, bp + jp * kc * NR, C + (ic + ir) * ldc + jc + j, ldc, mr, nr, acc);
+              const int mr = static_cast<int>(std::min<int64_t>(MR, mc - ir));
+              float* ci = C + (ic + ir) * ldc + jc;
+              for (int64_t jp = q0; jp < q1; ++jp) {
+                const int nr = static_cast<int>(std::min<int64_t>(NR, ncj - jp * NR));
+                uk(kc, ap + ir * kc, bs + jp * kc * NR, ci + jp * NR, ldc, mr, nr, acc);
+              }
             }
           }
         }
       }
-    }
+    });
   }
+}
+
+GemmBlocking gemm_blocking() { return g_blocking; }
+void set_gemm_blocking(const GemmBlocking& b) {
+  g_blocking.kc = b.kc > 0 ? b.kc : kDefaultBlocking.kc;
+  g_blocking.mc = b.mc > 0 ? b.mc : kDefaultBlocking.mc;
+  g_blocking.nc_chunk = b.nc_chunk > 0 ? b.nc_chunk : kDefaultBlocking.nc_chunk;
+  g_blocking.pack_budget = b.pack_budget > 0 ? b.pack_budget : kDefaultBlocking.pack_budget;
 }
 
 // ---- building blocks for fused GEMM-shaped kernels (conv3d's implicit GEMM) ----------
@@ -254,7 +412,7 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int
 const MicroKernel& micro_kernel() {
   static const MicroKernel k = [] {
     KernelChoice c = choose_kernel();
-    return MicroKernel{c.fn, c.MR, c.NR};
+    return MicroKernel{c.fn, c.MR, c.NR, c.fn == ukernel_avx512 ? ukernel_indirect_avx512 : nullptr};
   }();
   return k;
 }

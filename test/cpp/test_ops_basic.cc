@@ -21,6 +21,17 @@ struct Reg {
                                     },
                                     1e-12});
       }
+    // Transcendental ops on their SIMD path: 70001 values (several thread chunks and a
+    // ragged tail) spread over [-24, 24] (exp's range reduction, tanh's two branches,
+    // saturated sigmoids), backward without the saved output (recomputed in-kernel).
+    for (UnaryOp op : {UnaryOp::Exp, UnaryOp::Tanh, UnaryOp::Sigmoid, UnaryOp::Silu, UnaryOp::Gelu, UnaryOp::GeluTanh})
+      optable::table().push_back({unary_name(op), std::string("70001,wide,no saved output"),
+                                  [op](Device d) -> std::vector<Tensor> {
+                                    Tensor x = input({70001}, 13, d, false, 8);
+                                    Tensor g = input({70001}, 14, d);
+                                    return {unary(op, x), unary_backward(op, g, x, Tensor())};
+                                  },
+                                  1e-12});
     // log / sqrt / rsqrt on positive inputs
     for (UnaryOp op : {UnaryOp::Log, UnaryOp::Sqrt, UnaryOp::Rsqrt})
       optable::table().push_back({unary_name(op), "13x11,positive", [op](Device d) -> std::vector<Tensor> {

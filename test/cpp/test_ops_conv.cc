@@ -18,6 +18,7 @@ struct ConvCase {
   std::array<int64_t, 3> stride, padding;
   bool causal, replicate, bias, strided;
   bool chunked = false;  // shrink the column buffer so the optimized path runs many chunks
+  bool packed = false;   // force the packed forward where it would read panels in place
 };
 
 std::string describe(const ConvCase& c) {
@@ -30,6 +31,7 @@ std::string describe(const ConvCase& c) {
   if (!c.bias) s += ",nobias";
   if (c.strided) s += ",strided";
   if (c.chunked) s += ",chunked";
+  if (c.packed) s += ",packed";
   return s;
 }
 
@@ -59,11 +61,22 @@ struct Reg {
         {1, 11, 13, 5, 7, 13, {3, 3, 3}, s1, p1, false, false, true, false},
         {1, 11, 13, 3, 5, 9, {3, 3, 3}, s1, {0, 1, 1}, true, true, true, true},
         {2, 3, 7, 5, 7, 13, {1, 1, 1}, s1, p1, false, false, true, false},        // padding > k - 1
+        // W' a multiple of 32: the forward and dinp read B panels in place (indirect rows
+        // with lane masks for the W padding): several K slices, 1-, 8- and 12-row tails.
+        {1, 11, 13, 3, 4, 32, {3, 3, 3}, s1, p1, false, false, true, false},
+        {2, 5, 20, 3, 3, 32, {3, 3, 3}, s1, {0, 1, 1}, true, false, true, true},   // causal
+        {1, 3, 7, 4, 6, 64, {3, 3, 3}, {2, 2, 1}, {1, 1, 1}, false, false, true, false},  // T/H stride
+        {1, 4, 12, 2, 3, 32, {1, 3, 5}, s1, {0, 1, 2}, false, false, false, false},  // wide W padding
     };
     std::vector<ConvCase> all(std::begin(cases), std::end(cases));
     for (int i : {2, 4, 5, 9, 13}) {
       ConvCase c = cases[i];
       c.chunked = true;
+      all.push_back(c);
+    }
+    for (int i : {19, 20}) {
+      ConvCase c = cases[i];
+      c.packed = true;
       all.push_back(c);
     }
     for (const ConvCase& c : all) {
@@ -80,10 +93,12 @@ struct Reg {
              Tensor b = c.bias ? input({c.Cout}, 103, d) : Tensor();
              // 2 output rows' worth of columns: chunks of 2 rows, ending mid-frame
              if (c.chunked) cpu::set_conv3d_column_budget(2 * c.Cin * c.k[0] * c.k[1] * c.k[2] * c.W);
+             if (c.packed) cpu::set_conv3d_direct(false);
              Tensor y = conv3d(x, w, b, o);
              Tensor dy = input(y.shape(), 104, d);
              Conv3dGrads g = conv3d_backward(dy, x, w, o, true, true, true);
              cpu::set_conv3d_column_budget(0);
+             cpu::set_conv3d_direct(true);
              return {y, g.dinp, g.dweight, g.dbias};
            },
            1e-10});

@@ -1,0 +1,160 @@
+// tessera core: fused norm entry points (see fused_norm.h). Each validates its
+// arguments (naming the op as TypeScript calls it, expected vs got), makes inputs
+// contiguous, allocates fresh outputs and dispatches to the device's backend.
+// Dimension letters: B batch, C channels, S spatial size, G groups, N tokens, D features.
+#include "fused_norm.h"
+
+#include <cmath>
+
+#include "backend.h"
+
+namespace ts {
+
+namespace {
+
+constexpr const char* kGn = "groupNormSiLU";
+constexpr const char* kLn = "layerNormModulate";
+
+void check_f32(const Tensor& x, const char* op, const char* what) {
+  if (!x.defined()) fail(op, what, " is an undefined (disposed) tensor");
+  if (x.dtype() != DType::Float32)
+    fail(op, "expected ", what, " of dtype float32, got ", dtype_name(x.dtype()), " (convert with .to('float32'))");
+}
+
+void check_device(const Tensor& a, const Tensor& b, const char* op) {
+  if (a.defined() && b.defined() && a.device() != b.device())
+    fail(op, "expected tensors on one device, got ", a.device().str(), " and ", b.device().str());
+}
+
+void check_shape_is(const Tensor& t, const Shape& want, const char* op, const char* what, const char* letters = "") {
+  if (t.shape() != want)
+    fail(op, "expected ", what, " of shape ", shape_str(want), letters, ", got ", shape_str(t.shape()));
+}
+
+// A float32 tensor on x's device of exactly `want`, made contiguous; undefined stays so.
+Tensor param(const Tensor& p, const Shape& want, const Tensor& x, const char* op, const char* what,
+             const char* letters = "") {
+  if (!p.defined()) return Tensor();
+  check_f32(p, op, what);
+  check_device(x, p, op);
+  check_shape_is(p, want, op, what, letters);
+  return p.contiguous();
+}
+
+void check_eps(double eps, const char* op) {
+  if (!std::isfinite(eps) || eps < 0) fail(op, "expected a finite eps >= 0, got ", eps);
+}
+
+void check_stats(const Tensor& s, int64_t M, const Tensor& x, const char* op, const char* what) {
+  check_f32(s, op, what);
+  check_device(x, s, op);
+  if (s.numel() != M) fail(op, "backward expected ", what, " with ", M, " values, got shape ", shape_str(s.shape()));
+}
+
+const float* cptr(const Tensor& t) { return t.defined() ? t.data<float>() : nullptr; }
+float* mptr(const Tensor& t) { return t.defined() ? t.data<float>() : nullptr; }
+Tensor fresh(const Shape& s, const Tensor& like, const char* op) {
+  return Tensor::empty(s, DType::Float32, like.device(), op);
+}
+
+struct GroupDims {
+  int64_t B, C, S;
+};
+GroupDims group_dims(const Tensor& x, int64_t G, const char* op) {
+  if (x.dim() < 2) fail(op, "expected input of shape [B, C, ...] (rank >= 2), got ", shape_str(x.shape()));
+  int64_t B = x.shape()[0], C = x.shape()[1];
+  if (G < 1) fail(op, "expected numGroups >= 1, got ", G);
+  if (C % G != 0)
+    fail(op, "expected channels C = ", C, " to be divisible by numGroups = ", G, " (input ", shape_str(x.shape()), ")");
+  int64_t S = 1;
+  for (int64_t d = 2; d < x.dim(); ++d) S *= x.shape()[d];
+  return {B, C, S};
+}
+
+struct TokenDims {
+  int64_t B, N, D;
+};
+TokenDims token_dims(const Tensor& x, const char* op) {
+  if (x.dim() != 3) fail(op, "expected x of shape [B, N, D], got ", shape_str(x.shape()));
+  return {x.shape()[0], x.shape()[1], x.shape()[2]};
+}
+
+}  // namespace
+
+// ---- groupNormSiLU -----------------------------------------------------------------------
+
+NormOut group_norm_silu(const Tensor& x, int64_t G, const Tensor& weight, const Tensor& bias, double eps) {
+  check_f32(x, kGn, "input");
+  GroupDims d = group_dims(x, G, kGn);
+  Tensor w = param(weight, {d.C}, x, kGn, "weight"), b = param(bias, {d.C}, x, kGn, "bias");
+  check_eps(eps, kGn);
+  Tensor xc = x.contiguous();
+  NormOut r{fresh(x.shape(), x, kGn), fresh({d.B * G}, x, kGn), fresh({d.B * G}, x, kGn)};
+  if (x.numel() > 0)
+    backend_for(x.device(), kGn)
+        .groupnorm_silu_forward(r.out.data<float>(), r.mean.data<float>(), r.rstd.data<float>(), xc.data<float>(),
+                                cptr(w), cptr(b), d.B, d.C, d.S, G, static_cast<float>(eps));
+  return r;
+}
+
+NormGrads group_norm_silu_backward(const Tensor& dout, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                   const Tensor& mean, const Tensor& rstd, int64_t G) {
+  check_f32(x, kGn, "input");
+  check_f32(dout, kGn, "gradient");
+  check_device(x, dout, kGn);
+  check_shape_is(dout, x.shape(), kGn, "gradient");
+  GroupDims d = group_dims(x, G, kGn);
+  Tensor w = param(weight, {d.C}, x, kGn, "weight"), b = param(bias, {d.C}, x, kGn, "bias");
+  check_stats(mean, d.B * G, x, kGn, "mean");
+  check_stats(rstd, d.B * G, x, kGn, "rstd");
+  Tensor g = dout.contiguous(), xc = x.contiguous(), mc = mean.contiguous(), rc = rstd.contiguous();
+  NormGrads r{fresh(x.shape(), x, kGn), w.defined() ? fresh({d.C}, x, kGn) : Tensor(),
+              b.defined() ? fresh({d.C}, x, kGn) : Tensor()};
+  backend_for(x.device(), kGn)
+      .groupnorm_silu_backward(r.dinp.data<float>(), mptr(r.dweight), mptr(r.dbias), g.data<float>(), xc.data<float>(),
+                               cptr(w), cptr(b), mc.data<float>(), rc.data<float>(), d.B, d.C, d.S, G);
+  return r;
+}
+
+// ---- layerNormModulate -------------------------------------------------------------------
+
+NormOut layer_norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, double eps) {
+  check_f32(x, kLn, "x");
+  check_f32(shift, kLn, "shift");
+  check_f32(scale, kLn, "scale");
+  TokenDims t = token_dims(x, kLn);
+  if (t.D < 1) fail(kLn, "expected D >= 1, got x of shape ", shape_str(x.shape()));
+  Tensor sh = param(shift, {t.B, t.D}, x, kLn, "shift", " ([B, D])");
+  Tensor sc = param(scale, {t.B, t.D}, x, kLn, "scale", " ([B, D])");
+  check_eps(eps, kLn);
+  Tensor xc = x.contiguous();
+  NormOut r{fresh(x.shape(), x, kLn), fresh({t.B * t.N}, x, kLn), fresh({t.B * t.N}, x, kLn)};
+  if (x.numel() > 0)
+    backend_for(x.device(), kLn)
+        .layernorm_modulate_forward(r.out.data<float>(), r.mean.data<float>(), r.rstd.data<float>(), xc.data<float>(),
+                                    sh.data<float>(), sc.data<float>(), t.B, t.N, t.D, static_cast<float>(eps));
+  return r;
+}
+
+ModulateGrads layer_norm_modulate_backward(const Tensor& dout, const Tensor& x, const Tensor& scale,
+                                           const Tensor& mean, const Tensor& rstd) {
+  check_f32(dout, kLn, "gradient");
+  check_f32(x, kLn, "x");
+  check_f32(scale, kLn, "scale");
+  check_device(x, dout, kLn);
+  TokenDims t = token_dims(x, kLn);
+  check_shape_is(dout, x.shape(), kLn, "gradient");
+  Tensor sc = param(scale, {t.B, t.D}, x, kLn, "scale", " ([B, D])");
+  check_stats(mean, t.B * t.N, x, kLn, "mean");
+  check_stats(rstd, t.B * t.N, x, kLn, "rstd");
+  Tensor g = dout.contiguous(), xc = x.contiguous(), mc = mean.contiguous(), rc = rstd.contiguous();
+  ModulateGrads r{fresh(x.shape(), x, kLn), fresh({t.B, t.D}, x, kLn), fresh({t.B, t.D}, x, kLn)};
+  if (t.B * t.D > 0)
+    backend_for(x.device(), kLn)
+        .layernorm_modulate_backward(r.dinp.data<float>(), r.dshift.data<float>(), r.dscale.data<float>(),
+                                     g.data<float>(), xc.data<float>(), sc.data<float>(), mc.data<float>(),
+                                     rc.data<float>(), t.B, t.N, t.D);
+  return r;
+}
+
+}  // namespace ts

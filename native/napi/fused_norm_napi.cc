@@ -1,0 +1,49 @@
+// tessera N-API: fused norms (see native/core/fused_norm.h). Converts arguments, calls
+// the core, returns arrays of handles (null for a gradient that was not computed).
+#include "core/fused_norm.h"
+#include "napi_util.h"
+
+using namespace tsn;
+
+namespace {
+Napi::Value opt_wrap(Napi::Env env, const ts::Tensor& t) { return t.defined() ? wrap(env, t) : env.Null(); }
+
+Napi::Array handles(Napi::Env env, std::initializer_list<ts::Tensor> ts_) {
+  Napi::Array a = Napi::Array::New(env, ts_.size());
+  uint32_t i = 0;
+  for (const ts::Tensor& t : ts_) a.Set(i++, opt_wrap(env, t));
+  return a;
+}
+}  // namespace
+
+// groupNormSiLU(x, numGroups, weight?, bias?, eps) -> [out, mean, rstd]
+TS_NAPI(groupNormSiLU) {
+  const char* op = "groupNormSiLU";
+  ts::NormOut r = ts::group_norm_silu(tensor_arg(info, 0, op), int_arg(info, 1, op), optional_tensor_arg(info, 2, op),
+                                      optional_tensor_arg(info, 3, op), number_arg(info, 4, op));
+  return handles(info.Env(), {r.out, r.mean, r.rstd});
+}
+// groupNormSiLUBackward(dout, x, weight?, bias?, mean, rstd, numGroups) -> [dinp, dweight?, dbias?]
+TS_NAPI(groupNormSiLUBackward) {
+  const char* op = "groupNormSiLU";
+  ts::NormGrads r = ts::group_norm_silu_backward(tensor_arg(info, 0, op), tensor_arg(info, 1, op),
+                                                 optional_tensor_arg(info, 2, op), optional_tensor_arg(info, 3, op),
+                                                 tensor_arg(info, 4, op), tensor_arg(info, 5, op), int_arg(info, 6, op));
+  return handles(info.Env(), {r.dinp, r.dweight, r.dbias});
+}
+
+// layerNormModulate(x, shift, scale, eps) -> [out, mean, rstd]
+TS_NAPI(layerNormModulate) {
+  const char* op = "layerNormModulate";
+  ts::NormOut r = ts::layer_norm_modulate(tensor_arg(info, 0, op), tensor_arg(info, 1, op), tensor_arg(info, 2, op),
+                                          number_arg(info, 3, op));
+  return handles(info.Env(), {r.out, r.mean, r.rstd});
+}
+// layerNormModulateBackward(dout, x, scale, mean, rstd) -> [dinp, dshift, dscale]
+TS_NAPI(layerNormModulateBackward) {
+  const char* op = "layerNormModulate";
+  ts::ModulateGrads r = ts::layer_norm_modulate_backward(tensor_arg(info, 0, op), tensor_arg(info, 1, op),
+                                                         tensor_arg(info, 2, op), tensor_arg(info, 3, op),
+                                                         tensor_arg(info, 4, op));
+  return handles(info.Env(), {r.dinp, r.dshift, r.dscale});
+}
