@@ -55,6 +55,9 @@ export function record(
   if (!isGradEnabled()) return out;
   const needs = inputs.map((t) => !!t && t.requiresGrad);
   if (!needs.some((x) => x)) return out;
+  // Backward closures read input shapes lazily; cache them now, while the inputs are
+  // alive, so a tidy inside a forward may dispose intermediates the graph passes through.
+  for (const t of inputs) if (t) void t.shape;
   const node = new Node(
     name,
     inputs.map((t, i) => (needs[i] ? t : null)),
