@@ -27,3 +27,16 @@ export { saveSafetensors, loadSafetensors, readSafetensorsHeader } from './io/sa
 export type { Safetensors, SafetensorsHeader, SafetensorsEntry } from './io/safetensors';
 export { saveCheckpoint, loadCheckpoint, restoreCheckpoint, disposeCheckpoint } from './train/checkpoint';
 export type { Checkpoint, CheckpointInput, RngState } from './train/checkpoint';
+export {
+  VideoVAE, vaePresets, DiagonalGaussian, CausalCache, toModelRange, fromModelRange, toUint8, fromUint8,
+} from './models/vae';
+export type { VideoVAEConfig, EncodeOptions } from './models/vae';
+export type { ChunkOptions } from './models/vae_tiling';
+export { trainVAE, evaluateVAE } from './train/vae';
+export type { TrainVAEOptions, TrainVAEResult, VAEStepInfo, VAECrop, EvaluateVAEOptions } from './train/vae';
+export { encodeDataset, loadLatentCache, LatentCache } from './data/latent_cache';
+export type { EncodeDatasetOptions, LatentCacheIndex, LatentSample } from './data/latent_cache';
+export { movingMnistDataset, subset } from './data/dataset';
+export type { VideoDataset, VideoSample } from './data/dataset';
+export { ImageFolder, VideoFolder, resizeCenterCrop } from './data/folders';
+export type { FolderOptions, VideoFolderOptions, SkippedFile } from './data/folders';
