@@ -53,5 +53,18 @@ export {
   parsePrompt,
 } from './eval';
 export type { DigitPrediction, MotionEstimate, AdherenceOptions, AdherenceReport, PromptAdherence, PromptInput } from './eval';
-export { trainDiT, sample } from './train/dit';
+export { trainDiT, sample, latentDataset } from './train/dit';
 export type { TrainDiTOptions, TrainDiTResult, TrainDiTStep, SampleOptions, LatentDataset, LatentSample, LatentDecoder } from './train/dit';
+export {
+  VideoVAE, vaePresets, DiagonalGaussian, CausalCache, toModelRange, fromModelRange, toUint8, fromUint8,
+} from './models/vae';
+export type { VideoVAEConfig, EncodeOptions } from './models/vae';
+export type { ChunkOptions } from './models/vae_tiling';
+export { trainVAE, evaluateVAE } from './train/vae';
+export type { TrainVAEOptions, TrainVAEResult, VAEStepInfo, VAECrop, EvaluateVAEOptions } from './train/vae';
+export { encodeDataset, loadLatentCache, LatentCache } from './data/latent_cache';
+export type { EncodeDatasetOptions, LatentCacheIndex, LatentSample as CachedLatent } from './data/latent_cache';
+export { movingMnistDataset, subset } from './data/dataset';
+export type { VideoDataset, VideoSample } from './data/dataset';
+export { ImageFolder, VideoFolder, resizeCenterCrop } from './data/folders';
+export type { FolderOptions, VideoFolderOptions, SkippedFile } from './data/folders';

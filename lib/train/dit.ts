@@ -6,6 +6,7 @@ import { manualSeed, tensor } from '../creation';
 import { GaussianDiffusion } from '../diffusion/gaussian';
 import { RectifiedFlow } from '../diffusion/flow';
 import { DataRng } from '../data/rng';
+import { LatentCache } from '../data/latent_cache';
 import { DiT, DiTCondition } from '../models/dit';
 import { Module } from '../nn/module';
 import { stack } from '../ops/basic';
@@ -28,6 +29,26 @@ export interface LatentDataset {
 }
 
 export type Diffusion = GaussianDiffusion | RectifiedFlow;
+
+/**
+ * A latent cache (encodeDataset / loadLatentCache) as a training dataset: each latent
+ * is the posterior mean times the cache's scaling factor (1 / std, so the DiT sees
+ * roughly unit variance); sample() output must be divided by it before decoding.
+ */
+export function latentDataset(cache: LatentCache, opts: { scale?: number } = {}): LatentDataset {
+  const scale = opts.scale ?? cache.index.scalingFactor;
+  const shape = cache.index.latentShape;
+  return {
+    length: cache.length,
+    get: (i) => {
+      const s = cache.get(i);
+      const m = s.mean;
+      const v = new Float32Array(m.length);
+      for (let k = 0; k < m.length; k++) v[k] = m[k] * scale;
+      return { latent: tensor(v, { shape: [...shape] }), caption: s.caption ?? '' };
+    },
+  };
+}
 
 export interface TrainDiTStep {
   step: number;
@@ -116,11 +137,13 @@ export function trainDiT(o: TrainDiTOptions): TrainDiTResult {
   // Index the data by grid once (bucketing).
   const byGrid = new Map<string, number[]>();
   for (let i = 0; i < o.data.length; i++) {
-    const s = o.data.get(i);
-    const k = gridKey(s.latent);
-    if (s.latent.rank !== 4) throw new Error(`${op}: sample ${i}: expected a latent [C, T, H, W], got [${s.latent.shape.join(', ')}]`);
-    if (!byGrid.has(k)) byGrid.set(k, []);
-    byGrid.get(k)!.push(i);
+    tidy(() => {
+      const s = o.data.get(i);
+      const k = gridKey(s.latent);
+      if (s.latent.rank !== 4) throw new Error(`${op}: sample ${i}: expected a latent [C, T, H, W], got [${s.latent.shape.join(', ')}]`);
+      if (!byGrid.has(k)) byGrid.set(k, []);
+      byGrid.get(k)!.push(i);
+    });
   }
   const keys = [...byGrid.keys()];
 

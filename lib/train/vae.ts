@@ -1,0 +1,301 @@
+// The VideoVAE training loop and its evaluation.
+//   loss = L1(recon, x) + mseWeight * MSE(recon, x) + klWeight * KL / (C*T*H*W)
+// with x the batch in [-1, 1] and KL the posterior's KL per sample (summed over
+// latent elements): dividing by the elements of one input sample makes klWeight mean
+// what LDM's kl_weight means (LDM sums its reconstruction loss over the pixels).
+// AdamW, linear warmup then constant or cosine lr, global-norm gradient clipping,
+// optional EMA, a JSONL log, and crash-safe checkpoints with exact resume: batches and
+// crops are a pure function of (seed, step), and the tensor RNG (posterior samples) is
+// saved with each checkpoint.
+import * as fs from 'fs';
+import * as path from 'path';
+import { noGrad } from '../autograd/node';
+import { tensor } from '../creation';
+import { checkDataset, getChecked, VideoDataset } from '../data/dataset';
+import { DataRng } from '../data/rng';
+import { mseValues, psnrValues, ssimValues } from '../eval/metrics';
+import { fromModelRange, VideoVAE } from '../models/vae';
+import { l1Loss, mseLoss } from '../ops/functional';
+import { AdamW } from '../optim/adamw';
+import { clipGradNorm } from '../optim/clip';
+import { EMA } from '../optim/ema';
+import { linearWarmup, Schedule, warmupCosine } from '../optim/schedule';
+import { Tensor, tidy, typeName } from '../tensor';
+import { restoreCheckpoint, saveCheckpoint } from './checkpoint';
+
+export interface VAECrop {
+  /** Frames per crop: 1 + k * temporalCompression (default: the whole clip). */
+  frames?: number;
+  /** Crop height and width (multiples of spatialCompression; default the whole frame). */
+  size?: number | [number, number];
+}
+
+export interface VAEStepInfo {
+  step: number;
+  loss: number;
+  l1: number;
+  mse: number;
+  kl: number;
+  lr: number;
+  gradNorm: number;
+  samplesPerSec: number;
+  /** Seconds since this call started. */
+  elapsed: number;
+}
+
+export interface TrainVAEOptions {
+  model: VideoVAE;
+  data: VideoDataset;
+  /** Total optimizer steps (a resumed run continues up to this). */
+  steps: number;
+  batchSize?: number; // default 4
+  lr?: number; // default 1e-3
+  /** Linear warmup steps (default 100, or steps / 10 when shorter). */
+  warmup?: number;
+  /** After warmup: 'cosine' down to 0.1x at `steps` (default) or 'constant'. */
+  schedule?: 'cosine' | 'constant';
+  /** Weight of the KL term in LDM units (see the header); default 1e-6. */
+  klWeight?: number;
+  /** Weight of an extra MSE term (default 0). */
+  mseWeight?: number;
+  weightDecay?: number; // default 0
+  /** Clip the global gradient norm to this (default 1). */
+  maxGradNorm?: number;
+  /** EMA decay of the weights (e.g. 0.999), or an EMA of this model; none by default. */
+  ema?: number | EMA;
+  /** Random crops of each clip in time and space (training only). */
+  crop?: VAECrop;
+  /** Seed of the batch order and crops (default 0). */
+  seed?: number;
+  /** Where checkpoints and log.jsonl go; a checkpoint there is resumed (unless resume is false). */
+  checkpointDir?: string;
+  checkpointEvery?: number; // default 500
+  /** Checkpoints to keep (default 2). */
+  keepCheckpoints?: number;
+  resume?: boolean;
+  onStep?: (info: VAEStepInfo) => void;
+  /** Aborting stops training after the current step, saving a checkpoint first. */
+  signal?: AbortSignal;
+}
+
+export interface TrainVAEResult {
+  /** Steps done in total (including resumed ones). */
+  step: number;
+  stopReason: 'completed' | 'aborted';
+  /** The step the run resumed from (0 for a fresh run). */
+  resumedFrom: number;
+  last: VAEStepInfo | null;
+  ema: EMA | null;
+  /** The last checkpoint written (step directory), if any. */
+  checkpoint: string | null;
+}
+
+function posInt(v: unknown, name: string, min = 1): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw new RangeError(`trainVAE: expected ${name} to be an integer >= ${min}, got ${String(v)}`);
+  return v;
+}
+function nonNeg(v: unknown, name: string): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new RangeError(`trainVAE: expected ${name} to be a finite number >= 0, got ${String(v)}`);
+  return v;
+}
+
+interface CropPlan {
+  frames: number;
+  h: number;
+  w: number;
+}
+
+function cropPlan(model: VideoVAE, data: VideoDataset, crop: VAECrop | undefined): CropPlan {
+  const [, T, H, W] = data.shape;
+  const { temporalCompression: ft, spatialCompression: fs } = model.config;
+  const frames = crop?.frames ?? T;
+  const size = crop?.size ?? [H, W];
+  const [h, w] = typeof size === 'number' ? [size, size] : size;
+  if (!Number.isInteger(frames) || frames < 1 || frames > T || (frames - 1) % ft)
+    throw new RangeError(
+      `trainVAE: expected crop frames to be 1 + k*${ft} and at most the clip's ${T} frames (${model.allowedFrames(T).join(', ')}), got ${String(frames)}`,
+    );
+  for (const [v, n, full] of [[h, 'height', H], [w, 'width', W]] as const)
+    if (!Number.isInteger(v) || v < fs || v % fs || v > full)
+      throw new RangeError(`trainVAE: expected the crop ${n} to be a multiple of ${fs} and at most ${full}, got ${String(v)}`);
+  return { frames, h, w };
+}
+
+/** The batch of `step`: indices and crop offsets from (seed, step); values mapped to [-1, 1]. */
+function makeBatch(data: VideoDataset, B: number, cp: CropPlan, seed: number, step: number): Tensor {
+  const [C, T, H, W] = data.shape;
+  const rng = new DataRng(seed, step);
+  const out = new Float32Array(B * C * cp.frames * cp.h * cp.w);
+  let o = 0;
+  for (let b = 0; b < B; b++) {
+    const i = rng.int(data.length);
+    const v = getChecked(data, i, 'trainVAE').video;
+    const t0 = rng.int(T - cp.frames + 1), y0 = rng.int(H - cp.h + 1), x0 = rng.int(W - cp.w + 1);
+    for (let c = 0; c < C; c++)
+      for (let t = 0; t < cp.frames; t++)
+        for (let y = 0; y < cp.h; y++) {
+          const src = ((c * T + t0 + t) * H + y0 + y) * W + x0;
+          for (let x = 0; x < cp.w; x++) out[o++] = v[src + x] * 2 - 1;
+        }
+  }
+  return tensor(out, { shape: [B, C, cp.frames, cp.h, cp.w] });
+}
+
+function allFinite(model: VideoVAE): boolean {
+  return noGrad(() =>
+    tidy(() => model.parameters().every((p) => Number.isFinite(p.abs().max().item()))),
+  );
+}
+
+/**
+ * Trains a VideoVAE; see TrainVAEOptions. Each step runs synchronously; between steps
+ * the loop yields to the event loop, so timers, signal handlers and AbortSignal.timeout
+ * can stop it. Rejects (keeping the last good checkpoint) if the loss turns NaN.
+ */
+export async function trainVAE(opts: TrainVAEOptions): Promise<TrainVAEResult> {
+  if (opts === null || typeof opts !== 'object') throw new TypeError(`trainVAE: expected an options object, got ${typeName(opts)}`);
+  const model = opts.model;
+  if (!(model instanceof VideoVAE)) throw new TypeError(`trainVAE: expected model to be a VideoVAE, got ${typeName(model)}`);
+  const data = checkDataset(opts.data, 'trainVAE');
+  if (data.shape[0] !== model.config.inChannels)
+    throw new Error(`trainVAE: the dataset has ${data.shape[0]} channels but the model expects ${model.config.inChannels}`);
+  const steps = posInt(opts.steps, 'steps');
+  const B = posInt(opts.batchSize ?? 4, 'batchSize');
+  const lr = nonNeg(opts.lr ?? 1e-3, 'lr');
+  const warmup = posInt(opts.warmup ?? Math.min(100, Math.ceil(steps / 10)), 'warmup', 0);
+  const klWeight = nonNeg(opts.klWeight ?? 1e-6, 'klWeight');
+  const mseWeight = nonNeg(opts.mseWeight ?? 0, 'mseWeight');
+  const maxGradNorm = nonNeg(opts.maxGradNorm ?? 1, 'maxGradNorm');
+  const seed = posInt(opts.seed ?? 0, 'seed', 0);
+  const every = posInt(opts.checkpointEvery ?? 500, 'checkpointEvery');
+  const keepN = posInt(opts.keepCheckpoints ?? 2, 'keepCheckpoints');
+  const scheduleKind = opts.schedule ?? 'cosine';
+  if (scheduleKind !== 'cosine' && scheduleKind !== 'constant')
+    throw new TypeError(`trainVAE: expected schedule 'cosine' or 'constant', got ${String(scheduleKind)}`);
+  const cp = cropPlan(model, data, opts.crop);
+  model.checkShape([B, ...data.shape.slice(0, 1), cp.frames, cp.h, cp.w], 'train');
+  const schedule: Schedule =
+    scheduleKind === 'cosine' && warmup < steps ? warmupCosine(warmup, steps, { minFactor: 0.1 }) : linearWarmup(warmup);
+
+  const optimizer = new AdamW(model, { lr, weightDecay: nonNeg(opts.weightDecay ?? 0, 'weightDecay'), betas: [0.9, 0.99] });
+  const ema = opts.ema === undefined ? null : opts.ema instanceof EMA ? opts.ema : new EMA(model, opts.ema);
+  const dir = opts.checkpointDir ? path.resolve(opts.checkpointDir) : null;
+  const logFile = dir ? path.join(dir, 'log.jsonl') : null;
+  const config = { vae: model.config, train: { steps, batchSize: B, lr, warmup, klWeight, mseWeight, seed, crop: cp, schedule: scheduleKind } };
+
+  let step = 0;
+  if (dir && opts.resume !== false && fs.existsSync(path.join(dir, 'latest'))) {
+    const r = restoreCheckpoint(dir, { model, optimizer, ema: ema ?? undefined });
+    step = r.step;
+  }
+  const resumedFrom = step;
+  if (dir) fs.mkdirSync(dir, { recursive: true });
+  const log = (rec: Record<string, unknown>): void => {
+    if (logFile) fs.appendFileSync(logFile, `${JSON.stringify(rec)}\n`);
+  };
+  let checkpoint: string | null = null;
+  const save = (): void => {
+    if (!dir) return;
+    if (!allFinite(model)) throw new Error(`trainVAE: the weights hold NaN/Inf at step ${step}; not saving over the last good checkpoint`);
+    checkpoint = saveCheckpoint(dir, { model, optimizer, ema: ema ?? undefined, step, config }, { keep: keepN });
+  };
+
+  const start = process.hrtime.bigint();
+  const perSample = data.shape[0] * cp.frames * cp.h * cp.w;
+  let last: VAEStepInfo | null = null;
+  let stopReason: TrainVAEResult['stopReason'] = 'completed';
+  model.train();
+  while (step < steps) {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    if (opts.signal?.aborted) {
+      stopReason = 'aborted';
+      break;
+    }
+    const t0 = process.hrtime.bigint();
+    const scale = schedule(step);
+    optimizer.setLRScale(scale);
+    const [loss, l1, mse, kl] = tidy(() => {
+      const x = makeBatch(data, B, cp, seed, step); // [B, C, T, H, W] in [-1, 1]
+      const { recon, posterior } = model.forward(x); // recon [B, C, T, H, W]
+      const rl1 = l1Loss(recon, x);
+      const rmse = mseLoss(recon, x);
+      const rkl = posterior.kl(); // per sample
+      let total = rl1.add(rkl.mul(klWeight / perSample));
+      if (mseWeight > 0) total = total.add(rmse.mul(mseWeight));
+      const vals = [total.item(), rl1.item(), rmse.item(), rkl.item()];
+      if (Number.isFinite(vals[0])) total.backward();
+      posterior.dispose();
+      return vals;
+    });
+    const gradNorm = Number.isFinite(loss) ? clipGradNorm(model, maxGradNorm) : NaN;
+    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+      optimizer.zeroGrad();
+      const what = !Number.isFinite(loss) ? `the loss became ${loss}` : `the gradient norm became ${gradNorm}`;
+      log({ step: step + 1, event: 'nan', loss, l1, kl, gradNorm });
+      throw new Error(
+        `trainVAE: ${what} at step ${step + 1} (l1 ${l1}, kl ${kl}); stopped without updating or saving. ` +
+          (checkpoint || (dir && fs.existsSync(path.join(dir, 'latest')))
+            ? `The last good checkpoint in ${dir} is kept; resume from it with a lower lr.`
+            : 'No checkpoint was written (set checkpointDir to keep one).'),
+      );
+    }
+    optimizer.step();
+    optimizer.zeroGrad();
+    ema?.update();
+    step++;
+    const now = process.hrtime.bigint();
+    const dt = Number(now - t0) / 1e9;
+    last = {
+      step, loss, l1, mse, kl, lr: lr * scale, gradNorm, samplesPerSec: B / dt, elapsed: Number(now - start) / 1e9,
+    };
+    log({ ...last });
+    opts.onStep?.(last);
+    if (step % every === 0 && step < steps) save();
+  }
+  save();
+  log({ step, event: stopReason });
+  return { step, stopReason, resumedFrom, last, ema, checkpoint };
+}
+
+export interface EvaluateVAEOptions {
+  /** Clips to evaluate: the first `samples` of the dataset (default 16, at most its length). */
+  samples?: number;
+  batchSize?: number; // default 4
+  /** Decode the posterior mean (default) or a sample. */
+  sample?: boolean;
+}
+
+/** Reconstruction quality on whole clips in [0, 1]: mean PSNR (dB), SSIM and MSE over the clips. */
+export function evaluateVAE(model: VideoVAE, data: VideoDataset, opts: EvaluateVAEOptions = {}): { psnr: number; ssim: number; mse: number; samples: number } {
+  if (!(model instanceof VideoVAE)) throw new TypeError(`evaluateVAE: expected a VideoVAE, got ${typeName(model)}`);
+  checkDataset(data, 'evaluateVAE');
+  const n = Math.min(opts.samples ?? 16, data.length);
+  const B = opts.batchSize ?? 4;
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`evaluateVAE: expected samples >= 1, got ${String(opts.samples)}`);
+  const [C, T, H, W] = data.shape;
+  const per = C * T * H * W;
+  const acc = { psnr: 0, ssim: 0, mse: 0 };
+  const wasTraining = model.training;
+  model.eval();
+  try {
+    for (let i = 0; i < n; i += B) {
+      const b = Math.min(B, n - i);
+      const x01 = new Float32Array(b * per);
+      for (let k = 0; k < b; k++) x01.set(getChecked(data, i + k, 'evaluateVAE').video, k * per);
+      tidy(() =>
+        noGrad(() => {
+          const x = tensor(x01, { shape: [b, C, T, H, W] });
+          const post = model.encode(x.mul(2).sub(1));
+          const recon = fromModelRange(model.decode(opts.sample ? post.sample() : post.mode())); // [b, C, T, H, W] in [0, 1]
+          post.dispose();
+          for (const v of psnrValues(recon, x)) acc.psnr += v;
+          for (const v of ssimValues(recon, x)) acc.ssim += v;
+          for (const v of mseValues(recon, x)) acc.mse += v;
+        }),
+      );
+    }
+  } finally {
+    model.train(wasTraining);
+  }
+  return { psnr: acc.psnr / n, ssim: acc.ssim / n, mse: acc.mse / n, samples: n };
+}
