@@ -193,8 +193,9 @@ TS_INLINE void gn_silu_forward_groups(float* out, float* mean, float* rstd, cons
     const int64_t b = bg / G, g = bg % G;
     const float* x = inp + (b * C + g * Cg) * S;
     float* y = out + (b * C + g * Cg) * S;
-    const float mu = static_cast<float>(
-        block_sum<W>(K, [&](int64_t i) TS_INLINE_LAMBDA { return vload<W>(x + i); }, [&](int64_t i) TS_INLINE_LAMBDA { return x[i]; }) / K);
+    const double sum = block_sum<W>(
+        K, [&](int64_t i) TS_INLINE_LAMBDA { return vload<W>(x + i); }, [&](int64_t i) TS_INLINE_LAMBDA { return x[i]; });
+    const float mu = static_cast<float>(sum / K);
     const double var = block_sum<W>(
         K,
         [&](int64_t i) TS_INLINE_LAMBDA {
@@ -249,7 +250,9 @@ TS_INLINE void gn_silu_backward_groups(float* dinp, float* pw, float* pb, const 
       int64_t i = 0;
       for (; i + W <= S; i += W) vstore<W>(hs + i, dh_at(vload<W>(xs + i), vload<W>(gs + i)));
       if (i < S) vstore_part<W>(hs + i, dh_at(vload_part<W>(xs + i, S - i), vload_part<W>(gs + i, S - i)), S - i);
-      const double sdh = block_sum<W>(S, [&](int64_t j) TS_INLINE_LAMBDA { return vload<W>(hs + j); }, [&](int64_t j) TS_INLINE_LAMBDA { return hs[j]; });
+      const double sdh = block_sum<W>(
+          S, [&](int64_t j) TS_INLINE_LAMBDA { return vload<W>(hs + j); },
+          [&](int64_t j) TS_INLINE_LAMBDA { return hs[j]; });
       const double sdhx = block_sum<W>(
           S, [&](int64_t j) TS_INLINE_LAMBDA { return vload<W>(hs + j) * (vload<W>(xs + j) - mu); },
           [&](int64_t j) TS_INLINE_LAMBDA { return hs[j] * (xs[j] - mu); });
@@ -284,8 +287,9 @@ TS_INLINE void ln_mod_forward_rows(float* out, float* mean, float* rstd, const f
     const float* sh = shift + (m / N) * D;
     const float* sc = scale + (m / N) * D;
     float* y = out + m * D;
-    const float mu = static_cast<float>(
-        block_sum<W>(D, [&](int64_t i) TS_INLINE_LAMBDA { return vload<W>(x + i); }, [&](int64_t i) TS_INLINE_LAMBDA { return x[i]; }) / D);
+    const double sum = block_sum<W>(
+        D, [&](int64_t i) TS_INLINE_LAMBDA { return vload<W>(x + i); }, [&](int64_t i) TS_INLINE_LAMBDA { return x[i]; });
+    const float mu = static_cast<float>(sum / D);
     const double var = block_sum<W>(
         D,
         [&](int64_t i) TS_INLINE_LAMBDA {
@@ -298,8 +302,8 @@ TS_INLINE void ln_mod_forward_rows(float* out, float* mean, float* rstd, const f
     int64_t i = 0;
     for (; i + W <= D; i += W) vstore<W>(y + i, y_at(vload<W>(x + i), vload<W>(sc + i), vload<W>(sh + i)));
     if (i < D)
-      vstore_part<W>(y + i, y_at(vload_part<W>(x + i, D - i), vload_part<W>(sc + i, D - i), vload_part<W>(sh + i, D - i)),
-                     D - i);
+      vstore_part<W>(
+          y + i, y_at(vload_part<W>(x + i, D - i), vload_part<W>(sc + i, D - i), vload_part<W>(sh + i, D - i)), D - i);
     mean[m] = mu;
     rstd[m] = rs;
   }
@@ -323,7 +327,10 @@ TS_INLINE void ln_mod_backward_rows(float* dinp, float* psh, float* psc, const f
         D, [&](int64_t i) TS_INLINE_LAMBDA { return vload<W>(g + i) * (1.0f + vload<W>(scale + i)); },
         [&](int64_t i) TS_INLINE_LAMBDA { return g[i] * (1.0f + scale[i]); });
     const double sb = block_sum<W>(
-        D, [&](int64_t i) TS_INLINE_LAMBDA { return vload<W>(g + i) * (1.0f + vload<W>(scale + i)) * (vload<W>(x + i) - mu); },
+        D,
+        [&](int64_t i) TS_INLINE_LAMBDA {
+          return vload<W>(g + i) * (1.0f + vload<W>(scale + i)) * (vload<W>(x + i) - mu);
+        },
         [&](int64_t i) TS_INLINE_LAMBDA { return g[i] * (1.0f + scale[i]) * (x[i] - mu); });
     const float ma = static_cast<float>(sa / D), mb = static_cast<float>(sb * rs / D);
     auto step = [&](int64_t i, int64_t len) TS_INLINE_LAMBDA {
@@ -338,7 +345,8 @@ TS_INLINE void ln_mod_backward_rows(float* dinp, float* psh, float* psc, const f
       if (full) {
         vstore<W>(d + i, dx), vstore<W>(psh + i, shv + gv), vstore<W>(psc + i, cv + gv * xh);
       } else {
-        vstore_part<W>(d + i, dx, len), vstore_part<W>(psh + i, shv + gv, len), vstore_part<W>(psc + i, cv + gv * xh, len);
+        vstore_part<W>(d + i, dx, len), vstore_part<W>(psh + i, shv + gv, len);
+        vstore_part<W>(psc + i, cv + gv * xh, len);
       }
     };
     int64_t i = 0;
