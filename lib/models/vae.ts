@@ -399,9 +399,11 @@ export class VideoVAE extends Module {
 
   /**
    * All init decisions: every conv PyTorch's default (kaiming-uniform, a = sqrt(5));
-   * norms weight 1, bias 0; the encoder's output conv scaled by 0.1 so training starts
-   * from small means and unit-ish variances; the decoder's output conv likewise, so
-   * the first reconstructions sit near 0 (mid-gray) instead of saturating.
+   * norms weight 1, bias 0; the encoder's output conv scaled by 0.1 with its logvar bias
+   * at -6 (std 0.05): the posterior starts nearly deterministic, as it ends with a small
+   * KL weight, instead of drowning the early means in unit-variance noise the decoder
+   * cannot learn through; the decoder's output conv scaled by 0.1, so the first
+   * reconstructions sit near its bias (trainVAE sets it to the data mean).
    */
   initializeWeights(): void {
     for (const [, m] of this.namedModules()) {
@@ -412,6 +414,8 @@ export class VideoVAE extends Module {
       conv.weight.copy_(tidy(() => conv.weight.mul(0.1)));
       constant(conv.bias!, 0);
     }
+    const Z = this.config.latentChannels;
+    tidy(() => this.encoder.convOut.bias!.slice(0, Z, 2 * Z).copy_(full([Z], -6)));
   }
 
   get temporalCompression(): number {
@@ -524,7 +528,7 @@ export function fromUint8(x: Tensor | Uint8Array, shape?: number[]): Tensor {
  */
 export const vaePresets = {
   demo: {
-    inChannels: 1, latentChannels: 4, baseChannels: 16, channelMultipliers: [1, 2, 2], numResBlocks: 1, decoderResBlocks: 1,
+    inChannels: 1, latentChannels: 4, baseChannels: 16, channelMultipliers: [1, 2, 4], numResBlocks: 1, decoderResBlocks: 1,
     temporalCompression: 4, spatialCompression: 4,
   },
   sora: {
