@@ -71,11 +71,11 @@ function cases(ts) {
       torch: { case: 'layernorm_modulate', params: { shape: [B, N, D] } },
     });
   }
-  // VAE training step: the demo preset on the demo's training crops (forward, L1 + KL,
+  // VAE training step: the demo preset on the demo script's batch (forward, L1 + KL,
   // backward, gradient clipping, AdamW); PyTorch runs the same architecture
   // (benchmarks/torch_vae.py, identical parameter names and shapes).
   if (ts.VideoVAE) {
-    const shape = [8, 1, 9, 32, 32];
+    const shape = [2, 1, 9, 64, 64];
     let vae, opt, x;
     out.push({
       name: 'VAE train step', shape: `demo preset, [${shape}]`, flops: null, target: 'ratio >= 1',

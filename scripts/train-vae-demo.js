@@ -15,8 +15,9 @@
 // the same statistics as in evaluation; spatial crops would change them). The loss adds
 // MSE to L1 with weight 1: on these mostly black frames L1 alone sits for hundreds of
 // steps at "all black" (its optimum per pixel is the median), while MSE pulls the digits
-// out at once (measured: held-out PSNR 17.2 dB after 300 steps with L1 alone, 20.5 with
-// L1 + MSE).
+// out at once (measured on 8 held-out clips after 300 steps of batch 2 with channel
+// multipliers [1, 2, 2]: 17.2 dB with L1 alone, 20.5 dB with L1 + MSE; the preset's
+// [1, 2, 4] reached 21.1 dB, at 0.38 s/step against 0.33 s/step on 2 idle cores).
 const fs = require('fs');
 const path = require('path');
 const ts = require('../dist');

@@ -6,8 +6,8 @@
 // Causality: every convolution is causal in time (kt - 1 frames of padding before,
 // none after), GroupNorm normalizes each frame on its own (over C/G channels x H x W),
 // and the optional attention looks within one frame, so output frame t depends only
-// on input frames <= t. Temporal down-sampling is a causal conv with stride 2 in time:
-// output frame i sees input frames 2i-2 .. 2i, so frame 0 alone makes latent frame 0
+// on input frames <= t. Temporal down-sampling averages frame pairs (1, 2), (3, 4), ...
+// and keeps frame 0 alone (then a causal conv), so frame 0 alone makes latent frame 0
 // and T = 1 + k*ft frames map to 1 + k latent frames (17 -> 5 at 4x). The decoder
 // mirrors it: latent frame 0 becomes 1 frame, every other latent frame ft frames
 // (nearest x2 in time except frame 0, then a causal conv). An image is a video of one
