@@ -156,6 +156,31 @@ function cases(ts) {
     });
   }
   // ---- end conv3d / VAE ResNet3D block ------------------------------------------------
+  // VAE training step: the demo preset on the demo script's batch (forward, L1 + KL,
+  // backward, gradient clipping, AdamW); PyTorch runs the same architecture
+  // (benchmarks/torch_vae.py, identical parameter names and shapes).
+  if (ts.VideoVAE) {
+    const shape = [2, 1, 9, 64, 64];
+    let vae, opt, x;
+    out.push({
+      name: 'VAE train step', shape: `demo preset, [${shape}]`, flops: null, target: 'ratio >= 1',
+      setup: () => {
+        ts.manualSeed(0);
+        vae = new ts.VideoVAE(ts.vaePresets.demo);
+        opt = new ts.optim.AdamW(vae, { lr: 1e-4 });
+        x = keep(ts.rand(shape).mul(2).sub(1));
+        return () => {
+          const { recon, posterior } = vae.forward(x);
+          ts.F.l1Loss(recon, x).add(posterior.kl().mul(1e-6 / (shape[1] * shape[2] * shape[3] * shape[4]))).backward();
+          ts.optim.clipGradNorm(vae, 1);
+          opt.step();
+          opt.zeroGrad();
+        };
+      },
+      teardown: () => (x.dispose(), opt.dispose(), vae.dispose()),
+      torch: { case: 'vae_step', params: { shape, config: ts.vaePresets.demo } },
+    });
+  }
   return out;
 }
 module.exports = { cases };

@@ -10,6 +10,8 @@ import time
 import torch
 import torch.nn.functional as F
 
+from torch_vae import VideoVAE, kl
+
 torch.set_num_threads(int(sys.argv[1]) if len(sys.argv) > 1 else 2)
 torch.manual_seed(0)
 cases = {}
@@ -124,6 +126,22 @@ def build(case, p):
                 t.grad = None
         return run
     # ---- end VAE ResNet3D block --------------------------------------------------------
+    if case == "vae_step":
+        # the same step as ours: forward, L1 + KL, backward, clip, AdamW
+        vae = VideoVAE(p["config"])
+        opt = torch.optim.AdamW(vae.parameters(), lr=1e-4)
+        x = torch.rand(*p["shape"]) * 2 - 1
+        per = p["shape"][1] * p["shape"][2] * p["shape"][3] * p["shape"][4]
+
+        def run():
+            mean, logvar = vae.encode(x)
+            z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
+            loss = (vae.decode(z) - x).abs().mean() + 1e-6 / per * kl(mean, logvar)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        return run
     raise ValueError(f"unknown case {case}")
 
 

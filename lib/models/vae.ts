@@ -6,8 +6,8 @@
 // Causality: every convolution is causal in time (kt - 1 frames of padding before,
 // none after), GroupNorm normalizes each frame on its own (over C/G channels x H x W),
 // and the optional attention looks within one frame, so output frame t depends only
-// on input frames <= t. Temporal down-sampling is a causal conv with stride 2 in time:
-// output frame i sees input frames 2i-2 .. 2i, so frame 0 alone makes latent frame 0
+// on input frames <= t. Temporal down-sampling averages frame pairs (1, 2), (3, 4), ...
+// and keeps frame 0 alone (then a causal conv), so frame 0 alone makes latent frame 0
 // and T = 1 + k*ft frames map to 1 + k latent frames (17 -> 5 at 4x). The decoder
 // mirrors it: latent frame 0 becomes 1 frame, every other latent frame ft frames
 // (nearest x2 in time except frame 0, then a causal conv). An image is a video of one
@@ -399,9 +399,11 @@ export class VideoVAE extends Module {
 
   /**
    * All init decisions: every conv PyTorch's default (kaiming-uniform, a = sqrt(5));
-   * norms weight 1, bias 0; the encoder's output conv scaled by 0.1 so training starts
-   * from small means and unit-ish variances; the decoder's output conv likewise, so
-   * the first reconstructions sit near 0 (mid-gray) instead of saturating.
+   * norms weight 1, bias 0; the encoder's output conv scaled by 0.1 with its logvar bias
+   * at -6 (std 0.05): the posterior starts nearly deterministic, as it ends with a small
+   * KL weight, instead of drowning the early means in unit-variance noise the decoder
+   * cannot learn through; the decoder's output conv scaled by 0.1, so the first
+   * reconstructions sit near its bias (trainVAE sets it to the data mean).
    */
   initializeWeights(): void {
     for (const [, m] of this.namedModules()) {
@@ -412,6 +414,8 @@ export class VideoVAE extends Module {
       conv.weight.copy_(tidy(() => conv.weight.mul(0.1)));
       constant(conv.bias!, 0);
     }
+    const Z = this.config.latentChannels;
+    tidy(() => this.encoder.convOut.bias!.slice(0, Z, 2 * Z).copy_(full([Z], -6)));
   }
 
   get temporalCompression(): number {
@@ -524,7 +528,7 @@ export function fromUint8(x: Tensor | Uint8Array, shape?: number[]): Tensor {
  */
 export const vaePresets = {
   demo: {
-    inChannels: 1, latentChannels: 4, baseChannels: 16, channelMultipliers: [1, 2, 2], numResBlocks: 1, decoderResBlocks: 1,
+    inChannels: 1, latentChannels: 4, baseChannels: 16, channelMultipliers: [1, 2, 4], numResBlocks: 1, decoderResBlocks: 1,
     temporalCompression: 4, spatialCompression: 4,
   },
   sora: {

@@ -5,8 +5,9 @@
 // Temporal chunks are exact: the model is causal (see vae.ts), so a chunk only needs,
 // for each causal conv, the last input frames of that conv from the previous chunk;
 // a CausalCache carries them. The first chunk holds frame 0 and 1 + k*ft frames
-// (1 + k latent frames), every later chunk a multiple of ft frames, so each strided
-// temporal conv sees the same windows as in one pass.
+// (1 + k latent frames), every later chunk a multiple of ft frames, so every temporal
+// down-sampling pairs the same frames as in one pass (CausalCache.first tells the
+// resamplers whether frame 0 is in the chunk).
 // Spatial tiles are approximate: overlapping tiles are encoded (decoded) on their own
 // and blended with linear ramps across each overlap (weights normalized to sum to 1).
 // Both paths are for inference: they run without recording gradients.

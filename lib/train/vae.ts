@@ -73,6 +73,11 @@ export interface TrainVAEOptions {
   /** Checkpoints to keep (default 2). */
   keepCheckpoints?: number;
   resume?: boolean;
+  /**
+   * On a fresh start, set the decoder's output bias to the per-channel mean of the first
+   * batch, so training starts from the mean frame rather than mid-gray (default true).
+   */
+  initOutputBias?: boolean;
   onStep?: (info: VAEStepInfo) => void;
   /** Aborting stops training after the current step, saving a checkpoint first. */
   signal?: AbortSignal;
@@ -141,6 +146,19 @@ function makeBatch(data: VideoDataset, B: number, cp: CropPlan, seed: number, st
   return tensor(out, { shape: [B, C, cp.frames, cp.h, cp.w] });
 }
 
+/** Sets the decoder's output bias to the per-channel mean of x [B, C, T, H, W] (and frees x). */
+function initOutputBias(model: VideoVAE, x: Tensor): void {
+  const [B, C] = x.shape;
+  const v = x.toFloat32Array();
+  x.dispose();
+  const per = v.length / (B * C);
+  const means = new Float32Array(C);
+  for (let i = 0; i < v.length; i++) means[Math.floor(i / per) % C] += v[i];
+  for (let c = 0; c < C; c++) means[c] /= per * B;
+  const bias = model.decoder.convOut.bias;
+  if (bias) tidy(() => bias.copy_(tensor(means)));
+}
+
 function allFinite(model: VideoVAE): boolean {
   return noGrad(() =>
     tidy(() => model.parameters().every((p) => Number.isFinite(p.abs().max().item()))),
@@ -178,26 +196,32 @@ export async function trainVAE(opts: TrainVAEOptions): Promise<TrainVAEResult> {
     scheduleKind === 'cosine' && warmup < steps ? warmupCosine(warmup, steps, { minFactor: 0.1 }) : linearWarmup(warmup);
 
   const optimizer = new AdamW(model, { lr, weightDecay: nonNeg(opts.weightDecay ?? 0, 'weightDecay'), betas: [0.9, 0.99] });
-  const ema = opts.ema === undefined ? null : opts.ema instanceof EMA ? opts.ema : new EMA(model, opts.ema);
   const dir = opts.checkpointDir ? path.resolve(opts.checkpointDir) : null;
   const logFile = dir ? path.join(dir, 'log.jsonl') : null;
   const config = { vae: model.config, train: { steps, batchSize: B, lr, warmup, klWeight, mseWeight, seed, crop: cp, schedule: scheduleKind } };
 
+  const resuming = !!dir && opts.resume !== false && fs.existsSync(path.join(dir, 'latest'));
+  if (!resuming && opts.initOutputBias !== false) initOutputBias(model, makeBatch(data, B, cp, seed, 0));
+  // The EMA starts from the weights training starts from (a given EMA is reset to them).
+  let ema: EMA | null = null;
+  if (opts.ema instanceof EMA) {
+    ema = opts.ema;
+    if (!resuming) ema.loadStateDict({ decay: ema.decay, numUpdates: 0, shadow: model.stateDict() });
+  } else if (opts.ema !== undefined) ema = new EMA(model, opts.ema);
   let step = 0;
-  if (dir && opts.resume !== false && fs.existsSync(path.join(dir, 'latest'))) {
-    const r = restoreCheckpoint(dir, { model, optimizer, ema: ema ?? undefined });
-    step = r.step;
-  }
+  if (resuming) step = restoreCheckpoint(dir!, { model, optimizer, ema: ema ?? undefined }).step;
   const resumedFrom = step;
   if (dir) fs.mkdirSync(dir, { recursive: true });
   const log = (rec: Record<string, unknown>): void => {
     if (logFile) fs.appendFileSync(logFile, `${JSON.stringify(rec)}\n`);
   };
   let checkpoint: string | null = null;
+  let savedStep = resuming ? step : -1;
   const save = (): void => {
-    if (!dir) return;
+    if (!dir || step === savedStep) return;
     if (!allFinite(model)) throw new Error(`trainVAE: the weights hold NaN/Inf at step ${step}; not saving over the last good checkpoint`);
     checkpoint = saveCheckpoint(dir, { model, optimizer, ema: ema ?? undefined, step, config }, { keep: keepN });
+    savedStep = step;
   };
 
   const start = process.hrtime.bigint();

@@ -50,6 +50,10 @@ describe('trainVAE', () => {
     const wa = weights(a), wb = weights(b2);
     wa.forEach((w, i) => expect(Buffer.from(wb[i].buffer).equals(Buffer.from(w.buffer))).toBe(true));
     expect(readLog(dirB).filter((r) => r.event === undefined).map((r) => r.loss)).toEqual(log.map((r) => r.loss));
+    // a finished run resumed again does nothing and writes no new checkpoint
+    const dirs = fs.readdirSync(dirB).filter((d) => d.startsWith('step-'));
+    expect(await ts.trainVAE({ ...base, model: b2, steps: 6, checkpointDir: dirB })).toMatchObject({ step: 6, resumedFrom: 6, last: null });
+    expect(fs.readdirSync(dirB).filter((d) => d.startsWith('step-'))).toEqual(dirs);
     for (const m of [a, b1, b2]) m.dispose();
   });
 
@@ -110,9 +114,11 @@ describe('trainVAE', () => {
   test('training lowers the loss; EMA and evaluation work', async () => {
     const m = model(1);
     const before = ts.evaluateVAE(m, heldOut, { samples: 4 });
-    const r = await ts.trainVAE({ ...base, model: m, steps: 25, batchSize: 4, lr: 3e-3, ema: 0.9 });
+    const losses: number[] = [];
+    // no output-bias init: every gain below comes from the gradient steps
+    const r = await ts.trainVAE({ ...base, model: m, steps: 20, batchSize: 4, lr: 3e-3, ema: 0.9, initOutputBias: false, onStep: (i) => losses.push(i.loss) });
     expect(r.ema).toBeInstanceOf(ts.optim.EMA);
-    expect(r.last!.loss).toBeLessThan(0.6);
+    expect(losses.slice(-5).reduce((p, q) => p + q) / 5).toBeLessThan(0.7 * losses[0]);
     const after = ts.evaluateVAE(m, heldOut, { samples: 4 });
     expect(after.samples).toBe(4);
     expect(after.psnr).toBeGreaterThan(before.psnr + 1);
