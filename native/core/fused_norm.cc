@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "backend.h"
+#include "checks.h"
 
 namespace ts {
 
@@ -15,44 +16,12 @@ namespace {
 constexpr const char* kGn = "groupNormSiLU";
 constexpr const char* kLn = "layerNormModulate";
 
-void check_f32(const Tensor& x, const char* op, const char* what) {
-  if (!x.defined()) fail(op, what, " is an undefined (disposed) tensor");
-  if (x.dtype() != DType::Float32)
-    fail(op, "expected ", what, " of dtype float32, got ", dtype_name(x.dtype()), " (convert with .to('float32'))");
-}
-
-void check_device(const Tensor& a, const Tensor& b, const char* op) {
-  if (a.defined() && b.defined() && a.device() != b.device())
-    fail(op, "expected tensors on one device, got ", a.device().str(), " and ", b.device().str());
-}
-
-void check_shape_is(const Tensor& t, const Shape& want, const char* op, const char* what, const char* letters = "") {
-  if (t.shape() != want)
-    fail(op, "expected ", what, " of shape ", shape_str(want), letters, ", got ", shape_str(t.shape()));
-}
-
-// A float32 tensor on x's device of exactly `want`, made contiguous; undefined stays so.
-Tensor param(const Tensor& p, const Shape& want, const Tensor& x, const char* op, const char* what,
-             const char* letters = "") {
-  if (!p.defined()) return Tensor();
-  check_f32(p, op, what);
-  check_device(x, p, op);
-  check_shape_is(p, want, op, what, letters);
-  return p.contiguous();
-}
-
-void check_eps(double eps, const char* op) {
-  if (!std::isfinite(eps) || eps < 0) fail(op, "expected a finite eps >= 0, got ", eps);
-}
-
 void check_stats(const Tensor& s, int64_t M, const Tensor& x, const char* op, const char* what) {
   check_f32(s, op, what);
   check_device(x, s, op);
   if (s.numel() != M) fail(op, "backward expected ", what, " with ", M, " values, got shape ", shape_str(s.shape()));
 }
 
-const float* cptr(const Tensor& t) { return t.defined() ? t.data<float>() : nullptr; }
-float* mptr(const Tensor& t) { return t.defined() ? t.data<float>() : nullptr; }
 Tensor fresh(const Shape& s, const Tensor& like, const char* op) {
   return Tensor::empty(s, DType::Float32, like.device(), op);
 }
@@ -86,7 +55,7 @@ TokenDims token_dims(const Tensor& x, const char* op) {
 NormOut group_norm_silu(const Tensor& x, int64_t G, const Tensor& weight, const Tensor& bias, double eps) {
   check_f32(x, kGn, "input");
   GroupDims d = group_dims(x, G, kGn);
-  Tensor w = param(weight, {d.C}, x, kGn, "weight"), b = param(bias, {d.C}, x, kGn, "bias");
+  Tensor w = optional_param(weight, {d.C}, x, kGn, "weight"), b = optional_param(bias, {d.C}, x, kGn, "bias");
   check_eps(eps, kGn);
   Tensor xc = x.contiguous();
   NormOut r{fresh(x.shape(), x, kGn), fresh({d.B * G}, x, kGn), fresh({d.B * G}, x, kGn)};
@@ -104,7 +73,7 @@ NormGrads group_norm_silu_backward(const Tensor& dout, const Tensor& x, const Te
   check_device(x, dout, kGn);
   check_shape_is(dout, x.shape(), kGn, "gradient");
   GroupDims d = group_dims(x, G, kGn);
-  Tensor w = param(weight, {d.C}, x, kGn, "weight"), b = param(bias, {d.C}, x, kGn, "bias");
+  Tensor w = optional_param(weight, {d.C}, x, kGn, "weight"), b = optional_param(bias, {d.C}, x, kGn, "bias");
   check_stats(mean, d.B * G, x, kGn, "mean");
   check_stats(rstd, d.B * G, x, kGn, "rstd");
   Tensor g = dout.contiguous(), xc = x.contiguous(), mc = mean.contiguous(), rc = rstd.contiguous();
@@ -124,8 +93,8 @@ NormOut layer_norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& 
   check_f32(scale, kLn, "scale");
   TokenDims t = token_dims(x, kLn);
   if (t.D < 1) fail(kLn, "expected D >= 1, got x of shape ", shape_str(x.shape()));
-  Tensor sh = param(shift, {t.B, t.D}, x, kLn, "shift", " ([B, D])");
-  Tensor sc = param(scale, {t.B, t.D}, x, kLn, "scale", " ([B, D])");
+  Tensor sh = optional_param(shift, {t.B, t.D}, x, kLn, "shift", " ([B, D])");
+  Tensor sc = optional_param(scale, {t.B, t.D}, x, kLn, "scale", " ([B, D])");
   check_eps(eps, kLn);
   Tensor xc = x.contiguous();
   NormOut r{fresh(x.shape(), x, kLn), fresh({t.B * t.N}, x, kLn), fresh({t.B * t.N}, x, kLn)};
@@ -144,7 +113,7 @@ ModulateGrads layer_norm_modulate_backward(const Tensor& dout, const Tensor& x, 
   check_device(x, dout, kLn);
   TokenDims t = token_dims(x, kLn);
   check_shape_is(dout, x.shape(), kLn, "gradient");
-  Tensor sc = param(scale, {t.B, t.D}, x, kLn, "scale", " ([B, D])");
+  Tensor sc = optional_param(scale, {t.B, t.D}, x, kLn, "scale", " ([B, D])");
   check_stats(mean, t.B * t.N, x, kLn, "mean");
   check_stats(rstd, t.B * t.N, x, kLn, "rstd");
   Tensor g = dout.contiguous(), xc = x.contiguous(), mc = mean.contiguous(), rc = rstd.contiguous();

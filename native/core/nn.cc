@@ -9,43 +9,13 @@
 #include <cmath>
 
 #include "backend.h"
+#include "checks.h"
 #include "ops.h"
 
 namespace ts {
 
 namespace {
 
-void check_f32(const Tensor& x, const char* op, const char* what) {
-  if (!x.defined()) fail(op, what, " is an undefined (disposed) tensor");
-  if (x.dtype() != DType::Float32)
-    fail(op, "expected ", what, " of dtype float32, got ", dtype_name(x.dtype()), " (convert with .to('float32'))");
-}
-
-void check_device(const Tensor& a, const Tensor& b, const char* op) {
-  if (a.defined() && b.defined() && a.device() != b.device())
-    fail(op, "expected tensors on one device, got ", a.device().str(), " and ", b.device().str());
-}
-
-void check_shape_is(const Tensor& t, const Shape& want, const char* op, const char* what, const char* letters = "") {
-  if (t.shape() != want)
-    fail(op, "expected ", what, " of shape ", shape_str(want), letters, ", got ", shape_str(t.shape()));
-}
-
-void check_eps(double eps, const char* op) {
-  if (!std::isfinite(eps) || eps < 0) fail(op, "expected a finite eps >= 0, got ", eps);
-}
-
-// An optional float32 parameter (weight / bias): undefined, or of exactly `want`.
-Tensor optional_param(const Tensor& p, const Shape& want, const Tensor& x, const char* op, const char* what) {
-  if (!p.defined()) return Tensor();
-  check_f32(p, op, what);
-  check_device(x, p, op);
-  check_shape_is(p, want, op, what);
-  return p.contiguous();
-}
-
-const float* cptr(const Tensor& t) { return t.defined() ? t.data<float>() : nullptr; }
-float* mptr(const Tensor& t) { return t.defined() ? t.data<float>() : nullptr; }
 
 Tensor empty_like_f32(const Shape& s, const Tensor& like, const char* op) {
   return Tensor::empty(s, DType::Float32, like.device(), op);

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "backend.h"
+#include "checks.h"
 #include "device_info.h"
 
 namespace ts {
@@ -12,15 +13,6 @@ namespace ts {
 namespace {
 Backend* g_backends[2] = {nullptr, nullptr};
 
-void check_float32(const Tensor& x, const char* op, const char* what = "input") {
-  if (!x.defined()) fail(op, what, " is an undefined (disposed) tensor");
-  if (x.dtype() != DType::Float32)
-    fail(op, "expected ", what, " of dtype float32, got ", dtype_name(x.dtype()), " (convert with .to('float32'))");
-}
-void check_same_device(const Tensor& a, const Tensor& b, const char* op) {
-  if (a.device() != b.device())
-    fail(op, "expected tensors on one device, got ", a.device().str(), " and ", b.device().str());
-}
 }  // namespace
 
 void register_backend(DeviceType type, Backend* b) { g_backends[static_cast<int>(type)] = b; }
@@ -197,7 +189,7 @@ Tensor cat(const std::vector<Tensor>& xs, int64_t axis) {
       fail("cat", "expected tensors of rank ", f.dim(), ", tensor ", i, " has shape ", shape_str(x.shape()));
     if (x.dtype() != f.dtype())
       fail("cat", "expected dtype ", dtype_name(f.dtype()), ", tensor ", i, " is ", dtype_name(x.dtype()));
-    check_same_device(f, x, "cat");
+    check_device(f, x, "cat");
     for (int64_t d = 0; d < f.dim(); ++d)
       if (d != ax && x.shape()[d] != f.shape()[d])
         fail("cat", "expected shapes equal except on axis ", ax, ", got ", shape_str(f.shape()), " and ",
@@ -222,7 +214,7 @@ Tensor cat(const std::vector<Tensor>& xs, int64_t axis) {
 // ---- elementwise ---------------------------------------------------------------------
 
 Tensor unary(UnaryOp op, const Tensor& x) {
-  check_float32(x, unary_name(op));
+  check_f32(x, unary_name(op));
   Tensor out = Tensor::empty(x.shape(), DType::Float32, x.device(), unary_name(op));
   backend_for(x.device(), unary_name(op)).unary(op, out, x);
   return out;
@@ -230,13 +222,13 @@ Tensor unary(UnaryOp op, const Tensor& x) {
 
 Tensor unary_backward(UnaryOp op, const Tensor& dout, const Tensor& x, const Tensor& out) {
   const char* nm = unary_name(op);
-  check_float32(dout, nm, "gradient");
-  check_float32(x, nm);
+  check_f32(dout, nm, "gradient");
+  check_f32(x, nm);
   if (dout.shape() != x.shape())
     fail(nm, "backward expected a gradient of shape ", shape_str(x.shape()), ", got ", shape_str(dout.shape()));
   if (out.defined() && out.shape() != x.shape())
     fail(nm, "backward expected an output of shape ", shape_str(x.shape()), ", got ", shape_str(out.shape()));
-  check_same_device(dout, x, nm);
+  check_device(dout, x, nm);
   Tensor dinp = Tensor::empty(x.shape(), DType::Float32, x.device(), nm);
   backend_for(x.device(), nm).unary_backward(op, dinp, dout, x, out);
   return dinp;
@@ -257,9 +249,9 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
 
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
   const char* nm = binary_name(op);
-  check_float32(a, nm, "first input");
-  check_float32(b, nm, "second input");
-  check_same_device(a, b, nm);
+  check_f32(a, nm, "first input");
+  check_f32(b, nm, "second input");
+  check_device(a, b, nm);
   Shape os = broadcast_shapes(a.shape(), b.shape(), nm);
   Tensor out = Tensor::empty(os, DType::Float32, a.device(), nm);
   Tensor ea = a.shape() == os ? a : a.expand(os);
@@ -270,7 +262,7 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
 
 Tensor binary_scalar(BinaryOp op, const Tensor& a, double s, bool scalar_first) {
   const char* nm = binary_name(op);
-  check_float32(a, nm);
+  check_f32(a, nm);
   Tensor out = Tensor::empty(a.shape(), DType::Float32, a.device(), nm);
   backend_for(a.device(), nm).binary_scalar(op, out, a, s, scalar_first);
   return out;
@@ -299,7 +291,7 @@ Tensor sum_to(const Tensor& x, const Shape& shape) {
 
 Tensor reduce(ReduceOp op, const Tensor& x, const std::vector<int64_t>& axes_in, bool keepdim) {
   const char* nm = op == ReduceOp::Sum ? "sum" : op == ReduceOp::Mean ? "mean" : op == ReduceOp::Max ? "max" : "min";
-  check_float32(x, nm);
+  check_f32(x, nm);
   int64_t r = x.dim();
   std::vector<bool> red(r, false);
   if (axes_in.empty()) {
@@ -369,9 +361,9 @@ GemmOperand as_gemm_operand(const Tensor& x) {
 }  // namespace
 
 Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
-  check_float32(a_in, "matmul", "first input");
-  check_float32(b_in, "matmul", "second input");
-  check_same_device(a_in, b_in, "matmul");
+  check_f32(a_in, "matmul", "first input");
+  check_f32(b_in, "matmul", "second input");
+  check_device(a_in, b_in, "matmul");
   if (a_in.dim() == 0 || b_in.dim() == 0)
     fail("matmul", "expected inputs of rank >= 1, got shapes ", shape_str(a_in.shape()), " and ", shape_str(b_in.shape()));
   Tensor a = a_in.dim() == 1 ? a_in.unsqueeze(0) : a_in;

@@ -5,17 +5,6 @@
 
 using namespace tsn;
 
-namespace {
-Napi::Value opt_wrap(Napi::Env env, const ts::Tensor& t) { return t.defined() ? wrap(env, t) : env.Null(); }
-
-Napi::Array handles(Napi::Env env, std::initializer_list<ts::Tensor> ts_) {
-  Napi::Array a = Napi::Array::New(env, ts_.size());
-  uint32_t i = 0;
-  for (const ts::Tensor& t : ts_) a.Set(i++, opt_wrap(env, t));
-  return a;
-}
-}  // namespace
-
 // groupNormSiLU(x, numGroups, weight?, bias?, eps) -> [out, mean, rstd]
 TS_NAPI(groupNormSiLU) {
   const char* op = "groupNormSiLU";

@@ -111,6 +111,15 @@ Napi::Value wrap(Napi::Env env, ts::Tensor t) {
   return Napi::Number::New(env, static_cast<double>(gen) * kSlotSpan + slot);
 }
 
+Napi::Value opt_wrap(Napi::Env env, const ts::Tensor& t) { return t.defined() ? wrap(env, t) : env.Null(); }
+
+Napi::Array handles(Napi::Env env, std::initializer_list<ts::Tensor> tensors) {
+  Napi::Array a = Napi::Array::New(env, tensors.size());
+  uint32_t i = 0;
+  for (const ts::Tensor& t : tensors) a.Set(i++, opt_wrap(env, t));
+  return a;
+}
+
 ts::Tensor& tensor_arg(const Napi::CallbackInfo& info, size_t i, const char* op) {
   if (i >= info.Length()) ts::fail(op, "missing argument ", i, " (a tensor)");
   std::lock_guard<std::mutex> lk(g_mu);

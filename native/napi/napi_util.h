@@ -3,6 +3,7 @@
 #pragma once
 #include <napi.h>
 
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,10 @@ namespace tsn {
 // N-API externals, because externals are freed only by finalizers that Node runs
 // on event-loop turns: a synchronous training loop would pile them up.
 Napi::Value wrap(Napi::Env env, ts::Tensor t);
+// wrap(), or null for an undefined (not wanted) tensor.
+Napi::Value opt_wrap(Napi::Env env, const ts::Tensor& t);
+// Several results (e.g. out, mean, rstd) as a JS array of handles, null where undefined.
+Napi::Array handles(Napi::Env env, std::initializer_list<ts::Tensor> tensors);
 // The tensor behind argument i; throws a JS-visible ts::Error naming op when it is
 // not a tensor handle or was disposed.
 ts::Tensor& tensor_arg(const Napi::CallbackInfo& info, size_t i, const char* op);
