@@ -10,7 +10,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { noGrad } from '../autograd/node';
 import { tensor } from '../creation';
-import { writeAll, writeFileAtomic } from '../io/atomic';
+import { writeJsonAtomic } from '../io/atomic';
 import { loadSafetensors, saveSafetensors } from '../io/safetensors';
 import type { VideoVAE } from '../models/vae';
 import type { ChunkOptions } from '../models/vae_tiling';
@@ -43,11 +43,6 @@ export interface LatentCacheIndex {
   stats: { mean: number; std: number };
   scalingFactor: number;
   logvar: boolean;
-}
-
-function writeJson(file: string, v: unknown): void {
-  const buf = Buffer.from(`${JSON.stringify(v, null, 1)}\n`, 'utf8');
-  writeFileAtomic(file, (fd) => writeAll(fd, buf));
 }
 
 /** Encodes a dataset with `vae` (posterior means; logvars too when asked) into shards under dir. */
@@ -113,7 +108,7 @@ export function encodeDataset(vae: VideoVAE, data: VideoDataset, dir: string, op
     format: FORMAT, version: 1, count, latentShape: latentShape as LatentCacheIndex['latentShape'], shards, vae: vae.config,
     stats: { mean, std }, scalingFactor: std > 0 ? 1 / std : 1, logvar: !!opts.logvar,
   };
-  writeJson(path.join(dir, 'index.json'), index);
+  writeJsonAtomic(path.join(dir, 'index.json'), index, 1);
   return index;
 }
 

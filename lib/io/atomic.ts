@@ -68,3 +68,22 @@ export function writeFileAtomic(file: string, write: (fd: number) => void): void
   }
   fsyncDir(path.dirname(path.resolve(file)));
 }
+
+/** Writes text (UTF-8) to `file` atomically, creating its directory. */
+export function writeTextAtomic(file: string, text: string): void {
+  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  const buf = Buffer.from(text, 'utf8');
+  writeFileAtomic(file, (fd) => writeAll(fd, buf));
+}
+
+/** Writes a value as JSON (indented, newline-terminated) to `file` atomically. */
+export function writeJsonAtomic(file: string, value: unknown, indent = 2): void {
+  writeTextAtomic(file, `${JSON.stringify(value, null, indent)}\n`);
+}
+
+/** Copies src to dst atomically (dst's directory is created). */
+export function copyFileAtomic(src: string, dst: string): void {
+  fs.mkdirSync(path.dirname(path.resolve(dst)), { recursive: true });
+  const buf = fs.readFileSync(src);
+  writeFileAtomic(dst, (fd) => writeAll(fd, buf));
+}

@@ -25,6 +25,7 @@ import { Conv3d, GroupNorm } from '../nn/layers_more';
 import { ModuleList } from '../nn/layers';
 import { Module } from '../nn/module';
 import { constant, defaultLayerInit } from '../nn/init';
+import { loadSafetensors, saveSafetensors } from '../io/safetensors';
 import { Tensor, tidy, typeName } from '../tensor';
 import { CausalCache, ChunkOptions, decodeChunked, encodeChunked } from './vae_tiling';
 
@@ -384,6 +385,8 @@ function checkConfig(cfg: VideoVAEConfig): Required<VideoVAEConfig> {
 
 export interface EncodeOptions extends ChunkOptions {}
 
+const CONFIG_KEY = 'tessera.vae.config';
+
 export class VideoVAE extends Module {
   readonly config: Required<VideoVAEConfig>;
   readonly encoder: Encoder3D;
@@ -481,6 +484,25 @@ export class VideoVAE extends Module {
       throw new Error(`VideoVAE.decode: expected a latent [B, ${Z}, T', H', W'], got shape [${latent.shape.join(', ')}]`);
     if (opts.temporalChunk !== undefined || opts.tile !== undefined) return decodeChunked(this, latent, opts);
     return this.decoder.forward(latent); // [B, C, T, H, W]
+  }
+
+  /** Writes the state dict to a safetensors file, with the config in its metadata. */
+  save(file: string): void {
+    saveSafetensors(file, this.stateDict(), { [CONFIG_KEY]: JSON.stringify(this.config) });
+  }
+
+  /** A model from a file written by save(). */
+  static load(file: string): VideoVAE {
+    const st = loadSafetensors(file);
+    try {
+      const json = st.metadata[CONFIG_KEY];
+      if (!json) throw new Error(`VideoVAE.load: ${file} has no '${CONFIG_KEY}' metadata (was it written by VideoVAE.save?)`);
+      const model = new VideoVAE(JSON.parse(json) as VideoVAEConfig);
+      model.loadStateDict(st.tensors);
+      return model;
+    } finally {
+      for (const t of Object.values(st.tensors)) t.dispose();
+    }
   }
 
   /** Encode, sample (or take the mean) and decode: { recon, posterior }. */
