@@ -226,7 +226,7 @@ export async function trainDemoVAE(o: TrainDemoVAEOptions): Promise<DemoVAEResul
   const steps = plan.steps;
 
   const started = Date.now();
-  const budgetSignal = AbortSignal.timeout(Math.max(1, budget) * 1000);
+  const budgetSignal = AbortSignal.timeout(Math.round(Math.max(1, budget) * 1000));
   const result = await trainVAE({
     model, data: train, steps, batchSize, lr, warmup: Math.min(200, Math.ceil(steps / 20)), schedule: 'cosine', klWeight, mseWeight,
     crop, ema: settings.ema, seed, checkpointDir: files.checkpoint, checkpointEvery: settings.checkpointEvery,
