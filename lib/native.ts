@@ -138,6 +138,9 @@ export interface NativeAddon {
   setMatmulPrecision(p: string): void;
   getMatmulPrecision(): string;
   cudaEmptyCache(): void;
+  // Ctrl-C for synchronous loops (interrupt_napi.cc): a SIGINT handler that only sets a flag
+  interruptInstall(): void;
+  interruptPending(): boolean;
 }
 
 const ROOT = path.resolve(__dirname, '..');
