@@ -68,3 +68,13 @@ export { movingMnistDataset, subset } from './data/dataset';
 export type { VideoDataset, VideoSample } from './data/dataset';
 export { ImageFolder, VideoFolder, resizeCenterCrop } from './data/folders';
 export type { FolderOptions, VideoFolderOptions, SkippedFile } from './data/folders';
+export { trainDemoVAE, demoVAESettings, demoVAEFiles, demoHeldOut } from './demo/vae_stage';
+export type { DemoVAESettings, TrainDemoVAEOptions, DemoVAEMetrics, DemoVAEResult } from './demo/vae_stage';
+export { demoDiTSettings, HELD_OUT_PROMPTS, encodeDemoLatents, trainDemoDiT, evaluateDemo, sampleVideos } from './demo/dit_stage';
+export type { DemoDiTSettings } from './demo/dit_stage';
+export {
+  runDemo, planDemo, describePlan, loadDemoModels, demoFiles, writeDemoReport, PRETRAINED_DIR, DEMO_BUDGETS, DEMO_STAGES,
+} from './demo/pipeline';
+export type { RunDemoOptions, RunDemoResult, DemoPlan, DemoState, DemoStage, DemoMetrics } from './demo/pipeline';
+export { renderReport, writeReport, lossCurveSvg, readLossLog, REPORT_FIGURES } from './demo/report';
+export type { DemoReportInput, LossPoint } from './demo/report';

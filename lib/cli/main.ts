@@ -5,66 +5,13 @@
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError } from 'commander';
 import * as ts from '../index';
+import { addTrainingCommands } from './commands';
+import { addCommon, applyRuntime, CliError, Interrupted, positiveInt, withConfig } from './options';
 
-export class CliError extends Error {}
-
-/** Options every command takes. */
-export interface CommonOptions {
-  config?: string;
-  device?: string;
-  threads?: number;
-  seed?: number;
-  out?: string;
-}
-
-function positiveInt(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new CliError(`--${name} expects a positive integer, got '${v}'`);
-    return n;
-  };
-}
-
-function nonNegativeInt(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) throw new CliError(`--${name} expects a non-negative integer, got '${v}'`);
-    return n;
-  };
-}
-
-export function addCommon(cmd: Command): Command {
-  return cmd
-    .option('--config <file>', 'JSON file with option defaults (flags win)')
-    .addOption(new Option('--device <device>', 'cpu or cuda').choices(['cpu', 'cuda']).default('cpu'))
-    .option('--threads <n>', 'CPU threads', positiveInt('threads'))
-    .option('--seed <n>', 'random seed', nonNegativeInt('seed'))
-    .option('--out <dir>', 'output directory');
-}
-
-/** Merges --config (a JSON object of option names to values) under the flags given. */
-export function withConfig<T extends CommonOptions>(cmd: Command, opts: T): T {
-  if (!opts.config) return opts;
-  let cfg: unknown;
-  try {
-    cfg = JSON.parse(fs.readFileSync(opts.config, 'utf8'));
-  } catch (e) {
-    throw new CliError(`--config ${opts.config}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
-  }
-  if (!cfg || typeof cfg !== 'object' || Array.isArray(cfg)) throw new CliError(`--config ${opts.config}: expected a JSON object`);
-  const merged: Record<string, unknown> = { ...(cfg as Record<string, unknown>) };
-  for (const [k, v] of Object.entries(opts)) if (cmd.getOptionValueSource(k) !== 'default' || !(k in merged)) merged[k] = v;
-  return merged as T;
-}
-
-export function applyRuntime(opts: CommonOptions): void {
-  if (opts.threads) ts.setNumThreads(opts.threads);
-  if (opts.seed !== undefined) ts.manualSeed(opts.seed);
-  if (opts.device === 'cuda' && !ts.info().cuda.available)
-    throw new CliError(`--device cuda: no CUDA device available (${ts.info().cuda.reason ?? 'unknown reason'})`);
-}
+export { addCommon, applyRuntime, CliError, withConfig };
+export type { CommonOptions } from './options';
 
 function infoText(): string {
   const i = ts.info();
@@ -106,6 +53,7 @@ export function buildProgram(): Command {
     if (r.status !== 0) throw new CliError(`bench: the suite failed (exit ${r.status})`);
   });
 
+  addTrainingCommands(program);
   return program;
 }
 
@@ -123,7 +71,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     const msg = e instanceof Error ? e.message : String(e);
     process.stderr.write(`tessera: ${msg}\n`);
-    return 1;
+    return e instanceof Interrupted ? 130 : 1;
   }
 }
 

@@ -14,8 +14,13 @@ function fmt(values: Record<string, number>): string {
 }
 
 export function progress(label: string, total: number, stream: NodeJS.WriteStream = process.stderr): Progress {
-  const start = Date.now();
-  const rate = (step: number): number => step / Math.max(1e-3, (Date.now() - start) / 1000);
+  // The rate counts from the first update (a resumed run starts at its checkpoint's step).
+  let start = Date.now();
+  let first: number | null = null;
+  const rate = (step: number): number => {
+    if (first === null) (first = step), (start = Date.now());
+    return (step - first) / Math.max(1e-3, (Date.now() - start) / 1000);
+  };
   if (stream.isTTY) {
     const bar = new SingleBar({
       format: `${label} [{bar}] {value}/{total} | {values} | {rate} it/s | ETA {eta_formatted}`,
@@ -47,5 +52,25 @@ export function progress(label: string, total: number, stream: NodeJS.WriteStrea
       }
     },
     stop: () => line(lastStep, lastValues),
+  };
+}
+
+export interface LazyProgress {
+  update(step: number, total: number, values?: Record<string, number>): void;
+  stop(): void;
+}
+
+/** A progress display started at the first update (when the total becomes known). */
+export function lazyProgress(label: string, make: (label: string, total: number) => Progress = progress): LazyProgress {
+  let p: Progress | null = null;
+  let stopped = false;
+  return {
+    update: (step, total, values) => {
+      if (!stopped) (p ??= make(label, total)).update(step, values);
+    },
+    /** Stops a started display (once; later updates are ignored). */
+    stop: () => {
+      if (p && !stopped) (p.stop(), (stopped = true));
+    },
   };
 }

@@ -33,3 +33,34 @@ test('bad flags, commands and config files give one line and a non-zero exit', (
   expect(r.status).toBe(1);
   expect(r.stderr).toMatch(/--config .*: expected a JSON object/);
 });
+
+test('training commands: bad flags and files give one line and a non-zero exit', () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-cli-'));
+  const notVae = path.join(tmp, 'vae.safetensors');
+  fs.writeFileSync(notVae, 'not a safetensors file');
+  const noModel = { ...process.env, TESSERA_PRETRAINED: path.join(tmp, 'none') };
+  const empty = path.join(tmp, 'empty');
+  fs.mkdirSync(empty);
+  for (const [args, pattern, env] of [
+    [['sample', '--prompt', 'the digit 7 moves right', '--frames', '16'], /^tessera: --frames expects 1 \+ 4k frames \(1, 5, 9, 13, 17, \.\.\.\), got '16'\n$/],
+    [['sample', '--prompt', 'x', '--size', '64y'], /^tessera: --size expects HEIGHTxWIDTH \(e.g. 64x64\) or one number, got '64y'\n$/],
+    [['sample', '--prompt', 'x', '--cfg', '-1'], /^tessera: --cfg expects a positive number, got '-1'\n$/],
+    [['sample', '--checkpoint', tmp], /^tessera: sample: give at least one --prompt, e.g. --prompt "the digit 7 moves right"\n$/],
+    [['sample', '--prompt', 'x', '--out', path.join(tmp, 'x.txt')], /^tessera: --out .*x.txt: expected a .gif, .png, .mp4 or .webm file\n$/],
+    [['sample', '--prompt', 'x', '--checkpoint', '/no/such/dir'], /^tessera: --checkpoint \/no\/such\/dir: no such directory\n$/],
+    [['sample', '--prompt', 'x', '--checkpoint', empty], /^tessera: --checkpoint .*empty: no vae.safetensors in .* \(expected a 'tessera demo' output or assets\/pretrained\/\)\n$/],
+    [['sample', '--prompt', 'x'], /^tessera: no pretrained model in .*none \(not shipped in this copy\); train one with 'tessera demo' and pass --checkpoint out\/\n$/, noModel],
+    [['eval'], /^tessera: no pretrained model in .*none/, noModel],
+    [['demo', '--budget', '0'], /^tessera: --budget expects a positive number, got '0'\n$/],
+    [['train-vae', '--minutes', 'soon'], /^tessera: --minutes expects a positive number, got 'soon'\n$/],
+    [['train-dit', '--vae', path.join(tmp, 'missing.safetensors')], /^tessera: --vae .*missing.safetensors: no such file \(train one with 'tessera train-vae' or 'tessera demo'\)\n$/],
+    [['train-dit', '--vae', notVae], /^tessera: --vae .*vae.safetensors: /],
+  ] as [string[], RegExp, NodeJS.ProcessEnv?][]) {
+    const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: env ?? process.env });
+    expect([args, r.status]).toEqual([args, 1]);
+    expect(r.stderr).toMatch(pattern);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).not.toMatch(/at .*\.js:\d+/);
+  }
+  fs.rmSync(tmp, { recursive: true, force: true });
+});

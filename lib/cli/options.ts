@@ -1,0 +1,96 @@
+// The CLI's shared options (--config, --device, --threads, --seed, --out), flag
+// parsers, and the errors that become one line and an exit code.
+import * as fs from 'fs';
+import { Command, Option } from 'commander';
+import * as ts from '../index';
+
+/** A user error: printed as one line (no stack), exit 1. */
+export class CliError extends Error {}
+
+/** Options every command takes. */
+export interface CommonOptions {
+  config?: string;
+  device?: string;
+  threads?: number;
+  seed?: number;
+  out?: string;
+}
+
+export function positiveInt(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new CliError(`--${name} expects a positive integer, got '${v}'`);
+    return n;
+  };
+}
+
+export function nonNegativeInt(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new CliError(`--${name} expects a non-negative integer, got '${v}'`);
+    return n;
+  };
+}
+
+export function addCommon(cmd: Command, outHelp = 'output directory'): Command {
+  return cmd
+    .option('--config <file>', 'JSON file with option defaults (flags win)')
+    .addOption(new Option('--device <device>', 'cpu or cuda').choices(['cpu', 'cuda']).default('cpu'))
+    .option('--threads <n>', 'CPU threads', positiveInt('threads'))
+    .option('--seed <n>', 'random seed', nonNegativeInt('seed'))
+    .option('--out <dir>', outHelp);
+}
+
+/** Merges --config (a JSON object of option names to values) under the flags given. */
+export function withConfig<T extends CommonOptions>(cmd: Command, opts: T): T {
+  if (!opts.config) return opts;
+  let cfg: unknown;
+  try {
+    cfg = JSON.parse(fs.readFileSync(opts.config, 'utf8'));
+  } catch (e) {
+    throw new CliError(`--config ${opts.config}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+  }
+  if (!cfg || typeof cfg !== 'object' || Array.isArray(cfg)) throw new CliError(`--config ${opts.config}: expected a JSON object`);
+  const merged: Record<string, unknown> = { ...(cfg as Record<string, unknown>) };
+  for (const [k, v] of Object.entries(opts)) if (cmd.getOptionValueSource(k) !== 'default' || !(k in merged)) merged[k] = v;
+  return merged as T;
+}
+
+export function applyRuntime(opts: CommonOptions): void {
+  if (opts.threads) ts.setNumThreads(opts.threads);
+  if (opts.seed !== undefined) ts.manualSeed(opts.seed);
+  if (opts.device === 'cuda' && !ts.info().cuda.available)
+    throw new CliError(`--device cuda: no CUDA device available (${ts.info().cuda.reason ?? 'unknown reason'})`);
+}
+
+
+/** Ctrl-C stopped a command: printed as one line (where the checkpoint is), exit 130. */
+export class Interrupted extends Error {}
+
+export function positiveNumber(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!(Number.isFinite(n) && n > 0)) throw new CliError(`--${name} expects a positive number, got '${v}'`);
+    return n;
+  };
+}
+
+/** Frames a causal 4x-in-time VAE accepts: 1 + 4k. */
+export function frameCount(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || (n - 1) % 4) throw new CliError(`--frames expects 1 + 4k frames (1, 5, 9, 13, 17, ...), got '${v}'`);
+  return n;
+}
+
+/** 'HxW' or one number for both: [height, width]. */
+export function frameSize(v: string): [number, number] {
+  const m = /^(\d+)(?:x(\d+))?$/.exec(v.trim());
+  const h = m ? Number(m[1]) : NaN, w = m ? Number(m[2] ?? m[1]) : NaN;
+  if (!(h > 0 && w > 0)) throw new CliError(`--size expects HEIGHTxWIDTH (e.g. 64x64) or one number, got '${v}'`);
+  return [h, w];
+}
+
+/** Repeatable option: collects every value. */
+export function collect(v: string, prev: string[] = []): string[] {
+  return [...prev, v];
+}

@@ -1,0 +1,124 @@
+// The long CLI commands in child processes on tiny runs: Ctrl-C (SIGINT) saves a
+// checkpoint, says where, exits with 130, and a rerun resumes from it, also in the
+// synchronous DiT loop; sample and eval with a tiny model write their files.
+import { ChildProcess, spawn, spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+// (the modules themselves rather than lib/index, which also loads the DiT stage)
+import { manualSeed } from '../../lib/creation';
+import { demoVAESettings } from '../../lib/demo/vae_stage';
+import { loadVideo } from '../../lib/io/video';
+import { DiT } from '../../lib/models/dit';
+import { Tokenizer } from '../../lib/models/tokenizer';
+import { VideoVAE } from '../../lib/models/vae';
+
+const CLI = path.join(__dirname, '..', '..', 'dist', 'cli', 'main.js');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-cli-train-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+interface Running {
+  child: ChildProcess;
+  out: () => string;
+  err: () => string;
+  exited: Promise<number | string>;
+}
+
+function start(args: string[]): Running {
+  const child = spawn(process.execPath, [CLI, ...args, '--threads', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '', err = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (err += d));
+  const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve(signal ?? code ?? -1)));
+  return { child, out: () => out, err: () => err, exited };
+}
+
+/** Resolves once the child's stdout + stderr match `re` (rejects if it exits first or after 60 s). */
+async function waitFor(r: Running, re: RegExp): Promise<RegExpMatchArray> {
+  const t0 = Date.now();
+  let done = false;
+  r.exited.then(() => (done = true));
+  for (;;) {
+    const m = (r.out() + r.err()).match(re);
+    if (m) return m;
+    if (done || Date.now() - t0 > 60000) {
+      r.child.kill('SIGKILL');
+      throw new Error(`never printed ${re}:\n${r.out()}\n${r.err()}`);
+    }
+    await new Promise((res) => setTimeout(res, 50));
+  }
+}
+
+const latestStep = (ckDir: string): number => JSON.parse(fs.readFileSync(path.join(ckDir, 'latest'), 'utf8')).step;
+
+test('train-vae: Ctrl-C saves a checkpoint, says where, exits 130; the rerun resumes from it', async () => {
+  const dir = path.join(tmp, 'vae');
+  const a = start(['train-vae', '--quick', '--minutes', '1', '--out', dir]);
+  await waitFor(a, /VAE [1-9]\d*\/\d+/);
+  a.child.kill('SIGINT');
+  expect(await a.exited).toBe(130);
+  const m = a.err().match(/tessera: interrupted during VAE training; checkpoint saved in (.*step-0*(\d+)); rerun the same command to resume\n$/);
+  expect(m).not.toBeNull();
+  const step = Number(m![2]);
+  expect(step).toBeGreaterThan(0);
+  expect(latestStep(path.join(dir, 'checkpoint'))).toBe(step);
+  expect(fs.existsSync(m![1])).toBe(true);
+
+  const b = start(['train-vae', '--quick', '--minutes', '1', '--out', dir]);
+  await waitFor(b, new RegExp(`VAE: resuming at step ${step} of the \\d+ planned`));
+  await waitFor(b, /VAE \d+\/\d+/);
+  b.child.kill('SIGINT');
+  expect(await b.exited).toBe(130);
+  expect(latestStep(path.join(dir, 'checkpoint'))).toBeGreaterThan(step);
+});
+
+test('train-dit: Ctrl-C stops the synchronous DiT loop at the next step with a checkpoint, exit 130', async () => {
+  const out = path.join(tmp, 'dit');
+  fs.mkdirSync(out);
+  manualSeed(0);
+  const vae = new VideoVAE(demoVAESettings.quick.vae);
+  vae.save(path.join(out, 'vae.safetensors'));
+  vae.dispose();
+  const a = start(['train-dit', '--quick', '--minutes', '1', '--out', out]);
+  await waitFor(a, /DiT [1-9]\d*\/\d+/);
+  const t0 = Date.now();
+  a.child.kill('SIGINT');
+  expect(await a.exited).toBe(130);
+  expect(Date.now() - t0).toBeLessThan(20000);
+  expect(a.err()).toMatch(/tessera: interrupted during DiT training; checkpoint saved in .*step-0*[1-9]\d*; rerun the same command to resume\n$/);
+});
+
+test('sample and eval with a tiny model write a GIF of the asked size and an adherence report', () => {
+  const dir = path.join(tmp, 'model');
+  fs.mkdirSync(dir);
+  manualSeed(0);
+  const vae = new VideoVAE(demoVAESettings.quick.vae);
+  const tok = Tokenizer.fromCaptions(['the digit 7 moves right', 'the digit 2 moves up']);
+  const dit = new DiT({
+    hiddenSize: 32, depth: 1, numHeads: 2, patchSize: [1, 2, 2], inChannels: 4, learnSigma: false, condition: 'text',
+    text: { tokenizer: tok.state(), hiddenSize: 32, depth: 1, numHeads: 2 },
+  });
+  vae.save(path.join(dir, 'vae.safetensors'));
+  dit.save(path.join(dir, 'dit.safetensors'));
+  vae.dispose();
+  dit.dispose();
+
+  const gif = path.join(tmp, 'seven.gif');
+  const s = spawnSync(process.execPath, [CLI, 'sample', '--checkpoint', dir, '--prompt', 'the digit 7 moves right', '--frames', '9', '--size', '32x48', '--steps', '2', '--cfg', '4', '--out', gif, '--threads', '1'], { encoding: 'utf8' });
+  expect(s.stderr).toBe('');
+  expect(s.status).toBe(0);
+  expect(s.stdout).toContain(`wrote ${gif}`);
+  const v = loadVideo(gif, { color: 'gray' });
+  expect(v.shape).toEqual([1, 9, 32, 48]);
+  v.dispose();
+
+  const evalDir = path.join(tmp, 'eval');
+  const e = spawnSync(process.execPath, [CLI, 'eval', '--checkpoint', dir, '--prompt', 'the digit 7 moves right', '--prompt', 'the digit 2 moves up', '--steps', '2', '--out', evalDir, '--threads', '1'], { encoding: 'utf8' });
+  expect(e.stderr).toBe('');
+  expect(e.status).toBe(0);
+  const report = JSON.parse(fs.readFileSync(path.join(evalDir, 'eval.json'), 'utf8'));
+  expect(report.samples).toBe(2);
+  expect(report.perPrompt.map((p: { prompt: string }) => p.prompt)).toEqual(['the digit 7 moves right', 'the digit 2 moves up']);
+  expect(e.stdout).toMatch(/2 samples: digit \d+\.\d% \(chance 10%\), direction \d+\.\d% \(chance 12.5%\)/);
+  expect(fs.existsSync(path.join(evalDir, 'samples.gif'))).toBe(true);
+});
