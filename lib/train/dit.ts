@@ -5,6 +5,7 @@ import * as path from 'path';
 import { manualSeed, tensor } from '../creation';
 import { GaussianDiffusion } from '../diffusion/gaussian';
 import { RectifiedFlow } from '../diffusion/flow';
+import { ConditionFrames, randomConditionFrames } from '../diffusion/common';
 import { DataRng } from '../data/rng';
 import { LatentCache } from '../data/latent_cache';
 import { DiT, DiTCondition } from '../models/dit';
@@ -72,6 +73,12 @@ export interface TrainDiTOptions {
   ema?: number | null;
   /** Probability of replacing a caption by '' (or a label by the null class) for guidance; default 0.1. */
   cfgDropout?: number;
+  /**
+   * Probability that a video sample keeps its first latent frames clean as conditioning
+   * frames (timestep 0, left out of the loss): half of those the first frame alone
+   * (image-to-video), the rest a random prefix (video extension). Default 0.
+   */
+  conditionFrameProb?: number;
   /** How a batch of mixed grids is formed: 'bucket' draws every batch from one grid. */
   mixed?: 'bucket';
   maxGradNorm?: number; // default 1
@@ -126,6 +133,8 @@ export function trainDiT(o: TrainDiTOptions): TrainDiTResult {
   if (o.mixed !== undefined && o.mixed !== 'bucket') throw new TypeError(`${op}: mixed must be 'bucket', got '${String(o.mixed)}'`);
   const cfgDropout = o.cfgDropout ?? 0.1;
   if (!(cfgDropout >= 0 && cfgDropout < 1)) throw new RangeError(`${op}: expected 0 <= cfgDropout < 1, got ${cfgDropout}`);
+  const condProb = o.conditionFrameProb ?? 0;
+  if (!(condProb >= 0 && condProb <= 1)) throw new RangeError(`${op}: expected 0 <= conditionFrameProb <= 1, got ${condProb}`);
   const dit = o.dit;
   const lr = o.lr ?? 3e-4;
   const warm = o.warmup ?? Math.min(500, Math.floor(o.steps / 10));
@@ -182,7 +191,8 @@ export function trainDiT(o: TrainDiTOptions): TrainDiTResult {
       const p = dit.config.patchSize;
       tokens = o.batchSize * (T / p[0]) * (H / p[1]) * (W / p[2]);
       const cond = condition(dit, batch, cfgDropout, rng);
-      const l = o.diffusion.trainingLoss(model, x0, { cond }).loss;
+      const conditionFrames = condProb > 0 && T > 1 ? randomConditionFrames(o.batchSize, T, { prob: condProb }) : undefined;
+      const l = o.diffusion.trainingLoss(model, x0, { cond, conditionFrames }).loss;
       l.backward();
       return l.item();
     });
@@ -230,6 +240,8 @@ export interface SampleOptions {
   seed?: number;
   /** Sample with these EMA weights (the model's own are restored afterwards). */
   ema?: EMA | null;
+  /** Given latent frames (scaled like the training latents) kept clean: image-to-video, extension. */
+  conditionFrames?: ConditionFrames;
 }
 
 /** Samples latents for prompts (or labels) and decodes them: video [B, C, T, H, W] in [0, 1]. */
@@ -260,7 +272,7 @@ export function sample(o: SampleOptions): Tensor {
   const model = (xt: Tensor, t: Tensor, c: DiTCondition): Tensor => dit.forward(xt, t, c);
   const run = (): Tensor =>
     noGrad(() => {
-      const common = { shape, cond, uncond, cfgScale: o.cfgScale ?? 1, steps: o.steps ?? 50, seed: o.seed };
+      const common = { shape, cond, uncond, cfgScale: o.cfgScale ?? 1, steps: o.steps ?? 50, seed: o.seed, conditionFrames: o.conditionFrames };
       const latents =
         o.diffusion instanceof RectifiedFlow
           ? o.diffusion.sample(model, { ...common, sampler: 'euler' })
