@@ -154,7 +154,30 @@ export class TokenLayout {
     private readonly sampleIndex: Tensor | null,
     private readonly cu: Tensor | null,
     readonly rope: { cos: Tensor; sin: Tensor } | null,
+    /** Per-frame conditioning: token -> its (sample, frame) row of c [sum T'_s, D]. */
+    private readonly frameIndex: Tensor | null = null,
   ) {}
+
+  /** Whether modulation rows are per token ([B*N, K]) rather than per row ([B, K]). */
+  private get perToken(): boolean {
+    return this.packed || this.frameIndex !== null;
+  }
+
+  /**
+   * The same layout with conditioning rows per (sample, frame): c [sum_s T'_s, D] in
+   * sample-major order (timesteps per latent frame, for conditioning frames).
+   */
+  perFrame(): TokenLayout {
+    const idx = new Int32Array(this.B * this.N);
+    let j = 0, row = 0;
+    const add = ([T, H, W]: Grid): void => {
+      for (let t = 0; t < T; t++) idx.fill(row + t, j, (j += H * W));
+      row += T;
+    };
+    if (this.packed) this.grids.forEach(add);
+    else for (let b = 0; b < this.B; b++) add(this.grids[0]);
+    return new TokenLayout(this.B, this.N, this.grids, this.packed, this.sampleIndex, this.cu, this.rope, i32(idx));
+  }
 
   /** B rows of tokens of one grid (tables for 'rope3d' per token of one row). */
   static batch(B: number, grid: Grid, rope: { cos: Tensor; sin: Tensor } | null = null): TokenLayout {
@@ -168,19 +191,20 @@ export class TokenLayout {
 
   /** Per-sample rows v [S, K] as modulation rows: [B, K] (batch) or per token [N, K] (packed). */
   rows(v: Tensor): Tensor {
+    if (this.frameIndex) return F.embedding(this.frameIndex, v); // [B*N, K]
     return this.packed ? F.embedding(this.sampleIndex!, v) : v; // [B, K] | [N, K]
   }
 
   /** x * (1 + scale) + shift with rows from rows(): x [B, N, D]. */
   modulate(x: Tensor, shift: Tensor, scale: Tensor): Tensor {
-    if (!this.packed) return F.modulate(x, shift, scale); // [B, N, D]
-    const D = x.shape[2];
-    return F.modulate(x.reshape([this.N, 1, D]), shift, scale).reshape([1, this.N, D]); // one token per "row"
+    if (!this.perToken) return F.modulate(x, shift, scale); // [B, N, D]
+    const { B, N } = this, D = x.shape[2];
+    return F.modulate(x.reshape([B * N, 1, D]), shift, scale).reshape([B, N, D]); // one token per "row"
   }
 
   /** A gate row (from rows()) shaped to multiply x [B, N, D]. */
   gate(g: Tensor): Tensor {
-    return this.packed ? g.unsqueeze(0) : g.unsqueeze(1); // [1, N, D] | [B, 1, D]
+    return this.perToken ? g.reshape([this.B, this.N, g.shape[1]]) : g.unsqueeze(1); // [B, N, D] | [B, 1, D]
   }
 
   private memo<T>(key: string, make: () => T): T {
@@ -378,6 +402,9 @@ function resolveConfig(c: DiTConfig): ResolvedDiTConfig {
 
 const CONFIG_KEY = 'tessera.dit.config';
 
+/** Timesteps of a forward: one number, [S] (per sample), or [S, T] (per latent frame). */
+export type Timesteps = Tensor | number | number[] | number[][];
+
 export class DiT extends Module {
   readonly config: ResolvedDiTConfig;
   readonly outChannels: number;
@@ -468,12 +495,14 @@ export class DiT extends Module {
    *   one sequence, attention per sample; returns one output per sample, same ranks;
    * - xt a Packed (Patchifier.pack of this model's x_embedder) -> tokens [1, sum N_i, P*Cout]
    *   in DiT's (pt, ph, pw, c) order (x_embedder.unpack turns them into latents).
-   * t: [S] timesteps (tensor, numbers, or one number for all); cond: see DiTCondition.
+   * t: [S] timesteps (tensor, numbers, or one number for all), or per latent frame
+   * [S, T] (tensor, or S arrays; the conditioning frames of image-to-video have t = 0);
+   * cond: see DiTCondition.
    */
-  forward(xt: Tensor, t: Tensor | number[] | number, cond?: DiTCondition): Tensor;
-  forward(xt: Tensor[], t: Tensor | number[] | number, cond?: DiTCondition): Tensor[];
-  forward(xt: Packed, t: Tensor | number[] | number, cond?: DiTCondition): Tensor;
-  forward(xt: Tensor | Tensor[] | Packed, t: Tensor | number[] | number, cond?: DiTCondition): Tensor | Tensor[] {
+  forward(xt: Tensor, t: Timesteps, cond?: DiTCondition): Tensor;
+  forward(xt: Tensor[], t: Timesteps, cond?: DiTCondition): Tensor[];
+  forward(xt: Packed, t: Timesteps, cond?: DiTCondition): Tensor;
+  forward(xt: Tensor | Tensor[] | Packed, t: Timesteps, cond?: DiTCondition): Tensor | Tensor[] {
     if (Array.isArray(xt)) {
       const packed = this.xEmbedder.pack(xt); // tokens [1, sum N_i, D]
       return this.xEmbedder.unpack(this.forwardPacked(packed, t, cond), packed); // S x [1, Cout, T, H, W]
@@ -495,7 +524,7 @@ export class DiT extends Module {
   }
 
   /** A packed sequence -> output tokens [1, sum N_i, P*Cout] in (pt, ph, pw, c) order. */
-  forwardPacked(packed: Packed, t: Tensor | number[] | number, cond?: DiTCondition): Tensor {
+  forwardPacked(packed: Packed, t: Timesteps, cond?: DiTCondition): Tensor {
     const p = packed;
     if (!p || !(p.tokens instanceof Tensor) || !Array.isArray(p.grids))
       throw new TypeError(`DiT.forwardPacked: expected a Packed from x_embedder.pack(), got ${typeName(packed)}`);
@@ -504,14 +533,57 @@ export class DiT extends Module {
   }
 
   /** Blocks and final layer on tokens x [B, N, D] (positions added) for S samples. */
-  private run(x: Tensor, t: Tensor | number[] | number, cond: DiTCondition, S: number, layout: TokenLayout): Tensor {
-    const { c, ctx } = this.conditioning(t, cond, S); // c [S, D], ctx keys [1, M, Dt] | null
+  private run(x: Tensor, t: Timesteps, cond: DiTCondition, S: number, layout: TokenLayout): Tensor {
+    const frames = this.frameTimesteps(t, layout.grids.length === S ? layout.grids : new Array<Grid>(S).fill(layout.grids[0]));
+    if (frames) layout = layout.perFrame();
+    const { c, ctx } = this.conditioning(frames ? frames.t : t, cond, S, frames?.sampleOfRow ?? null); // c [S | sum T'_s, D], ctx keys [1, M, Dt] | null
     const factorized = this.config.attention === 'factorized';
     [...this.blocks].forEach((block, i) => {
       const mode: AttentionMode = factorized ? (i % 2 ? 'temporal' : 'spatial') : 'full';
       x = block.forward(x, c, layout, mode, ctx); // [B, N, D]
     });
     return this.finalLayer.forward(x, c, layout); // [B, N, P*Cout]
+  }
+
+  /**
+   * Per-frame timesteps -> one per (sample, token frame) in sample-major order, or null
+   * for one timestep per sample. t [S, T] (a tensor or S arrays of T numbers; in a packed
+   * batch, arrays of each sample's own T): T latent frames, or T' token frames; with a
+   * temporal patch pt > 1 the frames of one patch must share their timestep.
+   */
+  private frameTimesteps(t: unknown, grids: Grid[]): { t: Tensor; sampleOfRow: Tensor } | null {
+    const op = 'DiT.forward';
+    let rows: number[][];
+    if (t instanceof Tensor) {
+      const tt = live(t, op, 't');
+      if (tt.rank !== 2) return null;
+      if (tt.shape[0] !== grids.length) throw new Error(`${op}: expected per-frame timesteps t [${grids.length}, T] (one row per sample), got ${shapeStr(tt.shape)}`);
+      const v = tt.to('float32').toFloat32Array(), T = tt.shape[1];
+      rows = grids.map((_, s) => Array.from(v.subarray(s * T, (s + 1) * T)));
+    } else if (Array.isArray(t) && t.some((r) => Array.isArray(r))) {
+      if (t.length !== grids.length || !t.every((r) => Array.isArray(r)))
+        throw new TypeError(`${op}: expected per-frame timesteps as ${grids.length} arrays (one per sample), got ${t.length} entries`);
+      rows = t as number[][];
+    } else {
+      return null;
+    }
+    const pt = this.config.patchSize[0];
+    const flat: number[] = [], owner: number[] = [];
+    rows.forEach((r, s) => {
+      const Tp = grids[s][0];
+      if (!r.every((v) => typeof v === 'number' && Number.isFinite(v))) throw new TypeError(`${op}: sample ${s}: per-frame timesteps must be finite numbers`);
+      if (r.length !== Tp && r.length !== Tp * pt)
+        throw new Error(`${op}: sample ${s}: expected ${Tp * pt} per-frame timesteps (one per latent frame), got ${r.length}`);
+      const step = r.length === Tp ? 1 : pt;
+      for (let k = 0; k < Tp; k++) {
+        const group = r.slice(k * step, (k + 1) * step);
+        if (group.some((v) => v !== group[0]))
+          throw new Error(`${op}: sample ${s}: latent frames ${k * step}..${(k + 1) * step - 1} form one temporal patch (pt = ${pt}) and need one timestep, got [${group.join(', ')}]`);
+        flat.push(group[0]);
+        owner.push(s);
+      }
+    });
+    return { t: tensor(Float32Array.from(flat), { shape: [flat.length] }), sampleOfRow: tensor(Int32Array.from(owner), { dtype: 'int32' }) };
   }
 
   private timesteps(t: unknown, S: number): Tensor {
@@ -584,19 +656,25 @@ export class DiT extends Module {
   }
 
   /** c = t_embedder(t) (+ label or pooled-text embedding) [S, D]; text context for cross-attention. */
-  private conditioning(t: unknown, cond: DiTCondition, S: number): { c: Tensor; ctx: TextContext | null } {
-    let c = this.tEmbedder.forward(this.timesteps(t, S)); // [S, D]
+  /**
+   * c = t_embedder(t) (+ label or pooled-text embedding) [S, D]; text context for
+   * cross-attention. With per-frame timesteps (sampleOfRow [R]: the sample of each of
+   * the R timesteps) c is [R, D], the sample's embedding repeated on its frames.
+   */
+  private conditioning(t: unknown, cond: DiTCondition, S: number, sampleOfRow: Tensor | null = null): { c: Tensor; ctx: TextContext | null } {
+    let c = this.tEmbedder.forward(sampleOfRow ? (t as Tensor) : this.timesteps(t, S)); // [S | R, D]
+    const perRow = (e: Tensor): Tensor => (sampleOfRow ? F.embedding(sampleOfRow, e) : e); // [S, D] -> [S | R, D]
     const kind = this.config.condition;
     if (kind === 'class') {
       const v = cond !== null && typeof cond === 'object' && !(cond instanceof Tensor) && !Array.isArray(cond) && 'labels' in cond ? cond.labels : cond;
-      return { c: c.add(this.yEmbedder!.forward(this.labels(v, S))), ctx: null }; // [S, D]
+      return { c: c.add(perRow(this.yEmbedder!.forward(this.labels(v, S)))), ctx: null }; // [S | R, D]
     }
     if (kind === 'none') {
       if (cond !== undefined && cond !== null) throw new TypeError(`DiT.forward: condition 'none' takes no cond, got ${typeName(cond)}`);
       return { c, ctx: null };
     }
     const enc = this.textInputs(cond, S);
-    c = c.add(this.pooledEmbedder!.forward(enc.pooled)); // [S, D]
+    c = c.add(perRow(this.pooledEmbedder!.forward(enc.pooled))); // [S | R, D]
     const packed: PackedText = packTokens(enc.tokens, enc.mask, 'DiT.forward'); // keys [1, M, Dt]
     return { c, ctx: { keys: packed.tokens, cuSeqlensK: packed.cuSeqlens } };
   }
@@ -643,9 +721,9 @@ export class DiT extends Module {
       throw new Error(`${op}: pos_embed differs from the fixed 2D sincos table (max |diff| ${worst.toExponential(2)}); learned position tables are not supported`);
   }
 
-  /** Writes the state dict to a safetensors file, with the config (tokenizer included) in its metadata. */
-  save(file: string): void {
-    saveSafetensors(file, this.stateDict(), { [CONFIG_KEY]: JSON.stringify(this.config) });
+  /** Writes the state dict to a safetensors file, with the config (tokenizer included) and any extra metadata. */
+  save(file: string, metadata: Record<string, string> = {}): void {
+    saveSafetensors(file, this.stateDict(), { ...metadata, [CONFIG_KEY]: JSON.stringify(this.config) });
   }
 
   /** A model from a file written by save(). */

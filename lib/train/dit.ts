@@ -2,14 +2,15 @@
 // cache) and text-to-video sampling through the DiT and the VAE decoder.
 import * as fs from 'fs';
 import * as path from 'path';
-import { manualSeed, tensor } from '../creation';
+import { manualSeed, randn, tensor, zeros } from '../creation';
 import { GaussianDiffusion } from '../diffusion/gaussian';
 import { RectifiedFlow } from '../diffusion/flow';
+import { ConditionFrames, randomConditionFrames } from '../diffusion/common';
 import { DataRng } from '../data/rng';
 import { LatentCache } from '../data/latent_cache';
 import { DiT, DiTCondition } from '../models/dit';
 import { Module } from '../nn/module';
-import { stack } from '../ops/basic';
+import { cat, stack } from '../ops/basic';
 import { AdamW } from '../optim/adamw';
 import { clipGradNorm } from '../optim/clip';
 import { EMA } from '../optim/ema';
@@ -72,8 +73,18 @@ export interface TrainDiTOptions {
   ema?: number | null;
   /** Probability of replacing a caption by '' (or a label by the null class) for guidance; default 0.1. */
   cfgDropout?: number;
-  /** How a batch of mixed grids is formed: 'bucket' draws every batch from one grid. */
-  mixed?: 'bucket';
+  /**
+   * Probability that a video sample keeps its first latent frames clean as conditioning
+   * frames (timestep 0, left out of the loss): half of those the first frame alone
+   * (image-to-video), the rest a random prefix (video extension). Default 0.
+   */
+  conditionFrameProb?: number;
+  /**
+   * How batches of mixed grids are formed: 'bucket' draws every batch from one grid;
+   * 'pack' draws samples of any grids and runs them as one packed sequence (NaViT):
+   * attention stays within each sample, every sample weighs the same in the loss.
+   */
+  mixed?: 'bucket' | 'pack';
   maxGradNorm?: number; // default 1
   checkpointDir?: string;
   checkpointEvery?: number; // default 500
@@ -115,6 +126,72 @@ function condition(dit: DiT, batch: LatentSample[], drop: number, rng: DataRng):
   return null;
 }
 
+function tokensOf(dit: DiT, latent: readonly number[]): number {
+  const [, T, H, W] = latent, p = dit.config.patchSize;
+  return (T / p[0]) * (H / p[1]) * (W / p[2]);
+}
+
+/**
+ * One packed training step (gradients accumulated, loss returned). Per group of equal
+ * grids, a first pass of the diffusion loss with a stand-in model records the noisy
+ * inputs x_t and the timesteps it draws; one packed forward of all samples then gives
+ * the outputs, and a second pass with the same t and noise computes each group's loss
+ * from them. Every sample weighs the same.
+ */
+export function packedTrainingStep(dit: DiT, diffusion: Diffusion, batch: LatentSample[], drop: number, condProb: number, rng: DataRng): { loss: number; tokens: number } {
+  const groups = new Map<string, number[]>();
+  batch.forEach((s, i) => {
+    const k = gridKey(s.latent);
+    if (!groups.has(k)) groups.set(k, []);
+    groups.get(k)!.push(i);
+  });
+  const order = [...groups.values()].flat(); // samples grouped by grid
+  const cond = condition(dit, order.map((i) => batch[i]), drop, rng);
+  const xts: Tensor[] = [], times: number[][] = [];
+  const plans: { x0: Tensor; noise: Tensor; t: number[]; conditionFrames?: number[][]; cond: DiTCondition }[] = [];
+  let perFrame = false, at = 0;
+  try {
+    for (const idx of groups.values()) {
+      const x0 = stack(idx.map((i) => batch[i].latent)); // [B_g, C, T, H, W]
+      const Bg = idx.length, T = x0.shape[2];
+      const conditionFrames = condProb > 0 && T > 1 ? randomConditionFrames(Bg, T, { prob: condProb }) : undefined;
+      const noise = randn([...x0.shape]);
+      const part = sliceCondition(cond, at, (at += Bg));
+      const record = (xt: Tensor, t: Tensor): Tensor => {
+        const tv = t.toFloat32Array();
+        for (let b = 0; b < Bg; b++) {
+          xts.push(keep(xt.slice(0, b, b + 1).detach())); // [1, C, T, H, W], outlives the loss's tidy
+          times.push(t.rank === 2 ? Array.from(tv.subarray(b * T, (b + 1) * T)) : [tv[b]]);
+        }
+        perFrame ||= t.rank === 2;
+        return zeros([Bg, dit.outChannels, ...xt.shape.slice(2)]); // stands in for the model output
+      };
+      const t = noGrad(() => diffusion.trainingLoss(record, x0, { cond: part, noise, conditionFrames }).t);
+      plans.push({ x0, noise, t, conditionFrames, cond: part });
+    }
+    const tm = perFrame ? times.map((r, i) => (r.length === 1 ? new Array<number>(xts[i].shape[2]).fill(r[0]) : r)) : times.map((r) => r[0]);
+    const ys = dit.forward(xts, tm, cond); // one [1, Cout, T, H, W] per sample
+    let k = 0, total: Tensor | null = null;
+    for (const p of plans) {
+      const Bg = p.x0.shape[0];
+      const y = cat(ys.slice(k, k + Bg), 0); // [B_g, Cout, T, H, W]
+      k += Bg;
+      const l = diffusion.trainingLoss(() => y, p.x0, { cond: p.cond, t: p.t, noise: p.noise, conditionFrames: p.conditionFrames }).loss.mul(Bg / batch.length);
+      total = total ? total.add(l) : l;
+    }
+    total!.backward();
+    return { loss: total!.item(), tokens: order.reduce((a, i) => a + tokensOf(dit, batch[i].latent.shape), 0) };
+  } finally {
+    for (const x of xts) x.dispose();
+  }
+}
+
+function sliceCondition(c: DiTCondition, a: number, b: number): DiTCondition {
+  if (c && typeof c === 'object' && 'prompts' in c) return { prompts: c.prompts.slice(a, b) };
+  if (c && typeof c === 'object' && 'labels' in c && Array.isArray(c.labels)) return { labels: c.labels.slice(a, b) };
+  return c;
+}
+
 export function trainDiT(o: TrainDiTOptions): TrainDiTResult {
   const op = 'trainDiT';
   if (!(o.dit instanceof DiT)) throw new TypeError(`${op}: expected dit to be a DiT`);
@@ -123,9 +200,12 @@ export function trainDiT(o: TrainDiTOptions): TrainDiTResult {
   for (const [k, v] of [['steps', o.steps], ['batchSize', o.batchSize]] as const)
     if (!Number.isInteger(v) || v < 1) throw new RangeError(`${op}: expected ${k} to be a positive integer, got ${String(v)}`);
   if (!o.data || !Number.isInteger(o.data.length) || o.data.length < 1) throw new TypeError(`${op}: expected a non-empty latent dataset`);
-  if (o.mixed !== undefined && o.mixed !== 'bucket') throw new TypeError(`${op}: mixed must be 'bucket', got '${String(o.mixed)}'`);
+  if (o.mixed !== undefined && o.mixed !== 'bucket' && o.mixed !== 'pack') throw new TypeError(`${op}: mixed must be 'bucket' or 'pack', got '${String(o.mixed)}'`);
+  const pack = o.mixed === 'pack';
   const cfgDropout = o.cfgDropout ?? 0.1;
   if (!(cfgDropout >= 0 && cfgDropout < 1)) throw new RangeError(`${op}: expected 0 <= cfgDropout < 1, got ${cfgDropout}`);
+  const condProb = o.conditionFrameProb ?? 0;
+  if (!(condProb >= 0 && condProb <= 1)) throw new RangeError(`${op}: expected 0 <= conditionFrameProb <= 1, got ${condProb}`);
   const dit = o.dit;
   const lr = o.lr ?? 3e-4;
   const warm = o.warmup ?? Math.min(500, Math.floor(o.steps / 10));
@@ -176,13 +256,18 @@ export function trainDiT(o: TrainDiTOptions): TrainDiTResult {
     opt.setLRScale(schedule(step));
     let tokens = 0;
     const loss = tidy(() => {
+      if (pack) {
+        const r = packedTrainingStep(dit, o.diffusion, Array.from({ length: o.batchSize }, () => o.data.get(rng.int(o.data.length))), cfgDropout, condProb, rng);
+        tokens = r.tokens;
+        return r.loss;
+      }
       const batch = drawBatch(o.data, o.batchSize, rng, byGrid, keys);
       const x0 = stack(batch.map((s) => s.latent)); // [B, C, T, H, W]
-      const [, , T, H, W] = x0.shape;
-      const p = dit.config.patchSize;
-      tokens = o.batchSize * (T / p[0]) * (H / p[1]) * (W / p[2]);
+      tokens = o.batchSize * tokensOf(dit, x0.shape.slice(1));
+      const T = x0.shape[2];
       const cond = condition(dit, batch, cfgDropout, rng);
-      const l = o.diffusion.trainingLoss(model, x0, { cond }).loss;
+      const conditionFrames = condProb > 0 && T > 1 ? randomConditionFrames(o.batchSize, T, { prob: condProb }) : undefined;
+      const l = o.diffusion.trainingLoss(model, x0, { cond, conditionFrames }).loss;
       l.backward();
       return l.item();
     });
@@ -230,6 +315,8 @@ export interface SampleOptions {
   seed?: number;
   /** Sample with these EMA weights (the model's own are restored afterwards). */
   ema?: EMA | null;
+  /** Given latent frames (scaled like the training latents) kept clean: image-to-video, extension. */
+  conditionFrames?: ConditionFrames;
 }
 
 /** Samples latents for prompts (or labels) and decodes them: video [B, C, T, H, W] in [0, 1]. */
@@ -260,7 +347,7 @@ export function sample(o: SampleOptions): Tensor {
   const model = (xt: Tensor, t: Tensor, c: DiTCondition): Tensor => dit.forward(xt, t, c);
   const run = (): Tensor =>
     noGrad(() => {
-      const common = { shape, cond, uncond, cfgScale: o.cfgScale ?? 1, steps: o.steps ?? 50, seed: o.seed };
+      const common = { shape, cond, uncond, cfgScale: o.cfgScale ?? 1, steps: o.steps ?? 50, seed: o.seed, conditionFrames: o.conditionFrames };
       const latents =
         o.diffusion instanceof RectifiedFlow
           ? o.diffusion.sample(model, { ...common, sampler: 'euler' })

@@ -1,0 +1,299 @@
+// The demo's text-to-video stage on captioned Moving MNIST: encode training clips with
+// the trained VAE into a latent cache, train a text encoder + DiT (rectified flow) for a
+// time budget, and sample / evaluate prompts the model never saw in training.
+//   dir/latents/     latent cache (encodeDataset)
+//   dir/dit/         checkpoint/ (resumable), log.jsonl, plan.json, dit.safetensors (EMA)
+// Held-out prompts: ten (digit, direction) pairs, one per digit, covering all eight
+// directions, are removed from the training clips; the words of each still occur in
+// training, in other pairs, so the model must compose them.
+import * as fs from 'fs';
+import * as path from 'path';
+import { manualSeed } from '../creation';
+import { RectifiedFlow } from '../diffusion/flow';
+import { captionFor, DIRECTIONS, MovingMNIST } from '../data/moving_mnist';
+import { movingMnistDataset, VideoDataset } from '../data/dataset';
+import { encodeDataset, LatentCacheIndex, loadLatentCache } from '../data/latent_cache';
+import { AdherenceReport, evaluatePromptAdherence } from '../eval/adherence';
+import { writeFileAtomic, writeAll } from '../io/atomic';
+import { loadSafetensors } from '../io/safetensors';
+import { DiT, DiTConfig } from '../models/dit';
+import { Tokenizer } from '../models/tokenizer';
+import { VideoVAE } from '../models/vae';
+import { EMA } from '../optim/ema';
+import { noGrad } from '../autograd/node';
+import { Tensor, tidy } from '../tensor';
+import { latentDataset, sample, trainDiT, TrainDiTStep } from '../train/dit';
+import { loadCheckpoint, disposeCheckpoint } from '../train/checkpoint';
+
+export interface DemoDiTSettings {
+  /** The DiT without its text encoder (added from the captions' tokenizer). */
+  dit: Omit<DiTConfig, 'text' | 'condition' | 'inChannels' | 'learnSigma'>;
+  text: { hiddenSize: number; depth: number; numHeads: number };
+  /** Rectified flow: logit-normal training timesteps. */
+  flow: { timestepSampling: 'uniform' | 'logit-normal'; shift: number };
+  batchSize: number;
+  lr: number;
+  warmup: number;
+  ema: number;
+  cfgDropout: number;
+  conditionFrameProb: number;
+  /** Training clips to encode (held-out pairs excluded). */
+  trainClips: number;
+  frames: number;
+  size: number;
+  /** Sampling for evaluation. */
+  sampleSteps: number;
+  cfgScale: number;
+  samplesPerPrompt: number;
+}
+
+export const demoDiTSettings: { full: DemoDiTSettings; quick: DemoDiTSettings } = {
+  full: {
+    dit: { hiddenSize: 256, depth: 6, numHeads: 4, patchSize: [1, 2, 2] },
+    text: { hiddenSize: 128, depth: 2, numHeads: 4 },
+    flow: { timestepSampling: 'logit-normal', shift: 1 },
+    batchSize: 16, lr: 6e-4, warmup: 100, ema: 0.995, cfgDropout: 0.1, conditionFrameProb: 0.2,
+    trainClips: 6000, frames: 17, size: 64, sampleSteps: 30, cfgScale: 4, samplesPerPrompt: 8,
+  },
+  quick: {
+    dit: { hiddenSize: 32, depth: 1, numHeads: 2, patchSize: [1, 2, 2] },
+    text: { hiddenSize: 16, depth: 1, numHeads: 2 },
+    flow: { timestepSampling: 'logit-normal', shift: 1 },
+    batchSize: 2, lr: 1e-3, warmup: 2, ema: 0.9, cfgDropout: 0.1, conditionFrameProb: 0.2,
+    trainClips: 16, frames: 17, size: 64, sampleSteps: 4, cfgScale: 2, samplesPerPrompt: 1,
+  },
+};
+
+/** digit d with direction (3 d) mod 8: one pair per digit, every direction at least once. */
+export const HELD_OUT_PAIRS: ReadonlyArray<readonly [number, number]> = Array.from({ length: 10 }, (_, d) => [d, (3 * d) % 8] as const);
+export const HELD_OUT_PROMPTS: string[] = HELD_OUT_PAIRS.map(([d, k]) => captionFor([d], [DIRECTIONS[k]]));
+/** Every caption of the one-digit dataset (the tokenizer's vocabulary). */
+export const ALL_PROMPTS: string[] = Array.from({ length: 80 }, (_, i) => captionFor([i >> 3], [DIRECTIONS[i & 7]]));
+
+const isHeldOut = (digit: number, dir: number): boolean => HELD_OUT_PAIRS.some(([d, k]) => d === digit && k === dir);
+
+function writeJson(file: string, v: unknown): void {
+  const buf = Buffer.from(`${JSON.stringify(v, null, 2)}\n`, 'utf8');
+  writeFileAtomic(file, (fd) => writeAll(fd, buf));
+}
+
+/** The training clips: Moving MNIST train split without the held-out (digit, direction) pairs. */
+export function demoTrainClips(settings: DemoDiTSettings, seed = 0): VideoDataset {
+  const mm = new MovingMNIST({ split: 'train', length: 4 * settings.trainClips, frames: settings.frames, size: settings.size, numDigits: 1, seed });
+  const indices: number[] = [];
+  for (let i = 0; i < mm.length && indices.length < settings.trainClips; i++) {
+    const m = mm.get(i).meta;
+    if (!isHeldOut(m.digits[0], m.directionIndices[0])) indices.push(i);
+  }
+  const base = movingMnistDataset(mm);
+  return { length: indices.length, shape: base.shape, get: (i) => base.get(indices[i]) };
+}
+
+/** Encodes the training clips into <dir>/latents; a complete cache is reused as is. */
+export function encodeDemoLatents(o: {
+  vae: VideoVAE; dir: string; settings: DemoDiTSettings; seed?: number; onProgress?: (done: number, total: number) => void;
+}): LatentCacheIndex {
+  const dir = path.join(o.dir, 'latents');
+  const indexFile = path.join(dir, 'index.json');
+  if (fs.existsSync(indexFile)) {
+    const idx = JSON.parse(fs.readFileSync(indexFile, 'utf8')) as LatentCacheIndex;
+    if (idx.count === o.settings.trainClips) return idx;
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+  return noGrad(() => encodeDataset(o.vae, demoTrainClips(o.settings, o.seed ?? 0), dir, { batchSize: 4, onProgress: o.onProgress }));
+}
+
+/** A fresh text DiT for the settings (the tokenizer knows every caption's words). */
+export function createDemoDiT(settings: DemoDiTSettings, latentChannels: number): DiT {
+  const tokenizer = Tokenizer.fromCaptions(ALL_PROMPTS);
+  return new DiT({
+    ...settings.dit, inChannels: latentChannels, learnSigma: false, condition: 'text',
+    text: { tokenizer: tokenizer.state(), ...settings.text },
+  });
+}
+
+export function demoFlow(settings: DemoDiTSettings): RectifiedFlow {
+  return new RectifiedFlow({ timestepSampling: settings.flow.timestepSampling, shift: settings.flow.shift });
+}
+
+const SAMPLING_KEY = 'tessera.sampling';
+
+/** What sampling needs beside the weights: the latent scale and the flow settings. */
+export interface SamplingInfo {
+  scalingFactor: number;
+  flow: DemoDiTSettings['flow'];
+  latentChannels: number;
+}
+
+/** Writes a DiT with its sampling info (EMA weights when given). */
+export function saveDemoDiT(file: string, dit: DiT, info: SamplingInfo, ema?: EMA | null): void {
+  tidy(() => {
+    if (!ema) return dit.save(file, { [SAMPLING_KEY]: JSON.stringify(info) });
+    const backup = dit.stateDict();
+    const saved = Object.fromEntries(Object.entries(backup).map(([k, v]) => [k, v.clone()]));
+    ema.copyTo(dit);
+    try {
+      dit.save(file, { [SAMPLING_KEY]: JSON.stringify(info) });
+    } finally {
+      dit.loadStateDict(saved);
+    }
+  });
+}
+
+/** A DiT written by saveDemoDiT, with its sampling info. */
+export function loadDemoDiT(file: string): { dit: DiT; info: SamplingInfo } {
+  const dit = DiT.load(file);
+  const st = loadSafetensors(file);
+  try {
+    const json = st.metadata[SAMPLING_KEY];
+    if (!json) throw new Error(`loadDemoDiT: ${file} has no '${SAMPLING_KEY}' metadata (was it written by saveDemoDiT?)`);
+    return { dit, info: JSON.parse(json) as SamplingInfo };
+  } finally {
+    for (const t of Object.values(st.tensors)) t.dispose();
+  }
+}
+
+export interface TrainDemoDiTResult {
+  steps: number;
+  plannedSteps: number;
+  stopped: 'done' | 'aborted' | 'nan';
+  seconds: number;
+  checkpoint: string | null;
+  /** <dir>/dit/dit.safetensors (EMA weights), written when training finished. */
+  model: string | null;
+}
+
+/**
+ * Trains the text encoder + DiT on <dir>/latents for a time budget: the number of steps
+ * comes from timing a few steps (kept in plan.json so a resumed run keeps its schedule).
+ */
+export function trainDemoDiT(o: {
+  dir: string; settings: DemoDiTSettings; minutes: number; seed?: number; signal?: AbortSignal;
+  onStep?: (s: TrainDiTStep & { plannedSteps: number }) => void;
+}): TrainDemoDiTResult {
+  const op = 'trainDemoDiT';
+  if (!(o.minutes > 0)) throw new RangeError(`${op}: expected a positive budget in minutes, got ${String(o.minutes)}`);
+  const s = o.settings, seed = o.seed ?? 0;
+  const cache = loadLatentCache(path.join(o.dir, 'latents'));
+  const data = latentDataset(cache);
+  const C = cache.index.latentShape[0];
+  const out = path.join(o.dir, 'dit');
+  const ckDir = path.join(out, 'checkpoint');
+  fs.mkdirSync(out, { recursive: true });
+  const planFile = path.join(out, 'plan.json');
+  const diffusion = demoFlow(s);
+  const started = Date.now();
+  let plannedSteps: number;
+  if (fs.existsSync(planFile)) {
+    plannedSteps = (JSON.parse(fs.readFileSync(planFile, 'utf8')) as { steps: number }).steps;
+  } else {
+    // Steps the budget allows, from the time of steps 2-5 of a throwaway model.
+    manualSeed(seed + 1);
+    const probe = createDemoDiT(s, C);
+    const times: number[] = [];
+    trainDiT({ dit: probe, diffusion, data, steps: 5, batchSize: s.batchSize, lr: s.lr, ema: null, seed, onStep: (i) => times.push(i.seconds) });
+    probe.dispose();
+    const perStep = times.slice(1).reduce((a, b) => a + b, 0) / (times.length - 1);
+    const left = o.minutes * 60 - (Date.now() - started) / 1000;
+    plannedSteps = Math.max(10, Math.floor((0.97 * left) / perStep));
+    writeJson(planFile, { steps: plannedSteps, secondsPerStep: perStep, minutes: o.minutes, settings: s });
+  }
+  manualSeed(seed);
+  const dit = createDemoDiT(s, C);
+  const budgetLeft = o.minutes * 60 - (Date.now() - started) / 1000;
+  const timeout = AbortSignal.timeout(Math.max(1, budgetLeft) * 1000);
+  const signal = o.signal ? AbortSignal.any([o.signal, timeout]) : timeout;
+  const t0 = Date.now();
+  const r = trainDiT({
+    dit, diffusion, data, steps: plannedSteps, batchSize: s.batchSize, lr: s.lr, warmup: s.warmup, ema: s.ema,
+    cfgDropout: s.cfgDropout, conditionFrameProb: s.conditionFrameProb, checkpointDir: ckDir, checkpointEvery: 200, seed, signal,
+    onStep: (i) => o.onStep?.({ ...i, plannedSteps }),
+  });
+  const seconds = (Date.now() - t0) / 1000;
+  let model: string | null = null;
+  // A run cut by the budget (not by the caller) is finished too.
+  if (r.stopped === 'done' || (r.stopped === 'aborted' && !o.signal?.aborted)) {
+    model = path.join(out, 'dit.safetensors');
+    saveDemoDiT(model, dit, { scalingFactor: cache.index.scalingFactor, flow: s.flow, latentChannels: C }, r.ema);
+  }
+  r.ema?.dispose();
+  dit.dispose();
+  return { steps: r.steps, plannedSteps, stopped: r.stopped === 'aborted' && !o.signal?.aborted ? 'done' : r.stopped, seconds, checkpoint: r.checkpoint, model };
+}
+
+/** Loads the EMA weights of the latest checkpoint of <dir>/dit into a DiT (for a stage cut short). */
+export function loadDemoCheckpoint(dir: string, settings: DemoDiTSettings, latentChannels: number): DiT {
+  const ck = loadCheckpoint(path.join(dir, 'dit', 'checkpoint'));
+  try {
+    const dit = createDemoDiT(settings, latentChannels);
+    dit.loadStateDict(ck.ema ? ck.ema.shadow : ck.model);
+    return dit;
+  } finally {
+    disposeCheckpoint(ck);
+  }
+}
+
+export interface SampleVideosOptions {
+  vae: VideoVAE;
+  dit: DiT;
+  info: SamplingInfo;
+  prompts: string[];
+  frames?: number; // default 17
+  height?: number; // default 64
+  width?: number; // default 64
+  steps?: number; // default 30
+  cfgScale?: number; // default 4
+  seed?: number;
+  /** Image-to-video: the first frame of every video [B or 1, 1, H, W] (or [B, 1, 1, H, W]) in [0, 1]. */
+  firstFrame?: Tensor;
+}
+
+/** Text-to-video (or image-to-video): videos [B, 1, T, H, W] in [0, 1]. */
+export function sampleVideos(o: SampleVideosOptions): Tensor {
+  const op = 'sampleVideos';
+  const T = o.frames ?? 17, H = o.height ?? 64, W = o.width ?? 64;
+  const B = o.prompts.length;
+  let lat: number[];
+  try {
+    lat = o.vae.latentShape([B, o.vae.config.inChannels, T, H, W]);
+  } catch (e) {
+    throw new Error(`${op}: ${(e as Error).message}`);
+  }
+  const grid: [number, number, number] = [lat[2], lat[3], lat[4]];
+  const diffusion = new RectifiedFlow({ timestepSampling: o.info.flow.timestepSampling, shift: o.info.flow.shift });
+  return tidy(() => {
+    let conditionFrames;
+    if (o.firstFrame) {
+      const f = o.firstFrame.rank === 4 ? o.firstFrame.unsqueeze(2) : o.firstFrame; // [B|1, 1, 1, H, W]
+      if (f.rank !== 5 || f.shape[2] !== 1 || f.shape[3] !== H || f.shape[4] !== W)
+        throw new Error(`${op}: expected firstFrame [B, 1, ${H}, ${W}] in [0, 1], got [${o.firstFrame.shape.join(', ')}]`);
+      const z = noGrad(() => o.vae.encode(f.mul(2).sub(1)).mode().mul(o.info.scalingFactor)); // [B|1, C, 1, H', W']
+      conditionFrames = { latents: z, indices: [0] };
+    }
+    const latents = sample({
+      dit: o.dit, diffusion, prompts: o.prompts, latentGrid: grid, steps: o.steps ?? 30, cfgScale: o.cfgScale ?? 4, seed: o.seed, conditionFrames,
+    }); // [B, C, T', H', W']
+    return noGrad(() => o.vae.decode(latents.div(o.info.scalingFactor)).add(1).mul(0.5).clamp(0, 1)); // [B, 1, T, H, W]
+  });
+}
+
+/** Samples prompts (default: the held-out ones) and measures digit and direction adherence. */
+export async function evaluateDemo(o: {
+  vae: VideoVAE; dit: DiT; info: SamplingInfo; settings: DemoDiTSettings; prompts?: string[]; samplesPerPrompt?: number;
+  steps?: number; cfgScale?: number; seed?: number; gifPath?: string; batchSize?: number;
+}): Promise<AdherenceReport> {
+  let call = 0;
+  const seed = o.seed ?? 1234;
+  return evaluatePromptAdherence({
+    prompts: o.prompts ?? HELD_OUT_PROMPTS,
+    samplesPerPrompt: o.samplesPerPrompt ?? o.settings.samplesPerPrompt,
+    batchSize: o.batchSize ?? 8,
+    gifPath: o.gifPath,
+    sampleFn: (captions) =>
+      sampleVideos({
+        vae: o.vae, dit: o.dit, info: o.info, prompts: captions, frames: o.settings.frames, height: o.settings.size, width: o.settings.size,
+        steps: o.steps ?? o.settings.sampleSteps, cfgScale: o.cfgScale ?? o.settings.cfgScale, seed: seed + call++,
+      }),
+  });
+}
+
