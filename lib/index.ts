@@ -70,8 +70,11 @@ export { ImageFolder, VideoFolder, resizeCenterCrop } from './data/folders';
 export type { FolderOptions, VideoFolderOptions, SkippedFile } from './data/folders';
 export { trainDemoVAE, demoVAESettings, demoVAEFiles, demoHeldOut } from './demo/vae_stage';
 export type { DemoVAESettings, TrainDemoVAEOptions, DemoVAEMetrics, DemoVAEResult } from './demo/vae_stage';
-export { demoDiTSettings, HELD_OUT_PROMPTS, encodeDemoLatents, trainDemoDiT, evaluateDemo, sampleVideos } from './demo/dit_stage';
-export type { DemoDiTSettings } from './demo/dit_stage';
+export {
+  demoDiTSettings, HELD_OUT_PROMPTS, encodeDemoLatents, trainDemoDiT, evaluateDemo, sampleVideos, createDemoDiT, saveDemoDiT, loadDemoDiT,
+  demoTrainClips,
+} from './demo/dit_stage';
+export type { DemoDiTSettings, SamplingInfo, SampleVideosOptions, TrainDemoDiTResult } from './demo/dit_stage';
 export {
   runDemo, planDemo, describePlan, loadDemoModels, demoFiles, writeDemoReport, PRETRAINED_DIR, DEMO_BUDGETS, DEMO_STAGES,
 } from './demo/pipeline';

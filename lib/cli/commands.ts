@@ -168,7 +168,7 @@ export function addTrainingCommands(program: Command): void {
     if (!r) throw interrupted('latent encoding', null);
     if (r.stopped === 'aborted') throw interrupted('DiT training', r.checkpoint);
     if (r.stopped === 'nan') throw new CliError(`the DiT's loss became NaN at step ${r.steps}${r.checkpoint ? `; the last good checkpoint is ${r.checkpoint}` : ''}`);
-    copyFileAtomic(files.ditTrained, files.dit);
+    copyFileAtomic(r.model ?? files.ditTrained, files.dit);
     if (path.resolve(vaeFile) !== path.resolve(files.vae)) copyFileAtomic(vaeFile, files.vae);
     console.log(`trained ${r.steps} steps in ${r.seconds.toFixed(0)} s; wrote ${files.dit} (sample with --checkpoint ${out})`);
   });
@@ -190,12 +190,12 @@ export function addTrainingCommands(program: Command): void {
     if (!opts.prompt.length) throw new CliError(`sample: give at least one --prompt, e.g. --prompt "the digit 7 moves right"`);
     const file = opts.out ?? 'sample.gif';
     if (!/\.(gif|png|mp4|webm)$/i.test(file)) throw new CliError(`--out ${file}: expected a .gif, .png, .mp4 or .webm file`);
-    const { vae, dit } = loadModels(modelDir(opts.checkpoint));
+    const { vae, dit, info } = loadModels(modelDir(opts.checkpoint));
     try {
       const [height, width] = opts.size;
       console.log(`sampling ${opts.prompt.length} clip${opts.prompt.length > 1 ? 's' : ''} of ${opts.frames}x${height}x${width}, ${opts.steps} steps, cfg ${opts.cfg}`);
       tidy(() => {
-        const video = sampleVideos({ vae, dit, prompts: opts.prompt, frames: opts.frames, height, width, steps: opts.steps, cfgScale: opts.cfg, seed: opts.seed });
+        const video = sampleVideos({ vae, dit, info, prompts: opts.prompt, frames: opts.frames, height, width, steps: opts.steps, cfgScale: opts.cfg, seed: opts.seed });
         saveVideo(video, file, { fps: 8 });
       });
       console.log(`wrote ${file}`);
@@ -217,13 +217,13 @@ export function addTrainingCommands(program: Command): void {
     const opts = withConfig(cmd, o);
     applyRuntime(opts);
     const out = opts.out ?? path.join('out', 'eval');
-    const { vae, dit } = loadModels(modelDir(opts.checkpoint));
+    const { vae, dit, info } = loadModels(modelDir(opts.checkpoint));
     try {
       fs.mkdirSync(out, { recursive: true });
       const gifPath = path.join(out, 'samples.gif');
       const prompts = opts.prompt.length ? opts.prompt : HELD_OUT_PROMPTS;
       const report = await evaluateDemo({
-        dir: out, vae, dit, settings: demoDiTSettings[opts.quick ? 'quick' : 'full'], prompts, samplesPerPrompt: opts.samplesPerPrompt,
+        vae, dit, info, settings: demoDiTSettings[opts.quick ? 'quick' : 'full'], prompts, samplesPerPrompt: opts.samplesPerPrompt,
         steps: opts.steps, cfgScale: opts.cfg, seed: opts.seed, gifPath,
       });
       writeJsonAtomic(path.join(out, 'eval.json'), report);

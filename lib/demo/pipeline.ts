@@ -25,7 +25,7 @@ import { DiT } from '../models/dit';
 import { VideoVAE } from '../models/vae';
 import { info, version } from '../runtime';
 import { tidy } from '../tensor';
-import { demoDiTSettings, DemoDiTSettings, encodeDemoLatents, evaluateDemo, HELD_OUT_PROMPTS, trainDemoDiT } from './dit_stage';
+import { demoDiTSettings, DemoDiTSettings, encodeDemoLatents, evaluateDemo, HELD_OUT_PROMPTS, loadDemoDiT, SamplingInfo, trainDemoDiT } from './dit_stage';
 import { writeReport } from './report';
 import { DemoVAEMetrics, demoVAEFiles, demoVAESettings, DemoVAESettings, stackClips, trainDemoVAE } from './vae_stage';
 
@@ -108,7 +108,7 @@ export const demoFiles = (out: string) => ({
   vae: path.join(out, 'vae.safetensors'),
   dit: path.join(out, 'dit.safetensors'),
   ditTrained: path.join(out, 'dit', 'dit.safetensors'),
-  ditLog: path.join(out, 'dit', 'log.jsonl'),
+  ditLog: path.join(out, 'dit', 'checkpoint', 'log.jsonl'),
   samples: path.join(out, 'samples.gif'),
   grid: path.join(out, 'grid.png'),
   eval: path.join(out, 'eval.json'),
@@ -141,13 +141,13 @@ export function describePlan(plan: DemoPlan, done: DemoStage[] = []): string[] {
   ];
 }
 
-/** Loads vae.safetensors and dit.safetensors from a demo output or assets/pretrained/ layout. */
-export function loadDemoModels(dir: string): { vae: VideoVAE; dit: DiT } {
+/** Loads vae.safetensors and dit.safetensors (with its sampling info) from a demo output or assets/pretrained/. */
+export function loadDemoModels(dir: string): { vae: VideoVAE; dit: DiT; info: SamplingInfo } {
   const f = demoFiles(dir);
   for (const file of [f.vae, f.dit]) if (!fs.existsSync(file)) throw new Error(`no ${path.basename(file)} in ${dir} (expected a 'tessera demo' output or assets/pretrained/)`);
   const vae = VideoVAE.load(f.vae);
   try {
-    return { vae, dit: DiT.load(f.dit) };
+    return { vae, ...loadDemoDiT(f.dit) };
   } catch (e) {
     vae.dispose();
     throw e;
@@ -261,9 +261,9 @@ export async function runDemo(o: RunDemoOptions): Promise<RunDemoResult> {
       if (r.stopped === 'aborted') return abort('dit', r.checkpoint);
       if (r.stopped === 'nan')
         throw new Error(`the DiT's loss became NaN at step ${r.steps}${r.checkpoint ? `; the last good checkpoint is ${r.checkpoint}` : ''}`);
-      copyFileAtomic(files.ditTrained, files.dit);
-      log(`DiT: trained ${r.steps} steps in ${r.seconds.toFixed(0)} s`);
-      finish('dit', t0, { steps: r.steps, seconds: r.seconds });
+      copyFileAtomic(r.model ?? files.ditTrained, files.dit);
+      log(`DiT: trained ${r.steps} of ${r.plannedSteps} planned steps in ${r.seconds.toFixed(0)} s`);
+      finish('dit', t0, { steps: r.steps, plannedSteps: r.plannedSteps, seconds: r.seconds });
     }
 
     // 5. eval.
@@ -271,10 +271,10 @@ export async function runDemo(o: RunDemoOptions): Promise<RunDemoResult> {
       if (aborted()) return abort('eval');
       const t0 = Date.now();
       log(`eval: sampling ${HELD_OUT_PROMPTS.length} held-out prompts`);
-      const dit = DiT.load(files.dit);
+      const { dit, info: sampling } = loadDemoDiT(files.dit);
       let report: AdherenceReport;
       try {
-        report = await evaluateDemo({ dir: out, vae, dit, settings: settings.dit, seed, gifPath: files.samples });
+        report = await evaluateDemo({ vae, dit, info: sampling, settings: settings.dit, seed, gifPath: files.samples });
       } finally {
         dit.dispose();
       }

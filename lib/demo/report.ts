@@ -189,7 +189,7 @@ pre { background: #f6f6f6; padding: 8px; font-size: 12px; overflow-x: auto; }
 ${figure(F.vaeCurve, vae, 'VAE: reconstruction loss per step (training batches).')}
 ${figure(F.ditCurve, dit, 'DiT: diffusion loss per step (training batches).')}
 ${figure(F.recon, image(dataUri(r.reconGif, 'image/gif'), F.recon, 'VAE reconstructions'), 'Held-out clips (top) and their VAE reconstructions (bottom).')}
-${figure(F.samples, image(dataUri(r.samplesGif, 'image/gif'), F.samples, 'Samples'), `Samples for held-out prompts, in reading order: ${esc(prompts.join('; '))}`)}
+${figure(F.samples, image(dataUri(r.samplesGif, 'image/gif'), F.samples, 'Samples'), 'Samples for the held-out prompts listed below, in reading order (a row per prompt when several samples each).')}
 </div>
 <main>
 <h2>Prompts of the sample grid</h2>

@@ -5,13 +5,7 @@ import { ChildProcess, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-// (the modules themselves rather than lib/index, which also loads the DiT stage)
-import { manualSeed } from '../../lib/creation';
-import { demoVAESettings } from '../../lib/demo/vae_stage';
-import { loadVideo } from '../../lib/io/video';
-import { DiT } from '../../lib/models/dit';
-import { Tokenizer } from '../../lib/models/tokenizer';
-import { VideoVAE } from '../../lib/models/vae';
+import { createDemoDiT, demoDiTSettings, demoVAESettings, loadVideo, manualSeed, saveDemoDiT, VideoVAE } from '../../lib';
 
 const CLI = path.join(__dirname, '..', '..', 'dist', 'cli', 'main.js');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-cli-train-'));
@@ -93,13 +87,9 @@ test('sample and eval with a tiny model write a GIF of the asked size and an adh
   fs.mkdirSync(dir);
   manualSeed(0);
   const vae = new VideoVAE(demoVAESettings.quick.vae);
-  const tok = Tokenizer.fromCaptions(['the digit 7 moves right', 'the digit 2 moves up']);
-  const dit = new DiT({
-    hiddenSize: 32, depth: 1, numHeads: 2, patchSize: [1, 2, 2], inChannels: 4, learnSigma: false, condition: 'text',
-    text: { tokenizer: tok.state(), hiddenSize: 32, depth: 1, numHeads: 2 },
-  });
+  const dit = createDemoDiT(demoDiTSettings.quick, 4);
   vae.save(path.join(dir, 'vae.safetensors'));
-  dit.save(path.join(dir, 'dit.safetensors'));
+  saveDemoDiT(path.join(dir, 'dit.safetensors'), dit, { scalingFactor: 1, flow: demoDiTSettings.quick.flow, latentChannels: 4 });
   vae.dispose();
   dit.dispose();
 
