@@ -31,8 +31,12 @@ import { DemoVAEMetrics, demoVAEFiles, demoVAESettings, DemoVAESettings, stackCl
 
 /** Training budgets in minutes: the full demo (about 80 min on 2 cores) and the smoke run. */
 export const DEMO_BUDGETS = { full: { vae: 20, dit: 60 }, quick: { vae: 0.3, dit: 0.6 } };
-/** Rough minutes of the stages without a budget (data, VAE evaluation, latents, sampling), for the ETA. */
-const OVERHEAD_MINUTES = { full: 6, quick: 0.8 };
+/**
+ * Rough minutes of the stages without a budget, for the ETA. Full: encoding 6000 clips
+ * at ~0.06-0.1 s each (6-10 min), sampling 80 clips x 30 steps in batches of 8 at ~1.3 s
+ * per step (~5 min), the VAE's evaluation (~1 min); measured on 2 busy cores.
+ */
+const OVERHEAD_MINUTES = { full: 12, quick: 0.8 };
 
 export const DEMO_STAGES = ['data', 'vae', 'latents', 'dit', 'eval', 'report'] as const;
 export type DemoStage = (typeof DEMO_STAGES)[number];

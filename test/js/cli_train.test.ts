@@ -66,6 +66,18 @@ test('train-vae: Ctrl-C saves a checkpoint, says where, exits 130; the rerun res
   expect(latestStep(path.join(dir, 'checkpoint'))).toBeGreaterThan(step);
 });
 
+test('demo: prints its plan and ETA first; Ctrl-C in the VAE stage exits 130 naming the checkpoint', async () => {
+  const out = path.join(tmp, 'demo');
+  const a = start(['demo', '--quick', '--out', out]);
+  await waitFor(a, /VAE [1-9]\d*\/\d+/);
+  a.child.kill('SIGINT');
+  expect(await a.exited).toBe(130);
+  expect(a.out()).toMatch(/^plan \(quick smoke run: tiny models and data, not quality\):\n {2}1\. data: [^\n]*\n(.*\n){5}about \d+ min in all from the start; ETA \d\d:\d\d if starting now\n/);
+  expect(a.err()).toMatch(/tessera: interrupted during the vae stage; checkpoint saved in .*vae\/checkpoint\/step-0*[1-9]\d*; rerun the same command to resume\n$/);
+  const state = JSON.parse(fs.readFileSync(path.join(out, 'state.json'), 'utf8'));
+  expect(Object.keys(state.stages)).toEqual(['data']);
+});
+
 test('train-dit: Ctrl-C stops the synchronous DiT loop at the next step with a checkpoint, exit 130', async () => {
   const out = path.join(tmp, 'dit');
   fs.mkdirSync(out);
