@@ -55,7 +55,7 @@ async function main() {
   let train = null;
   if (!args.includes('--eval-only')) {
     last = 0;
-    train = stage.trainDemoDiT({
+    train = await stage.trainDemoDiT({
       dir: out, settings, minutes, seed,
       onStep: (i) => {
         if (Date.now() - last > 30000 || i.step === i.plannedSteps) {

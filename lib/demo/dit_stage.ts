@@ -167,10 +167,10 @@ export interface TrainDemoDiTResult {
  * Trains the text encoder + DiT on <dir>/latents for a time budget: the number of steps
  * comes from timing a few steps (kept in plan.json so a resumed run keeps its schedule).
  */
-export function trainDemoDiT(o: {
+export async function trainDemoDiT(o: {
   dir: string; settings: DemoDiTSettings; minutes: number; seed?: number; signal?: AbortSignal;
   onStep?: (s: TrainDiTStep & { plannedSteps: number }) => void;
-}): TrainDemoDiTResult {
+}): Promise<TrainDemoDiTResult> {
   const op = 'trainDemoDiT';
   if (!(o.minutes > 0)) throw new RangeError(`${op}: expected a positive budget in minutes, got ${String(o.minutes)}`);
   const s = o.settings, seed = o.seed ?? 0;
@@ -191,7 +191,7 @@ export function trainDemoDiT(o: {
     manualSeed(seed + 1);
     const probe = createDemoDiT(s, C);
     const times: number[] = [];
-    trainDiT({ dit: probe, diffusion, data, steps: 5, batchSize: s.batchSize, lr: s.lr, ema: null, seed, onStep: (i) => times.push(i.seconds) });
+    await trainDiT({ dit: probe, diffusion, data, steps: 5, batchSize: s.batchSize, lr: s.lr, ema: null, seed, onStep: (i) => times.push(i.seconds) });
     probe.dispose();
     const perStep = times.slice(1).reduce((a, b) => a + b, 0) / (times.length - 1);
     const left = o.minutes * 60 - (Date.now() - started) / 1000;
@@ -200,15 +200,24 @@ export function trainDemoDiT(o: {
   }
   manualSeed(seed);
   const dit = createDemoDiT(s, C);
-  const budgetLeft = o.minutes * 60 - (Date.now() - started) / 1000;
-  const timeout = AbortSignal.timeout(Math.max(1, budgetLeft) * 1000);
-  const signal = o.signal ? AbortSignal.any([o.signal, timeout]) : timeout;
+  // The budget is a deadline checked after every step (a timer could not fire while
+  // the synchronous steps hold the event loop); the time spent before a resume counts.
+  const spentFile = path.join(out, 'spent.json');
+  const spent = fs.existsSync(spentFile) ? (JSON.parse(fs.readFileSync(spentFile, 'utf8')) as { seconds: number }).seconds : 0;
+  const deadline = started + (o.minutes * 60 - spent) * 1000;
+  const budget = new AbortController();
+  const signal = o.signal ? AbortSignal.any([o.signal, budget.signal]) : budget.signal;
   const t0 = Date.now();
-  const r = trainDiT({
+  const r = await trainDiT({
     dit, diffusion, data, steps: plannedSteps, batchSize: s.batchSize, lr: s.lr, warmup: s.warmup, ema: s.ema,
     cfgDropout: s.cfgDropout, conditionFrameProb: s.conditionFrameProb, checkpointDir: ckDir, checkpointEvery: 200, seed, signal,
-    onStep: (i) => o.onStep?.({ ...i, plannedSteps }),
+    onStep: (i) => {
+      if (i.step % 20 === 0) writeJson(spentFile, { seconds: spent + (Date.now() - started) / 1000 });
+      if (Date.now() >= deadline) budget.abort();
+      o.onStep?.({ ...i, plannedSteps });
+    },
   });
+  writeJson(spentFile, { seconds: spent + (Date.now() - started) / 1000 });
   const seconds = (Date.now() - t0) / 1000;
   let model: string | null = null;
   // A run cut by the budget (not by the caller) is finished too.

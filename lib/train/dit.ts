@@ -192,7 +192,11 @@ function sliceCondition(c: DiTCondition, a: number, b: number): DiTCondition {
   return c;
 }
 
-export function trainDiT(o: TrainDiTOptions): TrainDiTResult {
+/**
+ * Trains a DiT on a latent dataset. Async: it yields to the event loop after every step,
+ * so timers and signal handlers (Ctrl-C -> AbortController) run during training.
+ */
+export async function trainDiT(o: TrainDiTOptions): Promise<TrainDiTResult> {
   const op = 'trainDiT';
   if (!(o.dit instanceof DiT)) throw new TypeError(`${op}: expected dit to be a DiT`);
   if (!(o.diffusion instanceof GaussianDiffusion || o.diffusion instanceof RectifiedFlow))
@@ -289,6 +293,7 @@ export function trainDiT(o: TrainDiTOptions): TrainDiTResult {
     if (log) fs.appendFileSync(log, JSON.stringify(info) + '\n');
     o.onStep?.(info);
     if (o.checkpointDir && (step % every === 0 || step === o.steps)) lastGood = save(step);
+    await new Promise<void>((resolve) => setImmediate(resolve));
   }
   if (stopped === 'aborted' && o.checkpointDir) lastGood = save(step);
   dit.eval();

@@ -25,11 +25,11 @@ function model(): ts.DiT {
   });
 }
 
-test('the loss falls, guided samples follow their prompt, and training resumes from a checkpoint', () => {
+test('the loss falls, guided samples follow their prompt, and training resumes from a checkpoint', async () => {
   const dit = model();
   const flow = new ts.RectifiedFlow();
   const losses: number[] = [];
-  const r = trainOnce(dit, flow, 120, losses);
+  const r = await trainOnce(dit, flow, 120, losses);
   expect(r.stopped).toBe('done');
   const head = losses.slice(0, 10).reduce((a, b) => a + b) / 10, tail = losses.slice(-10).reduce((a, b) => a + b) / 10;
   expect(tail).toBeLessThan(head * 0.6);
@@ -52,21 +52,21 @@ function trainOnce(dit: ts.DiT, diffusion: ts.RectifiedFlow | ts.GaussianDiffusi
   });
 }
 
-test('abort saves a checkpoint; a rerun resumes at that step; Gaussian diffusion trains too', () => {
+test('abort saves a checkpoint; a rerun resumes at that step; Gaussian diffusion trains too', async () => {
   const dir = path.join(tmp, 'ck');
   const ac = new AbortController();
   const losses: number[] = [];
   const dit = model();
   const gd = new ts.GaussianDiffusion({ learnSigma: false });
-  ts.trainDiT({ dit, diffusion: gd, data: dataset(), steps: 30, batchSize: 2, checkpointDir: dir, checkpointEvery: 100, seed: 1, signal: ac.signal,
+  await ts.trainDiT({ dit, diffusion: gd, data: dataset(), steps: 30, batchSize: 2, checkpointDir: dir, checkpointEvery: 100, seed: 1, signal: ac.signal,
     onStep: (s) => { losses.push(s.loss); if (s.step === 7) ac.abort(); } });
   expect(losses.length).toBe(7);
   expect(fs.readFileSync(path.join(dir, 'log.jsonl'), 'utf8').trim().split('\n').length).toBe(7);
   const dit2 = model();
   const more: number[] = [];
-  const r = ts.trainDiT({ dit: dit2, diffusion: gd, data: dataset(), steps: 10, batchSize: 2, checkpointDir: dir, seed: 1, onStep: (s) => more.push(s.step) });
+  const r = await ts.trainDiT({ dit: dit2, diffusion: gd, data: dataset(), steps: 10, batchSize: 2, checkpointDir: dir, seed: 1, onStep: (s) => more.push(s.step) });
   expect(more).toEqual([8, 9, 10]);
   expect(r.stopped).toBe('done');
-  expect(() => ts.trainDiT({ dit: dit2, diffusion: gd, data: dataset(), steps: 0, batchSize: 2 })).toThrow(/trainDiT: expected steps to be a positive integer, got 0/);
+  await expect(ts.trainDiT({ dit: dit2, diffusion: gd, data: dataset(), steps: 0, batchSize: 2 })).rejects.toThrow(/trainDiT: expected steps to be a positive integer, got 0/);
   expect(() => ts.sample({ dit: dit2, diffusion: gd, latentGrid: [1, 4, 4] })).toThrow(/sample: a text-conditioned DiT needs prompts/);
 });

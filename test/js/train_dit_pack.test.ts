@@ -75,16 +75,16 @@ test.each([
   for (const s of b) s.latent.dispose();
 });
 
-test("trainDiT mixed: 'pack' trains on videos, another aspect ratio and images together", () => {
+test("trainDiT mixed: 'pack' trains on videos, another aspect ratio and images together", async () => {
   const m = model(false);
   ts.manualSeed(1);
   const pats = [[2, 3, 4, 4], [2, 2, 4, 6], [2, 1, 4, 4]].map((s) => ts.keep(ts.randn(s).mul(0.5).add(1)));
   const data: ts.LatentDataset = { length: 6, get: (i) => ({ latent: pats[i % 3], label: i % 3 }) };
   const losses: number[] = [];
-  const r = ts.trainDiT({ dit: m, diffusion: new ts.RectifiedFlow(), data, steps: 60, batchSize: 4, lr: 3e-3, mixed: 'pack', ema: null, seed: 3, onStep: (s) => losses.push(s.loss) });
+  const r = await ts.trainDiT({ dit: m, diffusion: new ts.RectifiedFlow(), data, steps: 60, batchSize: 4, lr: 3e-3, mixed: 'pack', ema: null, seed: 3, onStep: (s) => losses.push(s.loss) });
   expect(r.stopped).toBe('done');
   const mean = (xs: number[]): number => xs.reduce((a, v) => a + v, 0) / xs.length;
   expect(mean(losses.slice(-10))).toBeLessThan(0.7 * mean(losses.slice(0, 10)));
-  expect(() => ts.trainDiT({ dit: m, diffusion: new ts.RectifiedFlow(), data, steps: 1, batchSize: 2, mixed: 'packed' as 'pack' })).toThrow(/mixed must be 'bucket' or 'pack', got 'packed'/);
+  await expect(ts.trainDiT({ dit: m, diffusion: new ts.RectifiedFlow(), data, steps: 1, batchSize: 2, mixed: 'packed' as 'pack' })).rejects.toThrow(/mixed must be 'bucket' or 'pack', got 'packed'/);
   pats.forEach((p) => p.dispose());
 });
