@@ -7,8 +7,8 @@ import { Command, Option } from 'commander';
 import { copyFileAtomic, writeJsonAtomic } from '../io/atomic';
 import { saveVideo } from '../io/video';
 import { VideoVAE } from '../models/vae';
-import { demoDiTSettings, encodeDemoLatents, evaluateDemo, HELD_OUT_PROMPTS, sampleVideos, trainDemoDiT } from '../demo/dit_stage';
-import { demoFiles, loadDemoModels, PRETRAINED_DIR, runDemo } from '../demo/pipeline';
+import { demoDiTSettings, evaluateDemo, HELD_OUT_PROMPTS, sampleVideos, trainDemoDiT } from '../demo/dit_stage';
+import { demoFiles, encodeLatentsUntil, loadDemoModels, PRETRAINED_DIR, runDemo } from '../demo/pipeline';
 import { demoVAEFiles, demoVAESettings, trainDemoVAE } from '../demo/vae_stage';
 import { tidy } from '../tensor';
 import { onInterrupt } from './interrupt';
@@ -151,11 +151,11 @@ export function addTrainingCommands(program: Command): void {
     const r = await withInterrupt(async (i) => {
       try {
         const enc = lazyProgress('latents');
-        encodeDemoLatents({ vae, dir: out, settings, seed: opts.seed, onProgress: (d, t) => (i.poll(), enc.update(d, t)) });
+        const index = encodeLatentsUntil({ vae, dir: out, settings, seed: opts.seed, onProgress: (d, t) => enc.update(d, t), stop: () => i.interrupted });
         enc.stop();
-        if (i.interrupted) return null;
+        if (!index || i.interrupted) return null;
         const bar = lazyProgress('DiT');
-        const res = trainDemoDiT({
+        const res = await trainDemoDiT({
           dir: out, settings, minutes: opts.minutes, seed: opts.seed, signal: i.signal,
           onStep: (s) => (i.poll(), bar.update(s.step, s.plannedSteps, { loss: s.loss })),
         });
@@ -165,7 +165,7 @@ export function addTrainingCommands(program: Command): void {
         vae.dispose();
       }
     });
-    if (!r) throw interrupted('latent encoding', null);
+    if (!r) throw new Interrupted('interrupted during latent encoding; nothing to save (the encoding starts again on the next run)');
     if (r.stopped === 'aborted') throw interrupted('DiT training', r.checkpoint);
     if (r.stopped === 'nan') throw new CliError(`the DiT's loss became NaN at step ${r.steps}${r.checkpoint ? `; the last good checkpoint is ${r.checkpoint}` : ''}`);
     copyFileAtomic(r.model ?? files.ditTrained, files.dit);

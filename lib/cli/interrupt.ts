@@ -1,7 +1,8 @@
-// Ctrl-C for long CLI commands: an AbortSignal that fires on SIGINT, also while a
-// synchronous training loop holds the event loop. The native handler only records the
-// signal (interrupt_napi.cc); poll() (called between steps) and a 100 ms timer (for
-// asynchronous work) turn the record into an abort. A second Ctrl-C terminates at once.
+// Ctrl-C for long CLI commands: an AbortSignal that fires on SIGINT, also noticed by
+// poll() inside synchronous work (latent encoding, sampling) that holds the event loop.
+// The native handler only records the signal (interrupt_napi.cc); poll() (called between
+// steps) and a 100 ms timer turn the record into an abort. A second Ctrl-C terminates
+// at once, even in synchronous work.
 import { native } from '../native';
 
 export interface Interrupt {

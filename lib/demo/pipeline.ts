@@ -19,6 +19,7 @@ import { lazyProgress, Progress, progress as defaultProgress } from '../cli/prog
 import { movingMnistDataset } from '../data/dataset';
 import { MovingMNIST } from '../data/moving_mnist';
 import type { AdherenceReport } from '../eval/adherence';
+import type { LatentCacheIndex } from '../data/latent_cache';
 import { copyFileAtomic, writeJsonAtomic } from '../io/atomic';
 import { loadVideo, saveVideo } from '../io/video';
 import { DiT } from '../models/dit';
@@ -84,7 +85,7 @@ export interface RunDemoOptions {
   /** Aborting stops the stage at its next step; a training stage saves a checkpoint first. */
   signal?: AbortSignal;
   /**
-   * Called between steps of every stage, also inside synchronous loops (where timers and
+   * Called between steps of every stage, also inside synchronous work (where timers and
    * signal listeners cannot run): the CLI polls its Ctrl-C flag here and aborts `signal`.
    */
   poll?: () => void;
@@ -143,6 +144,27 @@ export function describePlan(plan: DemoPlan, done: DemoStage[] = []): string[] {
     `  6. report: metrics.json, report.html${mark('report')}`,
     `about ${m(plan.totalMinutes)} in all from the start; ETA ${clock(plan.totalMinutes * (1 - done.length / DEMO_STAGES.length))} if starting now`,
   ];
+}
+
+class Stopped extends Error {}
+
+/**
+ * encodeDemoLatents that stops after the shard in progress once `stop()` says so
+ * (null then: the cache has no index, and the next run encodes it again).
+ */
+export function encodeLatentsUntil(o: Parameters<typeof encodeDemoLatents>[0] & { stop: () => boolean }): LatentCacheIndex | null {
+  try {
+    return encodeDemoLatents({
+      ...o,
+      onProgress: (done, total) => {
+        o.onProgress?.(done, total);
+        if (done < total && o.stop()) throw new Stopped();
+      },
+    });
+  } catch (e) {
+    if (e instanceof Stopped) return null;
+    throw e;
+  }
 }
 
 /** Loads vae.safetensors and dit.safetensors (with its sampling info) from a demo output or assets/pretrained/. */
@@ -236,15 +258,9 @@ export async function runDemo(o: RunDemoOptions): Promise<RunDemoResult> {
       if (aborted()) return abort('latents');
       const t0 = Date.now();
       const p = lazyProgress('latents', bar);
-      const index = encodeDemoLatents({
-        vae, dir: out, settings: settings.dit, seed,
-        onProgress: (d, total) => {
-          poll();
-          p.update(d, total);
-        },
-      });
+      const index = encodeLatentsUntil({ vae, dir: out, settings: settings.dit, seed, onProgress: (d, total) => p.update(d, total), stop: aborted });
       p.stop();
-      if (aborted()) return abort('latents');
+      if (!index || aborted()) return abort('latents');
       log(`latents: ${index.count} clips -> [${index.latentShape.join(', ')}] each, scaling factor ${index.scalingFactor.toFixed(3)}`);
       finish('latents', t0, { count: index.count, latentShape: index.latentShape, scalingFactor: index.scalingFactor });
     }
@@ -254,7 +270,7 @@ export async function runDemo(o: RunDemoOptions): Promise<RunDemoResult> {
       if (aborted()) return abort('dit');
       const t0 = Date.now();
       const p = lazyProgress('DiT', bar);
-      const r = trainDemoDiT({
+      const r = await trainDemoDiT({
         dir: out, settings: settings.dit, minutes: plan.ditMinutes, seed, signal: o.signal,
         onStep: (s) => {
           poll();

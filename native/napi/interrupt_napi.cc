@@ -1,9 +1,9 @@
-// Ctrl-C for synchronous loops. A JS process.on('SIGINT') listener runs only when the
-// event loop turns, which a synchronous training loop (trainDiT) never lets happen, so
-// the CLI instead installs this handler, which only records the signal, and polls the
-// flag between steps. The handler resets itself (SA_RESETHAND): a second Ctrl-C
-// terminates the process the default way, for a user who does not want to wait for
-// the checkpoint.
+// Ctrl-C for synchronous work. A JS process.on('SIGINT') listener runs only when the
+// event loop turns, which long synchronous work (encoding a latent cache, sampling)
+// never lets happen, and while it is registered every further Ctrl-C waits too. The
+// CLI instead installs this handler, which only records the signal, and polls the flag
+// between steps. The handler resets itself (SA_RESETHAND): a second Ctrl-C terminates
+// the process the default way at once, for a user who does not want to wait.
 //   interruptInstall(): installs the handler and clears the flag (idempotent).
 //   interruptPending() -> boolean: whether SIGINT arrived since the install.
 #include <csignal>

@@ -1,6 +1,6 @@
 // The long CLI commands in child processes on tiny runs: Ctrl-C (SIGINT) saves a
-// checkpoint, says where, exits with 130, and a rerun resumes from it, also in the
-// synchronous DiT loop; sample and eval with a tiny model write their files.
+// checkpoint, says where, exits with 130, and a rerun resumes from it, in the VAE and the
+// DiT stage and the whole demo; sample and eval with a tiny model write their files.
 import { ChildProcess, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -78,7 +78,7 @@ test('demo: prints its plan and ETA first; Ctrl-C in the VAE stage exits 130 nam
   expect(Object.keys(state.stages)).toEqual(['data']);
 });
 
-test('train-dit: Ctrl-C stops the synchronous DiT loop at the next step with a checkpoint, exit 130', async () => {
+test('train-dit: Ctrl-C stops the DiT loop at the next step with a checkpoint, exit 130', async () => {
   const out = path.join(tmp, 'dit');
   fs.mkdirSync(out);
   manualSeed(0);

@@ -70,3 +70,19 @@ test('runDemo: interrupted in the VAE, resumed to the end with every file, then 
   expect(third[third.length - 1]).toMatch(/^all stages are complete; results in .*out \(remove it to run again\)$/);
   await expect(ts.runDemo({ out, ...silent })).rejects.toThrow(/out holds a quick demo run with seed 0; use another --out or remove it to start a full run with seed 0/);
 });
+
+test('encodeLatentsUntil stops after the shard in progress when asked, leaving no index; the next run completes', () => {
+  const dir = path.join(tmp, 'enc');
+  const settings = { ...ts.demoDiTSettings.quick, trainClips: 300, frames: 5, size: 32 };
+  ts.manualSeed(0);
+  const vae = new ts.VideoVAE(ts.demoVAESettings.quick.vae);
+  const seen: number[] = [];
+  const stopped = ts.encodeLatentsUntil({ vae, dir, settings, onProgress: (d) => seen.push(d), stop: () => true });
+  expect(stopped).toBeNull();
+  expect(seen).toEqual([256]); // one shard of 256, then stopped
+  expect(fs.existsSync(path.join(dir, 'latents', 'index.json'))).toBe(false);
+  const index = ts.encodeLatentsUntil({ vae, dir, settings, stop: () => false });
+  expect(index!.count).toBe(300);
+  expect(fs.existsSync(path.join(dir, 'latents', 'index.json'))).toBe(true);
+  vae.dispose();
+});
