@@ -42,7 +42,7 @@ async function main(): Promise<void> {
     text: { tokenizer: tokenizer.state(), hiddenSize: 32, depth: 1, numHeads: 2 },
   });
   const flow = new ts.RectifiedFlow();
-  const trained = ts.trainDiT({ dit, diffusion: flow, data: latents, steps: 150, batchSize: 8, lr: 1e-3, seed: 0 });
+  const trained = await ts.trainDiT({ dit, diffusion: flow, data: latents, steps: 150, batchSize: 8, lr: 1e-3, seed: 0 });
   console.log(`DiT: ${trained.steps} steps, last loss ${trained.lastLoss.toFixed(3)} (${seconds()})`);
 
   // 5. Sample prompts with the EMA weights and classifier-free guidance; decode; save.
