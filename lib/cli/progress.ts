@@ -13,7 +13,13 @@ function fmt(values: Record<string, number>): string {
     .join(', ');
 }
 
-export function progress(label: string, total: number, stream: NodeJS.WriteStream = process.stderr): Progress {
+/** Where progress goes (process.stderr by default); typed structurally so the declarations need no @types/node. */
+export interface ProgressStream {
+  isTTY?: boolean;
+  write(chunk: string): boolean;
+}
+
+export function progress(label: string, total: number, stream: ProgressStream = process.stderr): Progress {
   // The rate counts from the first update (a resumed run starts at its checkpoint's step).
   let start = Date.now();
   let first: number | null = null;
@@ -26,7 +32,7 @@ export function progress(label: string, total: number, stream: NodeJS.WriteStrea
       format: `${label} [{bar}] {value}/{total} | {values} | {rate} it/s | ETA {eta_formatted}`,
       barsize: 24,
       hideCursor: true,
-      stream,
+      stream: stream as NodeJS.WritableStream,
     });
     bar.start(total, 0, { values: '', rate: '0.00' });
     return {
