@@ -181,6 +181,56 @@ function cases(ts) {
       torch: { case: 'vae_step', params: { shape, config: ts.vaePresets.demo } },
     });
   }
+  // DiT training step and sampling step: the demo's DiT width and depth (hidden 256,
+  // 6 blocks, 4 heads, patches 1x2x2 on 4x5x16x16 latents of 17x64x64 clips), class-
+  // conditioned so that PyTorch runs the same layers (benchmarks/torch_dit.py).
+  // Training: rectified-flow loss, backward, clipping, AdamW on a batch of 16; sampling:
+  // one Euler step with classifier-free guidance (one forward on 2 x 8).
+  {
+    const cfg = { hiddenSize: 256, depth: 6, numHeads: 4, patchSize: [1, 2, 2], inChannels: 4, learnSigma: false, condition: 'class', numClasses: 10 };
+    const torchCfg = { hidden: 256, depth: 6, heads: 4, patch: [1, 2, 2] };
+    const tokens = (B) => B * 5 * 8 * 8;
+    const fwdFlops = (B) => 2 * tokens(B) * cfg.depth * 12 * 256 * 256 + 4 * B * cfg.depth * (5 * 8 * 8) ** 2 * 256;
+    let dit, opt, x0, flow, labels;
+    out.push({
+      name: 'DiT train step', shape: '[16,4,5,16,16] D=256 x6', flops: 3 * fwdFlops(16), target: 'ratio >= 1',
+      setup: () => {
+        ts.manualSeed(0);
+        dit = new ts.DiT(cfg);
+        opt = new ts.optim.AdamW(dit, { lr: 1e-4 });
+        flow = new ts.RectifiedFlow({ timestepSampling: 'logit-normal' });
+        x0 = keep(ts.randn([16, 4, 5, 16, 16]));
+        labels = Array.from({ length: 16 }, (_, i) => i % 10);
+        return () => {
+          flow.trainingLoss((xt, t, y) => dit.forward(xt, t, y), x0, { cond: labels }).loss.backward();
+          ts.optim.clipGradNorm(dit, 1);
+          opt.step();
+          opt.zeroGrad();
+        };
+      },
+      teardown: () => (x0.dispose(), opt.dispose(), dit.dispose()),
+      torch: { case: 'dit_train_step', params: { shape: [16, 4, 5, 16, 16], ...torchCfg } },
+    });
+    let sdit, x;
+    out.push({
+      name: 'DiT sampling step (CFG)', shape: '2x[8,4,5,16,16] D=256 x6', flops: fwdFlops(16), target: 'ratio >= 1',
+      setup: () => {
+        ts.manualSeed(0);
+        sdit = new ts.DiT(cfg);
+        sdit.eval();
+        x = keep(ts.randn([8, 4, 5, 16, 16]));
+        const y2 = [...Array.from({ length: 8 }, (_, i) => i % 10), ...new Array(8).fill(10)];
+        const t2 = new Array(16).fill(500);
+        return () =>
+          ts.noGrad(() => {
+            const [c, u] = sdit.forward(ts.cat([x, x], 0), t2, y2).chunk(2, 0);
+            return x.sub(u.add(c.sub(u).mul(4)).mul(0.03));
+          });
+      },
+      teardown: () => (x.dispose(), sdit.dispose()),
+      torch: { case: 'dit_sample_step', params: { shape: [8, 4, 5, 16, 16], ...torchCfg } },
+    });
+  }
   return out;
 }
 module.exports = { cases };

@@ -10,42 +10,12 @@ import time
 import torch
 import torch.nn.functional as F
 
+from torch_dit import DiTBlock, dit_sample_step, dit_train_step, naive_attention
 from torch_vae import VideoVAE, kl
 
 torch.set_num_threads(int(sys.argv[1]) if len(sys.argv) > 1 else 2)
 torch.manual_seed(0)
 cases = {}
-
-
-def naive_attention(q, k, v, causal=False):
-    # q, k, v: [B, N, H, D] -> [B, N, H, D]; softmax(QK^T/sqrt(d))V, the opponent the
-    # issue names (PyTorch 1.13 has no fused CPU SDPA).
-    qh, kh, vh = (t.transpose(1, 2) for t in (q, k, v))
-    s = qh @ kh.transpose(-1, -2) * (q.shape[-1] ** -0.5)
-    if causal:
-        n = s.shape[-1]
-        s = s.masked_fill(torch.ones(n, n, dtype=torch.bool).triu(1), float("-inf"))
-    return (s.softmax(-1) @ vh).transpose(1, 2)
-
-
-class DiTBlock(torch.nn.Module):
-    """facebookresearch/DiT's block: adaLN-Zero, timm-style attention (qkv, proj), GELU(tanh) MLP."""
-
-    def __init__(self, D, H, mlp_ratio=4):
-        super().__init__()
-        self.H = H
-        self.qkv, self.proj = torch.nn.Linear(D, 3 * D), torch.nn.Linear(D, D)
-        self.fc1, self.fc2 = torch.nn.Linear(D, mlp_ratio * D), torch.nn.Linear(mlp_ratio * D, D)
-        self.ada = torch.nn.Linear(D, 6 * D)
-
-    def forward(self, x, c):
-        B, N, D = x.shape
-        sh1, sc1, g1, sh2, sc2, g2 = self.ada(F.silu(c)).chunk(6, dim=1)
-        h = F.layer_norm(x, (D,), eps=1e-6) * (1 + sc1[:, None]) + sh1[:, None]
-        q, k, v = self.qkv(h).reshape(B, N, 3, self.H, D // self.H).unbind(2)  # [B, N, H, Dh]
-        x = x + g1[:, None] * self.proj(naive_attention(q, k, v).reshape(B, N, D))
-        h = F.layer_norm(x, (D,), eps=1e-6) * (1 + sc2[:, None]) + sh2[:, None]
-        return x + g2[:, None] * self.fc2(F.gelu(self.fc1(h), approximate="tanh"))
 
 
 def build(case, p):
@@ -142,6 +112,10 @@ def build(case, p):
             opt.step()
             opt.zero_grad(set_to_none=True)
         return run
+    if case == "dit_train_step":
+        return dit_train_step(p)
+    if case == "dit_sample_step":
+        return dit_sample_step(p)
     raise ValueError(f"unknown case {case}")
 
 

@@ -158,11 +158,6 @@ export class TokenLayout {
     private readonly frameIndex: Tensor | null = null,
   ) {}
 
-  /** Whether modulation rows are per token ([B*N, K]) rather than per row ([B, K]). */
-  private get perToken(): boolean {
-    return this.packed || this.frameIndex !== null;
-  }
-
   /**
    * The same layout with conditioning rows per (sample, frame): c [sum_s T'_s, D] in
    * sample-major order (timesteps per latent frame, for conditioning frames).
@@ -189,22 +184,39 @@ export class TokenLayout {
     return new TokenLayout(1, N, p.grids, true, p.sampleIndex, p.cuSeqlens, p.rope);
   }
 
-  /** Per-sample rows v [S, K] as modulation rows: [B, K] (batch) or per token [N, K] (packed). */
+  /**
+   * Conditioning rows v [R, K] (one per sample, or per (sample, frame)) as modulation
+   * rows for modulate()/gated(): [B, K] or [B*T', K] as they are (a batch), per token
+   * [N, K] (packed). Apply it to each chunk of the adaLN output, not to the whole: the
+   * per-token rows are N long, and slicing them would cost as much again in backward.
+   */
   rows(v: Tensor): Tensor {
-    if (this.frameIndex) return F.embedding(this.frameIndex, v); // [B*N, K]
-    return this.packed ? F.embedding(this.sampleIndex!, v) : v; // [B, K] | [N, K]
+    if (!this.packed) return v; // [B, K] | [B*T', K]
+    return F.embedding(this.frameIndex ?? this.sampleIndex!, v); // [N, K]
+  }
+
+  /** Frames per row and tokens per frame when a batch is conditioned per frame. */
+  private get frameView(): { T: number; HW: number } | null {
+    if (this.packed || !this.frameIndex) return null;
+    const [T, H, W] = this.grids[0];
+    return { T, HW: H * W };
   }
 
   /** x * (1 + scale) + shift with rows from rows(): x [B, N, D]. */
   modulate(x: Tensor, shift: Tensor, scale: Tensor): Tensor {
-    if (!this.perToken) return F.modulate(x, shift, scale); // [B, N, D]
     const { B, N } = this, D = x.shape[2];
-    return F.modulate(x.reshape([B * N, 1, D]), shift, scale).reshape([B, N, D]); // one token per "row"
+    const fv = this.frameView;
+    if (fv) return F.modulate(x.reshape([B * fv.T, fv.HW, D]), shift, scale).reshape([B, N, D]); // rows per frame
+    if (!this.packed) return F.modulate(x, shift, scale); // [B, N, D]
+    return F.modulate(x.reshape([N, 1, D]), shift, scale).reshape([1, N, D]); // one token per "row"
   }
 
-  /** A gate row (from rows()) shaped to multiply x [B, N, D]. */
-  gate(g: Tensor): Tensor {
-    return this.perToken ? g.reshape([this.B, this.N, g.shape[1]]) : g.unsqueeze(1); // [B, N, D] | [B, 1, D]
+  /** gate * y for a gate row g from rows() and y [B, N, D]. */
+  gated(g: Tensor, y: Tensor): Tensor {
+    const { B, N } = this, D = y.shape[2];
+    const fv = this.frameView;
+    if (fv) return y.reshape([B, fv.T, fv.HW, D]).mul(g.reshape([B, fv.T, 1, D])).reshape([B, N, D]);
+    return this.packed ? y.mul(g.unsqueeze(0)) : y.mul(g.unsqueeze(1)); // [B, N, D]
   }
 
   private memo<T>(key: string, make: () => T): T {
@@ -324,15 +336,15 @@ export class DiTBlock extends Module {
    */
   forward(x: Tensor, c: Tensor, layout?: TokenLayout, mode: AttentionMode = 'full', ctx: TextContext | null = null): Tensor {
     const lay = layout ?? TokenLayout.batch(x.shape[0], [1, 1, x.shape[1]]);
-    const [shMsa, scMsa, gMsa, shMlp, scMlp, gMlp] = lay.rows(this.adaLNModulation.forward(c)).chunk(6, 1); // 6 x [B | N, D]
+    const [shMsa, scMsa, gMsa, shMlp, scMlp, gMlp] = this.adaLNModulation.forward(c).chunk(6, 1).map((r: Tensor) => lay.rows(r)); // 6 x [B | B*T' | N, D]
     const h = lay.modulate(this.norm1.forward(x), shMsa, scMsa); // [B, N, D]
-    x = x.add(lay.gate(gMsa).mul(lay.selfAttention(this.attn, h, mode))); // [B, N, D]
+    x = x.add(lay.gated(gMsa, lay.selfAttention(this.attn, h, mode))); // [B, N, D]
     if (this.crossAttn) {
       if (!ctx) throw new Error('DiTBlock.forward: this block has cross-attention and needs text context');
       x = x.add(lay.crossAttention(this.crossAttn, this.normCross!.forward(x), ctx)); // [B, N, D]
     }
     const m = lay.modulate(this.norm2.forward(x), shMlp, scMlp); // [B, N, D]
-    return x.add(lay.gate(gMlp).mul(this.mlp.forward(m))); // [B, N, D]
+    return x.add(lay.gated(gMlp, this.mlp.forward(m))); // [B, N, D]
   }
 }
 
@@ -348,7 +360,7 @@ export class FinalLayer extends Module {
     this.adaLNModulation = this.registerModule('adaLN_modulation', new Sequential(new SiLU(), new Linear(hiddenSize, 2 * hiddenSize, opts)));
   }
   forward(x: Tensor, c: Tensor, layout: TokenLayout): Tensor {
-    const [shift, scale] = layout.rows(this.adaLNModulation.forward(c)).chunk(2, 1); // 2 x [B | N, D]
+    const [shift, scale] = this.adaLNModulation.forward(c).chunk(2, 1).map((r: Tensor) => layout.rows(r)); // 2 x [B | B*T' | N, D]
     return this.linear.forward(layout.modulate(this.normFinal.forward(x), shift, scale)); // [B, N, P*Cout]
   }
 }
