@@ -14,7 +14,7 @@ function main(): void {
     process.exitCode = 1;
     return;
   }
-  const { vae, dit, info } = ts.loadDemoModels(ts.PRETRAINED_DIR);
+  const { vae, dit, info } = ts.loadPretrained();
   const video = ts.sampleVideos({ vae, dit, info, prompts: [prompt], frames: 17, height: 64, width: 64, steps, cfgScale: 4, seed: 0 });
   ts.saveVideo(video, out, { fps: 8 }); // [1, 1, 17, 64, 64] in [0, 1]
   console.log(`'${prompt}' (${steps} steps): ${out}`);

@@ -76,8 +76,10 @@ export {
 } from './demo/dit_stage';
 export type { DemoDiTSettings, SamplingInfo, SampleVideosOptions, TrainDemoDiTResult } from './demo/dit_stage';
 export {
-  runDemo, planDemo, describePlan, loadDemoModels, demoFiles, writeDemoReport, encodeLatentsUntil, PRETRAINED_DIR, DEMO_BUDGETS, DEMO_STAGES,
+  runDemo, planDemo, describePlan, loadDemoModels, demoFiles, writeDemoReport, encodeLatentsUntil, DEMO_BUDGETS, DEMO_STAGES,
 } from './demo/pipeline';
 export type { RunDemoOptions, RunDemoResult, DemoPlan, DemoState, DemoStage, DemoMetrics } from './demo/pipeline';
+export { savePretrained, loadPretrained, PRETRAINED_DIR } from './demo/pretrained';
+export type { Pretrained } from './demo/pretrained';
 export { renderReport, writeReport, lossCurveSvg, readLossLog, REPORT_FIGURES } from './demo/report';
 export type { DemoReportInput, LossPoint } from './demo/report';

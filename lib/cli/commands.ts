@@ -8,7 +8,8 @@ import { copyFileAtomic, writeJsonAtomic } from '../io/atomic';
 import { saveVideo } from '../io/video';
 import { VideoVAE } from '../models/vae';
 import { demoDiTSettings, evaluateDemo, HELD_OUT_PROMPTS, sampleVideos, trainDemoDiT } from '../demo/dit_stage';
-import { demoFiles, encodeLatentsUntil, loadDemoModels, PRETRAINED_DIR, runDemo } from '../demo/pipeline';
+import { demoFiles, encodeLatentsUntil, loadDemoModels, runDemo } from '../demo/pipeline';
+import { PRETRAINED_DIR } from '../demo/pretrained';
 import { demoVAEFiles, demoVAESettings, trainDemoVAE } from '../demo/vae_stage';
 import { tidy } from '../tensor';
 import { onInterrupt } from './interrupt';
@@ -30,15 +31,16 @@ async function withInterrupt<T>(fn: (i: ReturnType<typeof onInterrupt>) => Promi
 const interrupted = (what: string, checkpoint: string | null | undefined): Interrupted =>
   new Interrupted(`interrupted during ${what}; ${checkpoint ? `checkpoint saved in ${checkpoint}` : 'nothing to save yet'}; rerun the same command to resume`);
 
-/** The model directory of --checkpoint, or the shipped pretrained one (a clear line when absent). */
+/** The model directory of --checkpoint, or the shipped pretrained one (TESSERA_PRETRAINED overrides; a clear line when absent). */
 function modelDir(checkpoint: string | undefined): string {
   if (checkpoint) {
     if (!fs.existsSync(checkpoint)) throw new CliError(`--checkpoint ${checkpoint}: no such directory`);
     return checkpoint;
   }
-  if (!fs.existsSync(path.join(PRETRAINED_DIR, 'dit.safetensors')))
-    throw new CliError(`no pretrained model in ${PRETRAINED_DIR} (not shipped in this copy); train one with 'tessera demo' and pass --checkpoint out/`);
-  return PRETRAINED_DIR;
+  const dir = process.env.TESSERA_PRETRAINED || PRETRAINED_DIR;
+  if (!fs.existsSync(path.join(dir, 'dit.safetensors')))
+    throw new CliError(`no pretrained model in ${dir} (not shipped in this copy); train one with 'tessera demo' and pass --checkpoint out/`);
+  return dir;
 }
 
 function loadModels(dir: string): ReturnType<typeof loadDemoModels> {

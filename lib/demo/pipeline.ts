@@ -21,12 +21,14 @@ import { MovingMNIST } from '../data/moving_mnist';
 import type { AdherenceReport } from '../eval/adherence';
 import type { LatentCacheIndex } from '../data/latent_cache';
 import { copyFileAtomic, writeJsonAtomic } from '../io/atomic';
+import { readSafetensorsHeader } from '../io/safetensors';
 import { loadVideo, saveVideo } from '../io/video';
 import { DiT } from '../models/dit';
 import { VideoVAE } from '../models/vae';
 import { info, version } from '../runtime';
 import { tidy } from '../tensor';
 import { demoDiTSettings, DemoDiTSettings, encodeDemoLatents, evaluateDemo, HELD_OUT_PROMPTS, loadDemoDiT, SamplingInfo, trainDemoDiT } from './dit_stage';
+import { loadPretrained } from './pretrained';
 import { writeReport } from './report';
 import { DemoVAEMetrics, demoVAEFiles, demoVAESettings, DemoVAESettings, stackClips, trainDemoVAE } from './vae_stage';
 
@@ -167,10 +169,22 @@ export function encodeLatentsUntil(o: Parameters<typeof encodeDemoLatents>[0] & 
   }
 }
 
-/** Loads vae.safetensors and dit.safetensors (with its sampling info) from a demo output or assets/pretrained/. */
+/** Whether a dit.safetensors is a savePretrained bundle (8-bit rows) rather than a demo's own file. */
+function isPretrainedBundle(file: string): boolean {
+  return 'tessera.pretrained.config' in readSafetensorsHeader(file).metadata;
+}
+
+/**
+ * Loads vae.safetensors and dit.safetensors (with its sampling info) from a demo output
+ * or a pretrained bundle (savePretrained: 8-bit rows, as in assets/pretrained/).
+ */
 export function loadDemoModels(dir: string): { vae: VideoVAE; dit: DiT; info: SamplingInfo } {
   const f = demoFiles(dir);
   for (const file of [f.vae, f.dit]) if (!fs.existsSync(file)) throw new Error(`no ${path.basename(file)} in ${dir} (expected a 'tessera demo' output or assets/pretrained/)`);
+  if (isPretrainedBundle(f.dit)) {
+    const { vae, dit, info } = loadPretrained(dir);
+    return { vae, dit, info };
+  }
   const vae = VideoVAE.load(f.vae);
   try {
     return { vae, ...loadDemoDiT(f.dit) };
@@ -180,8 +194,6 @@ export function loadDemoModels(dir: string): { vae: VideoVAE; dit: DiT; info: Sa
   }
 }
 
-/** The shipped pretrained model (vae.safetensors, dit.safetensors, metrics.json); TESSERA_PRETRAINED overrides it. */
-export const PRETRAINED_DIR = path.resolve(process.env.TESSERA_PRETRAINED || path.join(__dirname, '..', '..', 'assets', 'pretrained'));
 
 /** Runs (or resumes) the demo in o.out; see the file header. */
 export async function runDemo(o: RunDemoOptions): Promise<RunDemoResult> {

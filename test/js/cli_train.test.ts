@@ -5,7 +5,9 @@ import { ChildProcess, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { createDemoDiT, demoDiTSettings, demoVAESettings, loadVideo, manualSeed, saveDemoDiT, VideoVAE } from '../../lib';
+import {
+  createDemoDiT, demoDiTSettings, demoVAESettings, loadDemoModels, loadVideo, manualSeed, saveDemoDiT, savePretrained, VideoVAE,
+} from '../../lib';
 
 const CLI = path.join(__dirname, '..', '..', 'dist', 'cli', 'main.js');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-cli-train-'));
@@ -113,6 +115,21 @@ test('sample and eval with a tiny model write a GIF of the asked size and an adh
   const v = loadVideo(gif, { color: 'gray' });
   expect(v.shape).toEqual([1, 9, 32, 48]);
   v.dispose();
+
+  // The shipped-model bundle (8-bit rows) through TESSERA_PRETRAINED, without --checkpoint.
+  const bundle = path.join(tmp, 'bundle');
+  const m = loadDemoModels(dir);
+  savePretrained(bundle, { ...m, metrics: { note: 'test' } });
+  [m.vae, m.dit].forEach((x) => x.dispose());
+  const gif2 = path.join(tmp, 'bundle.gif');
+  const b = spawnSync(process.execPath, [CLI, 'sample', '--prompt', 'the digit 2 moves up', '--frames', '5', '--size', '32', '--steps', '2', '--out', gif2, '--threads', '1'], {
+    encoding: 'utf8', env: { ...process.env, TESSERA_PRETRAINED: bundle },
+  });
+  expect(b.stderr).toBe('');
+  expect(b.status).toBe(0);
+  const v2 = loadVideo(gif2, { color: 'gray' });
+  expect(v2.shape).toEqual([1, 5, 32, 32]);
+  v2.dispose();
 
   const evalDir = path.join(tmp, 'eval');
   const e = spawnSync(process.execPath, [CLI, 'eval', '--checkpoint', dir, '--prompt', 'the digit 7 moves right', '--prompt', 'the digit 2 moves up', '--steps', '2', '--out', evalDir, '--threads', '1'], { encoding: 'utf8' });
