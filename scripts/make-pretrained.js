@@ -30,7 +30,8 @@ async function main() {
   const { dit, info } = stage.loadDemoDiT(path.join(ditDir, 'dit', 'dit.safetensors'));
   const ditMetrics = JSON.parse(fs.readFileSync(path.join(ditDir, 'metrics.json'), 'utf8'));
   const metrics = {
-    producedBy: 'scripts/train-vae-demo.js --minutes 19, then scripts/train-dit-demo.js --minutes 60 (the demo\'s VAE and DiT stages with its default settings), packed by scripts/make-pretrained.js',
+    producedBy: `scripts/train-vae-demo.js --minutes ${vaeMetrics.minutes}, then scripts/train-dit-demo.js --minutes ${ditMetrics.plan.minutes} ` +
+      '(the demo\'s VAE and DiT stages; the DiT settings are the demo\'s defaults), packed by scripts/make-pretrained.js',
     vae: { psnr: vaeMetrics.psnr, ssim: vaeMetrics.ssim, blackBaseline: vaeMetrics.blackBaseline, steps: vaeMetrics.steps, trainSeconds: vaeMetrics.trainSeconds, parameters: vae.numParameters() },
     dit: { heldOut: { digitAccuracy: ditMetrics.heldOut.digitAccuracy, directionAccuracy: ditMetrics.heldOut.directionAccuracy, samples: ditMetrics.heldOut.samples },
       steps: ditMetrics.train?.steps, trainSeconds: ditMetrics.train?.seconds, parameters: dit.numParameters(), settings: ditMetrics.settings },

@@ -49,10 +49,13 @@ export interface DemoDiTSettings {
 
 export const demoDiTSettings: { full: DemoDiTSettings; quick: DemoDiTSettings } = {
   full: {
-    dit: { hiddenSize: 256, depth: 6, numHeads: 4, patchSize: [1, 2, 2] },
+    // Patches of 1x4x4 latents (80 tokens per clip) and batches of 32: in 45 minutes this
+    // drew 3x the samples of 1x2x2 patches with batches of 16 in 54 and judged digits on
+    // held-out prompts right 37.5% of the time against 20% (directions: 100% both).
+    dit: { hiddenSize: 256, depth: 6, numHeads: 4, patchSize: [1, 4, 4] },
     text: { hiddenSize: 128, depth: 2, numHeads: 4 },
     flow: { timestepSampling: 'logit-normal', shift: 1 },
-    batchSize: 16, lr: 6e-4, warmup: 100, ema: 0.995, cfgDropout: 0.1, conditionFrameProb: 0.2,
+    batchSize: 32, lr: 8e-4, warmup: 100, ema: 0.995, cfgDropout: 0.1, conditionFrameProb: 0.2,
     trainClips: 6000, frames: 17, size: 64, sampleSteps: 30, cfgScale: 4, samplesPerPrompt: 8,
   },
   quick: {

@@ -33,7 +33,9 @@ test('runDemo: interrupted in the VAE, resumed to the end with every file, then 
   let vaeSteps = 0;
   const lines: string[] = [];
   // poll() is called at each stage start and every step: "Ctrl-C" at about the 8th VAE step.
-  const first = await ts.runDemo({ out, quick: true, budget: 0.1, signal: ac.signal, poll: () => vaeSteps++ === 8 && ac.abort(), ...silent });
+  // The budget (0.5 min: about 8 s for the VAE after its probe) leaves room for 8 steps
+  // on a loaded machine; at 0.1 min the stage could end on its deadline first.
+  const first = await ts.runDemo({ out, quick: true, budget: 0.5, signal: ac.signal, poll: () => vaeSteps++ === 8 && ac.abort(), ...silent });
   expect(first.stopped).toBe('aborted');
   expect(first.stage).toBe('vae');
   expect(first.checkpoint).toMatch(/vae\/checkpoint\/step-\d+$/);
@@ -42,7 +44,7 @@ test('runDemo: interrupted in the VAE, resumed to the end with every file, then 
   expect(fs.existsSync(files.data)).toBe(true);
   const stoppedAt = JSON.parse(fs.readFileSync(path.join(out, 'vae', 'checkpoint', 'latest'), 'utf8')).step;
 
-  const second = await ts.runDemo({ out, quick: true, budget: 0.1, ...silent, log: (l) => lines.push(l) });
+  const second = await ts.runDemo({ out, quick: true, budget: 0.5, ...silent, log: (l) => lines.push(l) });
   expect(second.stopped).toBe('done');
   expect(lines).toContain('resuming after: data');
   expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^VAE: resuming at step ${stoppedAt} of the \\d+ planned$`)));
@@ -69,7 +71,7 @@ test('runDemo: interrupted in the VAE, resumed to the end with every file, then 
   expect(again.stopped).toBe('done');
   expect(third[third.length - 1]).toMatch(/^all stages are complete; results in .*out \(remove it to run again\)$/);
   await expect(ts.runDemo({ out, ...silent })).rejects.toThrow(/out holds a quick demo run with seed 0; use another --out or remove it to start a full run with seed 0/);
-});
+}, 300000);
 
 test('encodeLatentsUntil stops after the shard in progress when asked, leaving no index; the next run completes', () => {
   const dir = path.join(tmp, 'enc');
