@@ -64,3 +64,9 @@ test('training commands: bad flags and files give one line and a non-zero exit',
   }
   fs.rmSync(tmp, { recursive: true, force: true });
 });
+
+test('the package bin is an executable node script (npx tessera runs it directly)', () => {
+  const bin = path.resolve(__dirname, '..', '..', 'dist', 'cli', 'main.js');
+  expect(fs.readFileSync(bin, 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true);
+  expect(fs.statSync(bin).mode & 0o111).toBe(0o111);
+});
