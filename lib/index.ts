@@ -68,7 +68,7 @@ export { movingMnistDataset, subset } from './data/dataset';
 export type { VideoDataset, VideoSample } from './data/dataset';
 export { ImageFolder, VideoFolder, resizeCenterCrop } from './data/folders';
 export type { FolderOptions, VideoFolderOptions, SkippedFile } from './data/folders';
-export { trainDemoVAE, demoVAESettings, demoVAEFiles, demoHeldOut } from './demo/vae_stage';
+export { trainDemoVAE, loadDemoVAE, demoVAESettings, demoVAEFiles, demoHeldOut } from './demo/vae_stage';
 export type { DemoVAESettings, TrainDemoVAEOptions, DemoVAEMetrics, DemoVAEResult } from './demo/vae_stage';
 export {
   demoDiTSettings, HELD_OUT_PROMPTS, encodeDemoLatents, trainDemoDiT, evaluateDemo, sampleVideos, createDemoDiT, saveDemoDiT, loadDemoDiT,

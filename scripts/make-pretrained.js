@@ -7,6 +7,7 @@ const fs = require('fs');
 const path = require('path');
 const ts = require('../dist');
 const stage = require('../dist/demo/dit_stage');
+const { loadDemoVAE } = require('../dist/demo/vae_stage');
 const { savePretrained, loadPretrained } = require('../dist/demo/pretrained');
 
 const args = process.argv.slice(2);
@@ -22,11 +23,7 @@ const per = Number(opt('per', 4));
 async function main() {
   ts.setNumThreads(Number(opt('threads', 2)));
   const vaeMetrics = JSON.parse(fs.readFileSync(path.join(vaeDir, 'metrics.json'), 'utf8'));
-  const vae = new ts.VideoVAE(vaeMetrics.config);
-  const ema = new ts.optim.EMA(vae, 0.998);
-  ts.restoreCheckpoint(path.join(vaeDir, 'checkpoint'), { model: vae, ema, restoreRng: false });
-  if (vaeMetrics.weights === 'ema') ema.copyTo(vae);
-  ema.dispose();
+  const vae = loadDemoVAE(vaeDir);
   const { dit, info } = stage.loadDemoDiT(path.join(ditDir, 'dit', 'dit.safetensors'));
   const ditMetrics = JSON.parse(fs.readFileSync(path.join(ditDir, 'metrics.json'), 'utf8'));
   const metrics = {

@@ -12,6 +12,7 @@ const fs = require('fs');
 const path = require('path');
 const ts = require('../dist');
 const stage = require('../dist/demo/dit_stage');
+const { loadDemoVAE } = require('../dist/demo/vae_stage');
 
 const args = process.argv.slice(2);
 const opt = (name, def) => {
@@ -25,21 +26,10 @@ const threads = Number(opt('threads', 2));
 const seed = Number(opt('seed', 0));
 const settings = { ...stage.demoDiTSettings[args.includes('--quick') ? 'quick' : 'full'], ...(opt('settings') ? JSON.parse(opt('settings')) : {}) };
 
-function loadVAE() {
-  const m = JSON.parse(fs.readFileSync(path.join(vaeDir, 'metrics.json'), 'utf8'));
-  const vae = new ts.VideoVAE(m.config);
-  const ema = new ts.optim.EMA(vae, 0.998);
-  ts.restoreCheckpoint(path.join(vaeDir, 'checkpoint'), { model: vae, ema, restoreRng: false });
-  if (m.weights === 'ema') ema.copyTo(vae);
-  ema.dispose();
-  vae.eval();
-  return vae;
-}
-
 async function main() {
   ts.setNumThreads(threads);
   fs.mkdirSync(out, { recursive: true });
-  const vae = loadVAE();
+  const vae = loadDemoVAE(vaeDir);
   const log = (s) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${s}`);
   let t = Date.now();
   let last = 0;

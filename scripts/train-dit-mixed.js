@@ -10,6 +10,7 @@ const fs = require('fs');
 const path = require('path');
 const ts = require('../dist');
 const stage = require('../dist/demo/dit_stage');
+const { loadDemoVAE } = require('../dist/demo/vae_stage');
 
 const args = process.argv.slice(2);
 const opt = (name, def) => {
@@ -23,21 +24,10 @@ const clips = Number(opt('clips', 300));
 const hidden = Number(opt('hidden', 128));
 const depth = Number(opt('depth', 4));
 
-function loadVAE() {
-  const m = JSON.parse(fs.readFileSync(path.join(vaeDir, 'metrics.json'), 'utf8'));
-  const vae = new ts.VideoVAE(m.config);
-  const ema = new ts.optim.EMA(vae, 0.998);
-  ts.restoreCheckpoint(path.join(vaeDir, 'checkpoint'), { model: vae, ema, restoreRng: false });
-  if (m.weights === 'ema') ema.copyTo(vae);
-  ema.dispose();
-  vae.eval();
-  return vae;
-}
-
 async function main() {
   ts.setNumThreads(Number(opt('threads', 2)));
   fs.mkdirSync(out, { recursive: true });
-  const vae = loadVAE();
+  const vae = loadDemoVAE(vaeDir);
   const log = (s) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${s}`);
   const kinds = [
     { name: 'clips-64x64', frames: 17, size: 64 },

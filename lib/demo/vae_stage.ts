@@ -28,6 +28,8 @@ import { noGrad } from '../autograd/node';
 import { getNumThreads } from '../runtime';
 import { keep, Tensor, tidy } from '../tensor';
 import { evaluateVAE, trainVAE, VAEStepInfo } from '../train/vae';
+import { restoreCheckpoint } from '../train/checkpoint';
+import { EMA } from '../optim/ema';
 
 export interface DemoVAESettings {
   vae: VideoVAEConfig;
@@ -180,6 +182,27 @@ export function writeReconGif(vae: VideoVAE, heldOut: VideoDataset, file: string
       saveVideo(cat([x, recon], 0), file, { columns: n, fps: 8 });
     }),
   );
+}
+
+/**
+ * The trained VAE of a stage directory: vae.safetensors when written, else the latest
+ * checkpoint with the weights metrics.json chose (EMA or raw); in eval mode.
+ */
+export function loadDemoVAE(dir: string): VideoVAE {
+  const files = demoVAEFiles(dir);
+  if (fs.existsSync(files.weights)) return VideoVAE.load(files.weights).eval();
+  if (!fs.existsSync(files.metrics)) throw new Error(`loadDemoVAE: ${dir} holds neither vae.safetensors nor metrics.json of a finished VAE stage`);
+  const m = JSON.parse(fs.readFileSync(files.metrics, 'utf8')) as { config: VideoVAEConfig; weights: 'ema' | 'raw' };
+  const vae = new VideoVAE(m.config as Required<VideoVAEConfig>);
+  const ema = new EMA(vae, 0.998);
+  try {
+    restoreCheckpoint(files.checkpoint, { model: vae, ema, restoreRng: false });
+    if (m.weights === 'ema') ema.copyTo(vae);
+  } finally {
+    ema.dispose();
+  }
+  vae.eval();
+  return vae;
 }
 
 /** Trains the demo VAE in `dir` (see the file header); resumable, and a no-op when already complete. */
