@@ -53,7 +53,7 @@ export {
   parsePrompt,
 } from './eval';
 export type { DigitPrediction, MotionEstimate, AdherenceOptions, AdherenceReport, PromptAdherence, PromptInput } from './eval';
-export { trainDiT, sample, latentDataset } from './train/dit';
+export { trainDiT, sample, latentDataset, withFirstFrameImages } from './train/dit';
 export type { TrainDiTOptions, TrainDiTResult, TrainDiTStep, SampleOptions, LatentDataset, LatentSample, LatentDecoder } from './train/dit';
 export {
   VideoVAE, vaePresets, DiagonalGaussian, CausalCache, toModelRange, fromModelRange, toUint8, fromUint8,

@@ -51,6 +51,27 @@ export function latentDataset(cache: LatentCache, opts: { scale?: number } = {})
   };
 }
 
+/**
+ * A video latent dataset plus, as further samples, the first latent frame of each video
+ * as an image [C, 1, H, W] with the same caption: samples 0..N-1 are the videos, N..2N-1
+ * their first frames. With a causal video VAE the first latent frame encodes the first
+ * video frame alone, so it is exactly the latent of that frame as an image: a text-to-
+ * image task at a fraction of the tokens, for a model that is then sampled in two
+ * stages (image first, then the video conditioned on it; see sample's conditionFrames).
+ */
+export function withFirstFrameImages(data: LatentDataset): LatentDataset {
+  const N = data.length;
+  return {
+    length: 2 * N,
+    get: (i) => {
+      if (i < N) return data.get(i);
+      const s = data.get(i - N);
+      if (s.latent.rank !== 4) throw new Error(`withFirstFrameImages: sample ${i - N}: expected a latent [C, T, H, W], got [${s.latent.shape.join(', ')}]`);
+      return { ...s, latent: s.latent.slice(1, 0, 1).contiguous() }; // [C, 1, H, W]
+    },
+  };
+}
+
 export interface TrainDiTStep {
   step: number;
   loss: number;
@@ -58,6 +79,9 @@ export interface TrainDiTStep {
   lr: number;
   tokensPerSecond: number;
   seconds: number;
+  /** Samples and tokens in this step's batch. */
+  samples: number;
+  tokens: number;
 }
 
 export interface TrainDiTOptions {
@@ -85,6 +109,12 @@ export interface TrainDiTOptions {
    * attention stays within each sample, every sample weighs the same in the loss.
    */
   mixed?: 'bucket' | 'pack';
+  /**
+   * 'bucket' only: size each batch by tokens instead of samples, floor(batchTokens /
+   * tokens per sample) samples of the drawn grid (at least 1), so a batch of images
+   * holds as many tokens as a batch of videos (batchSize is then unused for buckets).
+   */
+  batchTokens?: number;
   maxGradNorm?: number; // default 1
   checkpointDir?: string;
   checkpointEvery?: number; // default 500
@@ -106,10 +136,11 @@ function gridKey(t: Tensor): string {
 }
 
 /** A batch of samples of one grid: one random anchor, the rest drawn among equal grids. */
-function drawBatch(data: LatentDataset, B: number, rng: DataRng, byGrid: Map<string, number[]>, keys: string[]): LatentSample[] {
+function drawBatch(data: LatentDataset, B: number | ((key: string) => number), rng: DataRng, byGrid: Map<string, number[]>, keys: string[]): LatentSample[] {
   const key = keys[rng.int(keys.length)];
   const pool = byGrid.get(key)!;
-  return Array.from({ length: B }, () => data.get(pool[rng.int(pool.length)]));
+  const n = typeof B === 'number' ? B : B(key);
+  return Array.from({ length: n }, () => data.get(pool[rng.int(pool.length)]));
 }
 
 function condition(dit: DiT, batch: LatentSample[], drop: number, rng: DataRng): DiTCondition {
@@ -206,6 +237,9 @@ export async function trainDiT(o: TrainDiTOptions): Promise<TrainDiTResult> {
   if (!o.data || !Number.isInteger(o.data.length) || o.data.length < 1) throw new TypeError(`${op}: expected a non-empty latent dataset`);
   if (o.mixed !== undefined && o.mixed !== 'bucket' && o.mixed !== 'pack') throw new TypeError(`${op}: mixed must be 'bucket' or 'pack', got '${String(o.mixed)}'`);
   const pack = o.mixed === 'pack';
+  if (o.batchTokens !== undefined && (!Number.isInteger(o.batchTokens) || o.batchTokens < 1))
+    throw new RangeError(`${op}: expected batchTokens to be a positive integer, got ${String(o.batchTokens)}`);
+  if (o.batchTokens !== undefined && pack) throw new TypeError(`${op}: batchTokens sizes bucketed batches; it does not apply with mixed: 'pack'`);
   const cfgDropout = o.cfgDropout ?? 0.1;
   if (!(cfgDropout >= 0 && cfgDropout < 1)) throw new RangeError(`${op}: expected 0 <= cfgDropout < 1, got ${cfgDropout}`);
   const condProb = o.conditionFrameProb ?? 0;
@@ -230,6 +264,8 @@ export async function trainDiT(o: TrainDiTOptions): Promise<TrainDiTResult> {
     });
   }
   const keys = [...byGrid.keys()];
+  const bt = o.batchTokens;
+  const batchOf = bt === undefined ? o.batchSize : (key: string): number => Math.max(1, Math.floor(bt / tokensOf(dit, key.split('x').map(Number))));
 
   let start = 0;
   let lastGood: string | null = null;
@@ -258,19 +294,20 @@ export async function trainDiT(o: TrainDiTOptions): Promise<TrainDiTResult> {
     const t0 = Date.now();
     const rng = new DataRng(o.seed ?? 0, 7, step);
     opt.setLRScale(schedule(step));
-    let tokens = 0;
+    let tokens = 0, samples = o.batchSize;
     const loss = tidy(() => {
       if (pack) {
         const r = packedTrainingStep(dit, o.diffusion, Array.from({ length: o.batchSize }, () => o.data.get(rng.int(o.data.length))), cfgDropout, condProb, rng);
         tokens = r.tokens;
         return r.loss;
       }
-      const batch = drawBatch(o.data, o.batchSize, rng, byGrid, keys);
+      const batch = drawBatch(o.data, batchOf, rng, byGrid, keys);
+      const B = (samples = batch.length);
       const x0 = stack(batch.map((s) => s.latent)); // [B, C, T, H, W]
-      tokens = o.batchSize * tokensOf(dit, x0.shape.slice(1));
+      tokens = B * tokensOf(dit, x0.shape.slice(1));
       const T = x0.shape[2];
       const cond = condition(dit, batch, cfgDropout, rng);
-      const conditionFrames = condProb > 0 && T > 1 ? randomConditionFrames(o.batchSize, T, { prob: condProb }) : undefined;
+      const conditionFrames = condProb > 0 && T > 1 ? randomConditionFrames(B, T, { prob: condProb }) : undefined;
       const l = o.diffusion.trainingLoss(model, x0, { cond, conditionFrames }).loss;
       l.backward();
       return l.item();
@@ -289,7 +326,7 @@ export async function trainDiT(o: TrainDiTOptions): Promise<TrainDiTResult> {
     step++;
     lastLoss = loss;
     const seconds = (Date.now() - t0) / 1000;
-    const info: TrainDiTStep = { step, loss, gradNorm, lr: lr * schedule(step - 1), tokensPerSecond: tokens / Math.max(seconds, 1e-6), seconds };
+    const info: TrainDiTStep = { step, loss, gradNorm, lr: lr * schedule(step - 1), tokensPerSecond: tokens / Math.max(seconds, 1e-6), seconds, samples, tokens };
     if (log) fs.appendFileSync(log, JSON.stringify(info) + '\n');
     o.onStep?.(info);
     if (o.checkpointDir && (step % every === 0 || step === o.steps)) lastGood = save(step);

@@ -70,3 +70,24 @@ test('abort saves a checkpoint; a rerun resumes at that step; Gaussian diffusion
   await expect(ts.trainDiT({ dit: dit2, diffusion: gd, data: dataset(), steps: 0, batchSize: 2 })).rejects.toThrow(/trainDiT: expected steps to be a positive integer, got 0/);
   expect(() => ts.sample({ dit: dit2, diffusion: gd, latentGrid: [1, 4, 4] })).toThrow(/sample: a text-conditioned DiT needs prompts/);
 });
+
+test('withFirstFrameImages adds each video first latent frame as an image; batchTokens sizes bucketed batches by tokens', async () => {
+  const base = dataset();
+  const d = ts.withFirstFrameImages(base);
+  expect(d.length).toBe(2 * base.length);
+  const v = d.get(1), im = d.get(base.length + 1);
+  expect(v.latent.shape).toEqual([2, 2, 4, 4]);
+  expect(im.latent.shape).toEqual([2, 1, 4, 4]);
+  expect(im.caption).toBe(v.caption);
+  expect(Array.from(im.latent.toFloat32Array())).toEqual(Array.from(v.latent.slice(1, 0, 1).contiguous().toFloat32Array()));
+  // videos: 2x2x2 = 8 tokens per sample, images 4: with 16 tokens per batch, batches of 2 videos or 4 images
+  const sizes = new Set<string>();
+  const dit = model();
+  await ts.trainDiT({
+    dit, diffusion: new ts.RectifiedFlow(), data: d, steps: 12, batchSize: 99, batchTokens: 16, lr: 1e-3, ema: null, seed: 5,
+    onStep: (s) => sizes.add(`${s.samples}x${s.tokens}`),
+  });
+  expect([...sizes].sort()).toEqual(['2x16', '4x16']);
+  await expect(ts.trainDiT({ dit, diffusion: new ts.RectifiedFlow(), data: d, steps: 1, batchSize: 2, batchTokens: 0 })).rejects.toThrow(/batchTokens/);
+  await expect(ts.trainDiT({ dit, diffusion: new ts.RectifiedFlow(), data: d, steps: 1, batchSize: 2, batchTokens: 8, mixed: 'pack' })).rejects.toThrow(/batchTokens/);
+});
