@@ -60,7 +60,7 @@ export const demoDiTSettings: { full: DemoDiTSettings; quick: DemoDiTSettings } 
     // Patches of 1x4x4 latents (80 tokens per clip), batches of 32, width 192: measured on
     // held-out prompts (digit / direction), 1x2x2 patches, batches of 16, width 256, 54 min:
     // 20% / 100%; 1x4x4, 32, width 256, lr 8e-4, 45 min: 37.5% / 100%; these settings,
-    // 60 min: 65% / 100% (the narrower DiT takes 0.64 s a step against 0.86 s and reached
+    // 60 min: 65% / 100% (the narrower DiT took 0.59 s a step against 0.83 s and reached
     // the same loss in about 3/4 of the time).
     dit: { hiddenSize: 192, depth: 6, numHeads: 3, patchSize: [1, 4, 4] },
     text: { hiddenSize: 128, depth: 2, numHeads: 4 },
@@ -307,6 +307,7 @@ export function sampleVideos(o: SampleVideosOptions): Tensor {
       const first = sample({ dit: o.dit, diffusion, prompts: o.prompts, latentGrid: [1, grid[1], grid[2]], steps, cfgScale, seed: o.seed }); // [B, C, 1, H', W']
       conditionFrames = { latents: first, indices: [0] };
     }
+    // The video's noise is drawn from another seed than the image's (same seed = same noise).
     const latents = sample({
       dit: o.dit, diffusion, prompts: o.prompts, latentGrid: grid, steps, cfgScale,
       seed: o.seed === undefined ? undefined : o.seed + (o.info.imageFirst ? 7919 : 0), conditionFrames,
