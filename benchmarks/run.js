@@ -33,6 +33,11 @@ function median(xs) {
 }
 
 // ---- the PyTorch side ----------------------------------------------------------------
+// OpenBLAS's best kernels for this CPU: SkylakeX (AVX-512) where the CPU has AVX-512
+// (these machines default to Haswell, which halves it there); on an AVX2-only CPU,
+// SkylakeX would stop PyTorch with an illegal instruction, so Haswell (AVX2) it is.
+const CORETYPE = ts.info().cpu.features.includes('avx512f') ? 'SkylakeX' : 'Haswell';
+
 function startTorch() {
   // The probe also names the BLAS PyTorch loaded: Debian's python3-torch takes whatever
   // libblas.so.3 points at, and the reference (netlib) BLAS is ~30x slower than OpenBLAS,
@@ -44,10 +49,10 @@ function startTorch() {
     "libs = sorted({l.split()[-1] for l in open('/proc/self/maps') if 'blas' in l.lower() and '.so' in l})",
     "print(' '.join(libs) or 'none')",
   ].join('\n');
-  const probe = spawnSync(PYTHON, ['-c', code], { encoding: 'utf8', env: { ...process.env, OPENBLAS_CORETYPE: 'SkylakeX' } });
+  const probe = spawnSync(PYTHON, ['-c', code], { encoding: 'utf8', env: { ...process.env, OPENBLAS_CORETYPE: CORETYPE } });
   if (probe.status !== 0) return { available: false, reason: `PyTorch not found (${PYTHON} -c 'import torch' failed)` };
   const [version, blas] = probe.stdout.trim().split('\n');
-  const env = { ...process.env, OPENBLAS_CORETYPE: 'SkylakeX', OMP_NUM_THREADS: String(threads) };
+  const env = { ...process.env, OPENBLAS_CORETYPE: CORETYPE, OMP_NUM_THREADS: String(threads) };
   const child = spawn(PYTHON, [path.join(__dirname, 'torch_server.py'), String(threads)], { env, stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = readline.createInterface({ input: child.stdout });
   const waiting = [];
@@ -91,8 +96,8 @@ async function main() {
   const torch = startTorch();
   const rows = [];
   console.log(`tessera ${ts.version} bench: ${threads} threads, ${reps} interleaved runs per side, medians`);
-  console.log(`machine: ${os.cpus()[0].model}, ${os.cpus().length} cpus; measured fp32 FMA peak ${peak.toFixed(0)} GFLOP/s on ${threads} threads`);
-  console.log(torch.available ? `PyTorch ${torch.version} (OPENBLAS_CORETYPE=SkylakeX), BLAS: ${torch.blas}` : torch.reason);
+  console.log(`machine: ${os.cpus()[0].model}, ${os.cpus().length} cpus; measured fp32 FMA peak ${peak.toFixed(0)} GFLOP/s on ${threads} threads (${ts.info().cpu.gemmKernel} GEMM kernel)`);
+  console.log(torch.available ? `PyTorch ${torch.version} (OPENBLAS_CORETYPE=${CORETYPE}), BLAS: ${torch.blas}` : torch.reason);
   if (torch.available && !/openblas/i.test(torch.blas))
     console.log('WARNING: PyTorch is not on OpenBLAS (the reference BLAS is far slower); install it with: apt-get install libopenblas0-pthread');
   for (const c of cases(ts)) {

@@ -2,7 +2,8 @@
 request per line, {"case": id, "params": {...}, "mode": "setup"|"run"}; we answer one
 JSON line. Each "run" times one call of the case (after setup) and returns seconds,
 so Node can interleave ours and theirs call by call. Run with Debian's python3-torch
-and OPENBLAS_CORETYPE=SkylakeX (set by run.js for this process alone)."""
+and OPENBLAS_CORETYPE=SkylakeX on AVX-512 CPUs, Haswell on AVX2 ones (set by run.js
+for this process alone)."""
 import json
 import sys
 import time
