@@ -120,13 +120,34 @@ export interface LatentSample {
   meta: unknown;
 }
 
-/** A latent cache opened for reading; shards are loaded on demand (one kept in memory). */
+interface LoadedShard {
+  mean: Float32Array;
+  logvar?: Float32Array;
+  captions: (string | null)[];
+  meta: unknown[];
+  bytes: number;
+}
+
+/** Bytes of decoded shards a LatentCache keeps in memory by default (least recently used go first). */
+export const LATENT_CACHE_MEMORY = 1 << 30;
+
+/**
+ * A latent cache opened for reading. Shards are loaded on demand and kept in memory up
+ * to `maxBytes` (default LATENT_CACHE_MEMORY, 1 GiB), the least recently used dropped
+ * first: training draws samples at random, so keeping only the last shard would reload
+ * a shard for nearly every sample (that cost a third of a demo DiT step).
+ */
 export class LatentCache {
   readonly index: LatentCacheIndex;
-  private shard: { at: number; mean: Float32Array; logvar?: Float32Array; captions: (string | null)[]; meta: unknown[] } | null = null;
+  private readonly loaded = new Map<number, LoadedShard>(); // in order of last use
+  private loadedBytes = 0;
   private readonly starts: number[] = [];
+  readonly maxBytes: number;
 
-  constructor(readonly dir: string) {
+  constructor(readonly dir: string, opts: { maxBytes?: number } = {}) {
+    this.maxBytes = opts.maxBytes ?? LATENT_CACHE_MEMORY;
+    if (typeof this.maxBytes !== 'number' || !(this.maxBytes >= 0))
+      throw new RangeError(`loadLatentCache: expected maxBytes >= 0, got ${String(opts.maxBytes)}`);
     const op = 'loadLatentCache';
     const file = path.join(dir, 'index.json');
     if (!fs.existsSync(file)) throw new Error(`${op}: ${dir} has no index.json (not a latent cache, or encoding did not finish)`);
@@ -158,25 +179,47 @@ export class LatentCache {
     return this.index.scalingFactor;
   }
 
+  /** Shards held in memory now (for tests and memory accounting). */
+  get shardsInMemory(): number {
+    return this.loaded.size;
+  }
+
+  private shardAt(k: number): LoadedShard {
+    const hit = this.loaded.get(k);
+    if (hit) {
+      this.loaded.delete(k); // re-insert: most recently used last
+      this.loaded.set(k, hit);
+      return hit;
+    }
+    const st = loadSafetensors(path.join(this.dir, this.index.shards[k].file));
+    let shard: LoadedShard;
+    try {
+      const mean = st.tensors.mean.toFloat32Array(), logvar = st.tensors.logvar?.toFloat32Array();
+      shard = {
+        mean, logvar,
+        captions: JSON.parse(st.metadata?.captions ?? '[]'),
+        meta: JSON.parse(st.metadata?.meta ?? '[]'),
+        bytes: mean.byteLength + (logvar?.byteLength ?? 0),
+      };
+    } finally {
+      for (const t of Object.values(st.tensors)) t.dispose();
+    }
+    // Make room (the shard in use always stays, even alone over the budget).
+    for (const [key, old] of this.loaded) {
+      if (this.loadedBytes + shard.bytes <= this.maxBytes) break;
+      this.loaded.delete(key);
+      this.loadedBytes -= old.bytes;
+    }
+    this.loaded.set(k, shard);
+    this.loadedBytes += shard.bytes;
+    return shard;
+  }
+
   get(i: number): LatentSample {
     if (!Number.isInteger(i) || i < 0 || i >= this.length) throw new RangeError(`LatentCache.get: index ${i} is out of range for ${this.length} samples`);
     let k = this.starts.length - 1;
     while (this.starts[k] > i) k--;
-    if (!this.shard || this.shard.at !== k) {
-      const st = loadSafetensors(path.join(this.dir, this.index.shards[k].file));
-      try {
-        this.shard = {
-          at: k,
-          mean: st.tensors.mean.toFloat32Array(),
-          logvar: st.tensors.logvar?.toFloat32Array(),
-          captions: JSON.parse(st.metadata?.captions ?? '[]'),
-          meta: JSON.parse(st.metadata?.meta ?? '[]'),
-        };
-      } finally {
-        for (const t of Object.values(st.tensors)) t.dispose();
-      }
-    }
-    const s = this.shard, j = i - this.starts[k];
+    const s = this.shardAt(k), j = i - this.starts[k];
     const per = this.shape.reduce((a, b) => a * b, 1);
     return {
       mean: s.mean.slice(j * per, (j + 1) * per),
@@ -187,8 +230,8 @@ export class LatentCache {
   }
 }
 
-/** Opens a latent cache written by encodeDataset. */
-export function loadLatentCache(dir: string): LatentCache {
+/** Opens a latent cache written by encodeDataset (maxBytes: see LatentCache). */
+export function loadLatentCache(dir: string, opts: { maxBytes?: number } = {}): LatentCache {
   if (typeof dir !== 'string' || !dir) throw new TypeError(`loadLatentCache: expected a directory path, got ${typeName(dir)}`);
-  return new LatentCache(dir);
+  return new LatentCache(dir, opts);
 }

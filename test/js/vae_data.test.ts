@@ -151,6 +151,16 @@ describe('latent cache', () => {
       }),
     );
     expect(cache.get(0).caption).toBe(data.get(0).caption);
+    expect(cache.shardsInMemory).toBe(2); // both shards kept (random access reloads nothing)
+    // A budget of one shard's bytes keeps one shard: the least recently used goes, and
+    // what is read back is the same either way.
+    const shardBytes = 3 * 4 * 2 * 8 * 8 * 4 * 2; // 3 samples, mean + logvar
+    const small = ts.loadLatentCache(dir, { maxBytes: shardBytes });
+    for (const i of [0, 4, 1, 3, 2]) {
+      expect(Array.from(small.get(i).mean)).toEqual(Array.from(cache.get(i).mean));
+      expect(small.shardsInMemory).toBe(1);
+    }
+    expect(() => ts.loadLatentCache(dir, { maxBytes: -1 })).toThrow(/loadLatentCache: expected maxBytes >= 0, got -1/);
     expect(() => cache.get(5)).toThrow(/out of range/);
     expect(() => ts.loadLatentCache(path.join(tmp, 'nothing'))).toThrow(/has no index\.json/);
     expect(() => ts.encodeDataset(vae, data, dir, { count: 9 })).toThrow(/count 9 exceeds the dataset's 5 samples/);
