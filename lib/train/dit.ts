@@ -115,6 +115,13 @@ export interface TrainDiTOptions {
    * holds as many tokens as a batch of videos (batchSize is then unused for buckets).
    */
   batchTokens?: number;
+  /**
+   * Training progress in [0, 1] for the learning-rate decay, read before each step (for
+   * example elapsed time / time budget). After warmup the cosine follows it instead of
+   * step / steps, so a run that a deadline stops has decayed fully however fast its steps
+   * were; `steps` is then only an upper bound.
+   */
+  progress?: () => number;
   maxGradNorm?: number; // default 1
   checkpointDir?: string;
   checkpointEvery?: number; // default 500
@@ -248,6 +255,13 @@ export async function trainDiT(o: TrainDiTOptions): Promise<TrainDiTResult> {
   const lr = o.lr ?? 3e-4;
   const warm = o.warmup ?? Math.min(500, Math.floor(o.steps / 10));
   const schedule = warmupCosine(warm, o.steps, { minFactor: 0.1 });
+  if (o.progress !== undefined && typeof o.progress !== 'function') throw new TypeError(`${op}: expected progress to be a function returning 0..1, got ${typeof o.progress}`);
+  const lrScale = (step: number): number => {
+    if (!o.progress || step < warm) return schedule(step);
+    const p = o.progress();
+    if (!Number.isFinite(p)) throw new RangeError(`${op}: progress() returned ${p}; expected a number in [0, 1]`);
+    return 0.1 + 0.9 * 0.5 * (1 + Math.cos(Math.PI * Math.min(1, Math.max(0, p))));
+  };
   const opt = new AdamW(dit.parameters(), { lr, weightDecay: o.weightDecay ?? 0 });
   const ema = o.ema === null ? null : new EMA(dit, o.ema ?? 0.999);
   const every = o.checkpointEvery ?? 500;
@@ -293,7 +307,8 @@ export async function trainDiT(o: TrainDiTOptions): Promise<TrainDiTResult> {
     }
     const t0 = Date.now();
     const rng = new DataRng(o.seed ?? 0, 7, step);
-    opt.setLRScale(schedule(step));
+    const scale = lrScale(step);
+    opt.setLRScale(scale);
     let tokens = 0, samples = o.batchSize;
     const loss = tidy(() => {
       if (pack) {
@@ -326,7 +341,7 @@ export async function trainDiT(o: TrainDiTOptions): Promise<TrainDiTResult> {
     step++;
     lastLoss = loss;
     const seconds = (Date.now() - t0) / 1000;
-    const info: TrainDiTStep = { step, loss, gradNorm, lr: lr * schedule(step - 1), tokensPerSecond: tokens / Math.max(seconds, 1e-6), seconds, samples, tokens };
+    const info: TrainDiTStep = { step, loss, gradNorm, lr: lr * scale, tokensPerSecond: tokens / Math.max(seconds, 1e-6), seconds, samples, tokens };
     if (log) fs.appendFileSync(log, JSON.stringify(info) + '\n');
     o.onStep?.(info);
     if (o.checkpointDir && (step % every === 0 || step === o.steps)) lastGood = save(step);

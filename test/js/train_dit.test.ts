@@ -91,3 +91,22 @@ test('withFirstFrameImages adds each video first latent frame as an image; batch
   await expect(ts.trainDiT({ dit, diffusion: new ts.RectifiedFlow(), data: d, steps: 1, batchSize: 2, batchTokens: 0 })).rejects.toThrow(/batchTokens/);
   await expect(ts.trainDiT({ dit, diffusion: new ts.RectifiedFlow(), data: d, steps: 1, batchSize: 2, batchTokens: 8, mixed: 'pack' })).rejects.toThrow(/batchTokens/);
 });
+
+test('progress: after warmup the learning rate follows a cosine of the progress given, not of step / steps', async () => {
+  const dit = model();
+  const lrs: number[] = [];
+  const ps = [0, 0, 0, 0.25, 0.5, 0.75, 1, 1.5];
+  let k = 0;
+  await ts.trainDiT({
+    dit, diffusion: new ts.RectifiedFlow(), data: dataset(), steps: 10, batchSize: 2, lr: 1e-3, warmup: 2, ema: null, seed: 3,
+    progress: () => ps[k++], onStep: (s) => lrs.push(s.lr),
+  });
+  // steps 1-2 warm up (progress is not read), then one step per progress value (past 1: the floor).
+  const cos = (p: number): number => 1e-3 * (0.1 + 0.9 * 0.5 * (1 + Math.cos(Math.PI * Math.min(1, p))));
+  expect(lrs.slice(0, 2)).toEqual([5e-4, 1e-3]);
+  expect(lrs.slice(2, 10).map((v) => v.toPrecision(6))).toEqual(ps.map((p) => cos(p).toPrecision(6)));
+  await expect(ts.trainDiT({ dit, diffusion: new ts.RectifiedFlow(), data: dataset(), steps: 10, batchSize: 2, warmup: 0, ema: null, progress: () => NaN }))
+    .rejects.toThrow('trainDiT: progress() returned NaN; expected a number in [0, 1]');
+  await expect(ts.trainDiT({ dit, diffusion: new ts.RectifiedFlow(), data: dataset(), steps: 10, batchSize: 2, progress: 5 as unknown as () => number }))
+    .rejects.toThrow('trainDiT: expected progress to be a function returning 0..1, got number');
+});
