@@ -353,8 +353,12 @@ void binary(BinaryOp op, Tensor& out, const Tensor& a, const Tensor& b) {
   const float* bp = b.data<float>();
   float* o = out.data<float>();
   int64_t sai = sa[nd - 1], sbi = sb[nd - 1];
-  parallel_for(0, outer, std::max<int64_t>(1, kGrain / inner), [&](int64_t lo, int64_t hi) {
-    for (int64_t r = lo; r < hi; ++r) {
+  // Tasks are rows, or pieces of kGrain of a long row: operands of one shape collapse
+  // to a single row, which would otherwise run on one thread.
+  const int64_t piece = std::min(inner, kGrain), pieces = (inner + piece - 1) / piece;
+  parallel_for(0, outer * pieces, std::max<int64_t>(1, kGrain / piece), [&](int64_t lo, int64_t hi) {
+    for (int64_t t = lo; t < hi; ++t) {
+      const int64_t r = t / pieces, j0 = (t % pieces) * piece, len = std::min(piece, inner - j0);
       int64_t rem = r, oa = 0, ob = 0;
       for (int64_t d = nd - 2; d >= 0; --d) {
         int64_t idx = rem % shape[d];
@@ -362,7 +366,7 @@ void binary(BinaryOp op, Tensor& out, const Tensor& a, const Tensor& b) {
         oa += idx * sa[d];
         ob += idx * sb[d];
       }
-      binary_row(op, inner, o + r * inner, ap + oa, sai, bp + ob, sbi);
+      binary_row(op, len, o + r * inner + j0, ap + oa + j0 * sai, sai, bp + ob + j0 * sbi, sbi);
     }
   });
 }

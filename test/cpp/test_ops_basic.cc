@@ -41,7 +41,10 @@ struct Reg {
                                     return {y, unary_backward(op, g, x, y)};
                                   }, 1e-12});
     const BinaryOp kBin[] = {BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Maximum};
-    const Shape shapes[][2] = {{{5, 7, 13}, {5, 7, 13}}, {{5, 7, 13}, {7, 1}}, {{1, 13}, {5, 7, 1}}, {{2, 3, 4, 5}, {5}}};
+    // The last two: one long row split into pieces over threads (same shapes collapse to
+    // one row; 70001 is not a multiple of the piece), and long broadcast rows.
+    const Shape shapes[][2] = {{{5, 7, 13}, {5, 7, 13}}, {{5, 7, 13}, {7, 1}}, {{1, 13}, {5, 7, 1}}, {{2, 3, 4, 5}, {5}},
+                               {{7, 70001}, {7, 70001}}, {{3, 70001}, {70001}}};
     for (BinaryOp op : kBin)
       for (auto& sh : shapes)
         for (bool strided : {false, true}) {
