@@ -44,8 +44,10 @@ test('trainDemoVAE: aborted with a checkpoint, resumed to the same plan, then sk
   const settings = { ...demoVAESettings.quick, evalClips: 4 };
   const ac = new AbortController();
   const seen: number[] = [];
+  // A budget that outlasts the probe and five steps on a slow machine (0.05 min did not on
+  // an AVX2-only 2-core machine: the budget ran out first and the stage completed).
   const first = await trainDemoVAE({
-    dir, settings, minutes: 0.05, signal: ac.signal,
+    dir, settings, minutes: 0.2, signal: ac.signal,
     onStep: (i) => {
       seen.push(i.step);
       if (i.step === 5) ac.abort();
@@ -61,7 +63,7 @@ test('trainDemoVAE: aborted with a checkpoint, resumed to the same plan, then sk
   first.vae.dispose();
 
   const again: number[] = [];
-  const second = await trainDemoVAE({ dir, settings, minutes: 0.05, onStep: (i) => again.push(i.step) });
+  const second = await trainDemoVAE({ dir, settings, minutes: 0.2, onStep: (i) => again.push(i.step) });
   expect(second.stopped).toBe('completed');
   expect(again[0]).toBe(6); // resumed after the checkpoint, not from scratch
   expect(again[again.length - 1]).toBe(plan.steps); // the plan of the first run, unchanged
