@@ -5,7 +5,9 @@
 //   m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g*g;  denom = sqrt(v) / sqrt(bc2) + eps
 //   param = param*(1 - lr*wd) + (-lr/bc1) * m / denom
 // Memory contract: param, m, v overwritten in place; grad read.
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "adamw.cuh"
 #include "common.cuh"
@@ -55,7 +57,63 @@ __global__ void k_adamw(float* __restrict__ p, float* __restrict__ m, float* __r
 }
 
 bool a16(const void* q) { return (reinterpret_cast<uintptr_t>(q) & 15) == 0; }
+
+constexpr int kSumBlocks = 256;
+
+__global__ void k_sum_squares_part(double* __restrict__ part, const float* __restrict__ x, int64_t n) {
+  __shared__ double sd[32];
+  double acc = 0;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    acc += static_cast<double>(x[i]) * x[i];
+  acc = block_sum(acc, sd);
+  if (threadIdx.x == 0) part[blockIdx.x] = acc;
+}
+
+__global__ void k_scale(float* __restrict__ x, int64_t n, float s) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    x[i] *= s;
+}
+
+__global__ void k_ema(float* __restrict__ shadow, const float* __restrict__ param, int64_t n, float decay,
+                      float one_minus_decay) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    shadow[i] = shadow[i] * decay + param[i] * one_minus_decay;
+}
 }  // namespace
+
+double sum_squares(const float* x, int64_t n) {
+  if (n <= 0) return 0;
+  int dev = 0;
+  cudaStream_t st = prepare_ptr(x, &dev);
+  const int parts = static_cast<int>(std::min<int64_t>(kSumBlocks, (n + kThreads - 1) / kThreads));
+  Tensor part = workspace(parts, DType::Float64, dev, "sumOfSquares");
+  k_sum_squares_part<<<parts, kThreads, 0, st>>>(part.data<double>(), x, n);
+  check_launch("sumOfSquares");
+  std::vector<double> host(static_cast<size_t>(parts));
+  check(cudaMemcpyAsync(host.data(), part.data<double>(), parts * sizeof(double), cudaMemcpyDeviceToHost, st),
+        "sumOfSquares");
+  check(cudaStreamSynchronize(st), "sumOfSquares");
+  double total = 0;
+  for (double v : host) total += v;
+  return total;
+}
+
+void scale_inplace(float* x, int64_t n, float s) {
+  if (n <= 0) return;
+  cudaStream_t st = prepare_ptr(x);
+  k_scale<<<grid_for(n), kThreads, 0, st>>>(x, n, s);
+  check_launch("scale_");
+}
+
+void ema_update(float* shadow, const float* param, int64_t n, float decay, float one_minus_decay) {
+  if (n <= 0) return;
+  cudaStream_t st = prepare_ptr(shadow);
+  k_ema<<<grid_for(n), kThreads, 0, st>>>(shadow, param, n, decay, one_minus_decay);
+  check_launch("emaUpdate");
+}
 
 void adamw(float* param, float* m, float* v, const float* grad, int64_t n, double lr, double beta1, double beta2,
            double eps, double wd, double bc1, double bc2) {

@@ -10,5 +10,11 @@ namespace cuda {
 void adamw(float* param, float* m, float* v, const float* grad, int64_t n, double lr, double beta1, double beta2,
            double eps, double weight_decay, double bias_correction1, double bias_correction2);
 
+// Training-loop helpers (core/optim.h) over n contiguous floats on the current device.
+// sum_squares: block partials in double, added in order on the host (deterministic).
+double sum_squares(const float* x, int64_t n);
+void scale_inplace(float* x, int64_t n, float s);
+void ema_update(float* shadow, const float* param, int64_t n, float decay, float one_minus_decay);
+
 }  // namespace cuda
 }  // namespace ts

@@ -66,6 +66,10 @@ class CudaBackend final : public Backend {
             int64_t ldb, int64_t sb, float* c, int64_t ldc, int64_t sc, int64_t batch, float beta) override {
     cuda::gemm(ta, tb, M, N, K, a, lda, sa, b, ldb, sb, c, ldc, sc, batch, beta);
   }
+  void linear_forward(float* out, const float* inp, const float* weight, const float* bias, int64_t M, int64_t K,
+                      int64_t N) override {
+    cuda::linear_forward(out, inp, weight, bias, M, K, N);
+  }
 
   // ---- nn family ---------------------------------------------------------------------------
   void softmax_forward(float* out, const float* inp, int64_t outer, int64_t n, int64_t inner, bool log) override {
@@ -172,6 +176,11 @@ class CudaBackend final : public Backend {
     Tensor g = grad.contiguous();
     cuda::adamw(param.data<float>(), m.data<float>(), v.data<float>(), g.data<float>(), param.numel(), lr, beta1, beta2,
                 eps, weight_decay, bc1, bc2);
+  }
+  double sum_squares(const float* x, int64_t n) override { return cuda::sum_squares(x, n); }
+  void scale_inplace(float* x, int64_t n, float s) override { cuda::scale_inplace(x, n, s); }
+  void ema_update(float* shadow, const float* param, int64_t n, float decay, float one_minus_decay) override {
+    cuda::ema_update(shadow, param, n, decay, one_minus_decay);
   }
 };
 

@@ -150,6 +150,13 @@ __global__ void k_zero_batched(float* c, int64_t M, int64_t N, int64_t ldc, int6
   }
 }
 
+// out [M, N]: every row a copy of bias [N] (linear_forward's starting point).
+__global__ void k_fill_rows(float* out, const float* bias, int64_t M, int64_t N) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < M * N;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    out[i] = bias[i % N];
+}
+
 }  // namespace
 
 bool have_cublas() { return true; }
@@ -174,6 +181,20 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* a, int
   }
   lt_matmul(s, dev, ta, tb, M, N, K, a, lda, sa, b, ldb, sb, c, ldc, sc, batch, beta, CUDA_R_32F, CUDA_R_32F, compute,
             4, 4);
+}
+
+void linear_forward(float* out, const float* inp, const float* weight, const float* bias, int64_t M, int64_t K,
+                    int64_t N) {
+  if (M == 0 || N == 0) return;
+  float beta = 0.0f;
+  if (bias) {
+    int dev = 0;
+    cudaStream_t s = prepare_ptr(out, &dev);
+    k_fill_rows<<<grid_for(M * N), kThreads, 0, s>>>(out, bias, M, N);
+    check_launch("linear");
+    beta = 1.0f;
+  }
+  gemm(false, true, M, N, K, inp, K, 0, weight, K, 0, out, N, 0, 1, beta);
 }
 
 void gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void* a, int64_t lda, int64_t sa,
@@ -205,6 +226,9 @@ void gemm(bool, bool, int64_t, int64_t, int64_t, const float*, int64_t, int64_t,
 void gemm_bf16(bool, bool, int64_t, int64_t, int64_t, const void*, int64_t, int64_t, const void*, int64_t, int64_t,
                void*, int64_t, int64_t, int64_t, float, void*) {
   fail("matmul", "not supported (built without cuBLAS)");
+}
+void linear_forward(float*, const float*, const float*, const float*, int64_t, int64_t, int64_t) {
+  fail("linear", "not supported (built without cuBLAS)");
 }
 
 }  // namespace cuda

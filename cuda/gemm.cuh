@@ -23,6 +23,11 @@ void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, cons
                int64_t stride_a, const void* b, int64_t ldb, int64_t stride_b, void* c, int64_t ldc, int64_t stride_c,
                int64_t batch, float beta, void* stream);
 
+// out [M, N] = inp [M, K] @ weight [N, K]^T (+ bias [N] on every row, null for none):
+// the rows of out start from the bias, then one GEMM accumulates into them (beta = 1).
+void linear_forward(float* out, const float* inp, const float* weight, const float* bias, int64_t M, int64_t K,
+                    int64_t N);
+
 bool have_cublas();
 
 }  // namespace cuda

@@ -64,6 +64,9 @@ export interface NativeAddon {
   reduce(op: string, x: Handle, axes: number[], keepDim: boolean): Handle;
   sumTo(x: Handle, shape: number[]): Handle;
   matmul(a: Handle, b: Handle): Handle;
+  /** x [..., K] @ weight [N, K]^T + bias [N] (nn.Linear), one GEMM. */
+  linear(x: Handle, weight: Handle, bias: Handle | null): Handle;
+  linearBackward(dout: Handle, x: Handle, weight: Handle, needDx: boolean, needDw: boolean, needDb: boolean): [Handle | null, Handle | null, Handle | null];
   // nn family (native/napi/nn_napi.cc); multi-output ops return arrays of handles,
   // null where a gradient was not computed
   softmax(x: Handle, axis: number, log: boolean): Handle;
@@ -123,6 +126,12 @@ export interface NativeAddon {
   /** Returns [dinp, dshift, dscale]. */
   layerNormModulateBackward(dout: Handle, x: Handle, scale: Handle, mean: Handle, rstd: Handle): [Handle, Handle, Handle];
   // optimizers (in place on param, m, v)
+  /** Sum of x^2 over every element of every tensor (double, deterministic). */
+  sumOfSquares(xs: Handle[]): number;
+  /** x *= s in place for each (float32, contiguous). */
+  scale_(xs: Handle[], s: number): void;
+  /** shadow = decay * shadow + (1 - decay) * param for each pair, in place. */
+  emaUpdate(shadow: Handle[], params: Handle[], decay: number): void;
   adamwStep(
     param: Handle, m: Handle, v: Handle, grad: Handle,
     lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number,

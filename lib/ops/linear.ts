@@ -1,20 +1,24 @@
-// F.linear: y = x W^T + b, x [..., in], W [out, in], b [out].
+// F.linear: y = x W^T + b, x [..., in], W [out, in], b [out] (nn.Linear): one native
+// GEMM whose output tiles start from the bias; the backward is one native call too
+// (dx = g W, dW = g^T x over all leading dims, db = g summed over them).
+import { native } from '../native';
 import { Tensor } from '../tensor';
-import { add, f32, matmul, reshape, shapeStr, transpose } from './basic';
+import { f32, record, shapeStr, wrap } from './basic';
 
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
   const xt = f32(x, 'linear', 'input'), w = f32(weight, 'linear', 'weight');
   if (w.rank !== 2) throw new Error(`linear: expected weight of shape [out, in], got ${shapeStr(w.shape)}`);
   if (xt.rank < 1 || xt.shape[xt.rank - 1] !== w.shape[1])
     throw new Error(`linear: input's last dim must equal weight's in features ${w.shape[1]}, got input ${shapeStr(xt.shape)}`);
-  // Fold leading dims into rows so forward and both gradients are single GEMMs.
-  const lead = xt.shape.slice(0, -1) as number[];
-  const x2 = xt.rank === 2 ? xt : reshape(xt, [-1, w.shape[1]]); // [M, in]
-  const y2 = matmul(x2, transpose(w, 0, 1)); // [M, out]
-  const y = xt.rank === 2 ? y2 : reshape(y2, [...lead, w.shape[0]]); // [..., out]
-  if (bias === undefined || bias === null) return y;
-  const b = f32(bias, 'linear', 'bias');
-  if (b.rank !== 1 || b.shape[0] !== w.shape[0])
+  const b = bias === undefined || bias === null ? null : f32(bias, 'linear', 'bias');
+  if (b && (b.rank !== 1 || b.shape[0] !== w.shape[0]))
     throw new Error(`linear: expected bias of shape [${w.shape[0]}], got ${shapeStr(b.shape)}`);
-  return add(y, b);
+  const out = wrap(native.linear(xt.h, w.h, b ? b.h : null));
+  return record(out, 'linear', [xt, w, b], (save, needs) => {
+    const sx = save(xt), sw = save(w);
+    return (g) => {
+      const [dx, dw, db] = native.linearBackward(g.h, sx.h, sw.h, needs[0], needs[1], needs[2]);
+      return [dx === null ? null : wrap(dx), dw === null ? null : wrap(dw), db === null ? null : wrap(db)];
+    };
+  });
 }

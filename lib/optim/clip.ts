@@ -1,6 +1,7 @@
 // Gradient clipping by global norm.
 import { noGrad } from '../autograd/node';
 import { Module } from '../nn/module';
+import { native } from '../native';
 import { Tensor, tidy, typeName } from '../tensor';
 
 /**
@@ -22,14 +23,24 @@ export function clipGradNorm(params: Iterable<Tensor> | Module, maxNorm: number,
   if (!grads.length) return 0;
   return noGrad(() =>
     tidy(() => {
+      // float32 gradients (all that autograd makes) go through one native call for the
+      // norm and one for the scaling, on each device; others op by op.
+      const fast = grads.filter((g) => g.dtype === 'float32' && g.device === grads[0].device);
+      const slow = grads.filter((g) => !fast.includes(g));
       let total = 0;
-      for (const g of grads) {
-        if (normType === 2) total += g.square().sum().item();
-        else total = Math.max(total, g.abs().max().item());
+      if (normType === 2) {
+        total = native.sumOfSquares(fast.map((g) => g.h));
+        for (const g of slow) total += g.to('float32').square().sum().item();
+        total = Math.sqrt(total);
+      } else {
+        for (const g of grads) total = Math.max(total, g.abs().max().item());
       }
-      if (normType === 2) total = Math.sqrt(total);
       const coef = maxNorm / (total + 1e-6);
-      if (Number.isFinite(total) && coef < 1) for (const g of grads) g.copy_(g.mul(coef));
+      if (Number.isFinite(total) && coef < 1) {
+        const dense = fast.filter((g) => g.isContiguous());
+        native.scale_(dense.map((g) => g.h), coef);
+        for (const g of grads) if (!dense.includes(g)) g.copy_(g.mul(coef));
+      }
       return total;
     }),
   );

@@ -5,6 +5,7 @@
 import { noGrad } from '../autograd/node';
 import { Module, StateDict } from '../nn/module';
 import { shapeStr } from '../ops/basic';
+import { native } from '../native';
 import { Tensor, tidy, typeName } from '../tensor';
 import { ownedClone } from './optimizer';
 
@@ -39,10 +40,15 @@ export class EMA {
     const d = this.decay;
     noGrad(() =>
       tidy(() => {
+        // float32 shadows of float32 weights on the shadows' device: one native call for
+        // all of them; other dtypes op by op below.
+        const fast: [Tensor, Tensor][] = [];
         for (const [k, s] of this.shadow) {
           const p = sd[k];
           if (!p) throw new Error(`EMA.update: the model no longer has '${k}'`);
-          if (FLOATING.has(s.dtype) && FLOATING.has(p.dtype)) {
+          if (s.dtype === 'float32' && p.dtype === 'float32' && s.isContiguous() && p.device === s.device) {
+            fast.push([s, p]);
+          } else if (FLOATING.has(s.dtype) && FLOATING.has(p.dtype)) {
             // Averaged in float32 (the math dtype); copy_ rounds back to the shadow's dtype.
             const s32 = s.dtype === 'float32' ? s : s.to('float32'), p32 = p.dtype === 'float32' ? p : p.to('float32');
             s.copy_(s32.mul(d).add(p32.mul(1 - d)));
@@ -50,6 +56,9 @@ export class EMA {
             s.copy_(p);
           }
         }
+        const byDevice = new Map<string, [Tensor, Tensor][]>();
+        for (const pair of fast) byDevice.set(pair[0].device, [...(byDevice.get(pair[0].device) ?? []), pair]);
+        for (const pairs of byDevice.values()) native.emaUpdate(pairs.map(([s]) => s.h), pairs.map(([, p]) => p.h), d);
       }),
     );
     this.numUpdates++;

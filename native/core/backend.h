@@ -54,6 +54,13 @@ class Backend {
     unsupported("matmul");
   }
 
+  // out [M, N] = inp [M, K] @ weight [N, K]^T (+ bias [N] on every row; bias may be null):
+  // nn.Linear's forward. All contiguous.
+  virtual void linear_forward(float* out, const float* inp, const float* weight, const float* bias, int64_t M,
+                              int64_t K, int64_t N) {
+    unsupported("linear");
+  }
+
   // ---- nn family (native/core/nn.h) ------------------------------------------------------
   // llm.c argument order: outputs, gradients, inputs, saved stats, sizes. All pointers are
   // float32 and contiguous unless a stride argument says otherwise. Every gradient output
@@ -198,6 +205,15 @@ class Backend {
   virtual void adamw(Tensor& param, Tensor& m, Tensor& v, const Tensor& grad, double lr, double beta1, double beta2,
                      double eps, double weight_decay, double bias_correction1, double bias_correction2) {
     unsupported("adamw");
+  }
+  // Training-loop helpers over one contiguous float32 buffer of n elements (the entry
+  // points in optim.h loop over lists of tensors):
+  //   sum_squares: sum of x^2 in double, the same value for any thread count;
+  //   scale_inplace: x *= s;  ema_update: shadow = decay * shadow + one_minus_decay * param.
+  virtual double sum_squares(const float* x, int64_t n) { unsupported("sumOfSquares"); }
+  virtual void scale_inplace(float* x, int64_t n, float s) { unsupported("scale_"); }
+  virtual void ema_update(float* shadow, const float* param, int64_t n, float decay, float one_minus_decay) {
+    unsupported("emaUpdate");
   }
 
   // ---- fused norms (native/core/fused_norm.h) -----------------------------------------

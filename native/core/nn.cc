@@ -509,4 +509,73 @@ Tensor unpatchify(const Tensor& tokens, int64_t channels, const std::vector<int6
   return out;
 }
 
+// ---- linear ---------------------------------------------------------------------------------
+
+namespace {
+struct LinearDims {
+  int64_t M, K, N;
+};
+// x [..., K] and weight [N, K] (checked, naming the op) -> M = rows of x (all leading dims).
+LinearDims linear_dims(const Tensor& x, const Tensor& weight, const char* op) {
+  check_f32(x, op, "input");
+  check_f32(weight, op, "weight");
+  check_device(x, weight, op);
+  if (weight.dim() != 2) fail(op, "expected weight of shape [out, in], got ", shape_str(weight.shape()));
+  const int64_t N = weight.shape()[0], K = weight.shape()[1];
+  if (x.dim() < 1 || x.shape().back() != K)
+    fail(op, "input's last dim must equal weight's in features ", K, ", got input ", shape_str(x.shape()));
+  int64_t M = 1;
+  for (int64_t d = 0; d + 1 < x.dim(); ++d) M *= x.shape()[d];
+  return {M, K, N};
+}
+}  // namespace
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  const char* op = "linear";
+  LinearDims d = linear_dims(x, weight, op);
+  Tensor b = optional_param(bias, {d.N}, x, op, "bias");
+  Shape os = x.shape();
+  os.back() = d.N;
+  Tensor out = Tensor::empty(os, DType::Float32, x.device(), op);
+  if (out.numel() == 0) return out;
+  Tensor xc = x.contiguous(), wc = weight.contiguous();
+  backend_for(x.device(), op).linear_forward(out.data<float>(), xc.data<float>(), wc.data<float>(), cptr(b), d.M, d.K,
+                                             d.N);
+  return out;
+}
+
+LinearGrads linear_backward(const Tensor& dout, const Tensor& x, const Tensor& weight, bool need_dinp,
+                            bool need_dweight, bool need_dbias) {
+  const char* op = "linear";
+  LinearDims d = linear_dims(x, weight, op);
+  check_f32(dout, op, "gradient");
+  check_device(x, dout, op);
+  Shape os = x.shape();
+  os.back() = d.N;
+  check_shape_is(dout, os, op, "gradient");
+  Backend& be = backend_for(x.device(), op);
+  Tensor g = dout.contiguous(), xc = x.contiguous(), wc = weight.contiguous();
+  LinearGrads r;
+  if (need_dinp) {
+    r.dinp = Tensor::empty(x.shape(), DType::Float32, x.device(), op);
+    // [M, K] = dout [M, N] @ weight [N, K]
+    if (r.dinp.numel() > 0)
+      be.gemm(false, false, d.M, d.K, d.N, g.data<float>(), d.N, 0, wc.data<float>(), d.K, 0, r.dinp.data<float>(),
+              d.K, 0, 1, 0.0f);
+  }
+  if (need_dweight) {
+    r.dweight = Tensor::empty({d.N, d.K}, DType::Float32, x.device(), op);
+    // [N, K] = dout^T [N, M] @ x [M, K] (M = 0 gives zeros)
+    if (r.dweight.numel() > 0)
+      be.gemm(true, false, d.N, d.K, d.M, g.data<float>(), d.N, 0, xc.data<float>(), d.K, 0, r.dweight.data<float>(),
+              d.K, 0, 1, 0.0f);
+  }
+  if (need_dbias) {
+    r.dbias = Tensor::empty({d.N}, DType::Float32, x.device(), op);
+    // [N] = dout [1, M, N] summed over M
+    if (d.N > 0) be.reduce(ReduceOp::Sum, r.dbias, g, 1, d.M, d.N);
+  }
+  return r;
+}
+
 }  // namespace ts

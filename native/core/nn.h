@@ -99,4 +99,15 @@ Tensor patchify(const Tensor& x, const std::vector<int64_t>& patch);
 Tensor unpatchify(const Tensor& tokens, int64_t channels, const std::vector<int64_t>& grid,
                   const std::vector<int64_t>& patch);
 
+// ---- linear (nn.Linear): x [..., K] @ weight [N, K]^T + bias [N] -> [..., N] ------------
+// One GEMM whose tiles start from the bias (no separate pass over the output for it);
+// bias may be undefined. The backward: dx = dout @ weight, dweight = dout^T x (over all
+// leading dims), dbias = dout summed over them; each only when asked (else undefined).
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias);
+struct LinearGrads {
+  Tensor dinp, dweight, dbias;
+};
+LinearGrads linear_backward(const Tensor& dout, const Tensor& x, const Tensor& weight, bool need_dinp,
+                            bool need_dweight, bool need_dbias);
+
 }  // namespace ts

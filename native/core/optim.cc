@@ -47,4 +47,63 @@ void adamw_update_(Tensor& param, Tensor& m, Tensor& v, const Tensor& grad, cons
   backend_for(param.device(), op).adamw(param, m, v, g, s.lr, s.beta1, s.beta2, s.eps, s.weight_decay, bc1, bc2);
 }
 
+namespace {
+// A float32 tensor of a list (named by its index), on the first one's device.
+void check_listed(const Tensor& t, size_t i, const Tensor& first, const char* op, const char* what) {
+  if (!t.defined()) fail(op, what, " ", i, " is an undefined (disposed) tensor");
+  if (t.dtype() != DType::Float32) fail(op, "expected ", what, " ", i, " of dtype float32, got ", dtype_name(t.dtype()));
+  if (t.device() != first.device())
+    fail(op, "expected every tensor on one device, got ", what, " ", i, " on ", t.device().str(), " and the first on ",
+         first.device().str());
+}
+void check_dense(const Tensor& t, size_t i, const char* op, const char* what) {
+  if (!t.is_contiguous()) fail(op, "expected ", what, " ", i, " to be contiguous (it is updated in place)");
+}
+}  // namespace
+
+double sum_of_squares(const std::vector<Tensor>& xs) {
+  const char* op = "sumOfSquares";
+  double total = 0;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    check_listed(xs[i], i, xs[0], op, "tensor");
+    if (xs[i].numel() == 0) continue;
+    Tensor c = xs[i].contiguous();
+    total += backend_for(c.device(), op).sum_squares(c.data<float>(), c.numel());
+  }
+  return total;
+}
+
+void scale_(const std::vector<Tensor>& xs, double s) {
+  const char* op = "scale_";
+  if (!std::isfinite(s)) fail(op, "expected a finite scale, got ", s);
+  for (size_t i = 0; i < xs.size(); ++i) {
+    check_listed(xs[i], i, xs[0], op, "tensor");
+    check_dense(xs[i], i, op, "tensor");
+  }
+  for (const Tensor& x : xs)
+    if (x.numel() > 0) backend_for(x.device(), op).scale_inplace(x.data<float>(), x.numel(), static_cast<float>(s));
+}
+
+void ema_update_(const std::vector<Tensor>& shadow, const std::vector<Tensor>& params, double decay) {
+  const char* op = "emaUpdate";
+  if (shadow.size() != params.size())
+    fail(op, "expected as many parameters as shadow tensors, got ", params.size(), " and ", shadow.size());
+  if (!(decay >= 0 && decay <= 1)) fail(op, "expected decay in [0, 1], got ", decay);
+  for (size_t i = 0; i < shadow.size(); ++i) {
+    check_listed(shadow[i], i, shadow[0], op, "shadow");
+    check_dense(shadow[i], i, op, "shadow");
+    check_listed(params[i], i, shadow[0], op, "parameter");
+    if (params[i].shape() != shadow[i].shape())
+      fail(op, "expected parameter ", i, " of its shadow's shape ", shape_str(shadow[i].shape()), ", got ",
+           shape_str(params[i].shape()));
+    if (params[i].storage() == shadow[i].storage()) fail(op, "shadow ", i, " shares its storage with its parameter");
+  }
+  for (size_t i = 0; i < shadow.size(); ++i) {
+    if (shadow[i].numel() == 0) continue;
+    Tensor p = params[i].contiguous();
+    backend_for(p.device(), op).ema_update(shadow[i].data<float>(), p.data<float>(), p.numel(),
+                                           static_cast<float>(decay), static_cast<float>(1.0 - decay));
+  }
+}
+
 }  // namespace ts

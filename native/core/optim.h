@@ -2,6 +2,7 @@
 // elements of one parameter tensor (any shape; updates are elementwise).
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "tensor.h"
 
@@ -23,5 +24,17 @@ struct AdamWStep {
 // param, m, v: float32, contiguous, one shape and device; read and overwritten.
 // grad: float32, same shape and device, any strides; only read.
 void adamw_update_(Tensor& param, Tensor& m, Tensor& v, const Tensor& grad, const AdamWStep& s);
+
+// Multi-tensor helpers of the training loop: one call for a whole list of tensors
+// instead of several ops (and allocations) per tensor.
+// sum_of_squares: the sum of x^2 over every element of every tensor (float32, any
+// strides, one device), accumulated in double, tensor by tensor in list order; the
+// same value for any thread count. clipGradNorm's global norm is its square root.
+double sum_of_squares(const std::vector<Tensor>& xs);
+// scale_: x *= s in place for each x (float32, contiguous).
+void scale_(const std::vector<Tensor>& xs, double s);
+// ema_update_: shadow = decay * shadow + (1 - decay) * param for each pair, in place
+// (shadow float32 contiguous; param float32 of its shape, any strides). decay in [0, 1].
+void ema_update_(const std::vector<Tensor>& shadow, const std::vector<Tensor>& params, double decay);
 
 }  // namespace ts

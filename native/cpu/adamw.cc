@@ -3,7 +3,9 @@
 // per element): memory bound, so the optimized path is the same arithmetic as the
 // reference loop, split over threads and compiled for AVX-512 / AVX2 when present.
 // Memory contract: param, m, v are overwritten in place; grad is only read.
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "../core/parallel.h"
 #include "cpu.h"
@@ -77,6 +79,65 @@ void adamw(float* param, float* m, float* v, const float* grad, int64_t n, doubl
     else
       adamw_span(param + b, m + b, v + b, grad + b, e - b, s);
   });
+}
+
+// ---- training-loop helpers (core/optim.h) ------------------------------------------
+
+namespace {
+constexpr int64_t kSumBlock = 1 << 14;  // the partial sums' blocks: fixed, so thread count does not matter
+
+// Sum of squares of one block, 8 double accumulators (the loop vectorizes in lanes of
+// 4 doubles under AVX2), folded in a fixed order.
+template <int UNUSED = 0>
+inline double block_sum_squares(const float* x, int64_t n) {
+  double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) a[j] += static_cast<double>(x[i + j]) * x[i + j];
+  for (; i < n; ++i) a[i & 7] += static_cast<double>(x[i]) * x[i];
+  return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+}
+__attribute__((target("avx2,fma"))) double block_sum_squares_avx2(const float* x, int64_t n) {
+  return block_sum_squares(x, n);
+}
+}  // namespace
+
+double sum_squares(const float* x, int64_t n) {
+  if (reference_kernels()) {
+    double acc = 0;
+    for (int64_t i = 0; i < n; ++i) acc += static_cast<double>(x[i]) * x[i];
+    return acc;
+  }
+  const int64_t nb = (n + kSumBlock - 1) / kSumBlock;
+  std::vector<double> part(static_cast<size_t>(nb));
+  const bool avx2 = features().avx2 && features().fma;
+  parallel_for(0, nb, 4, [&](int64_t lo, int64_t hi) {
+    for (int64_t b = lo; b < hi; ++b) {
+      const int64_t i0 = b * kSumBlock, len = std::min(kSumBlock, n - i0);
+      part[static_cast<size_t>(b)] = avx2 ? block_sum_squares_avx2(x + i0, len) : block_sum_squares(x + i0, len);
+    }
+  });
+  double total = 0;
+  for (double p : part) total += p;
+  return total;
+}
+
+void scale_inplace(float* x, int64_t n, float s) {
+  if (reference_kernels()) {
+    for (int64_t i = 0; i < n; ++i) x[i] *= s;
+    return;
+  }
+  parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) x[i] *= s;
+  });
+}
+
+void ema_update(float* shadow, const float* param, int64_t n, float decay, float one_minus_decay) {
+  auto span = [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) shadow[i] = shadow[i] * decay + param[i] * one_minus_decay;
+  };
+  if (reference_kernels()) return span(0, n);
+  parallel_for(0, n, kGrain, span);
 }
 
 }  // namespace cpu

@@ -30,10 +30,12 @@ void binary(BinaryOp op, Tensor& out, const Tensor& a, const Tensor& b);
 void binary_scalar(BinaryOp op, Tensor& out, const Tensor& a, double s, bool scalar_first);
 void reduce(ReduceOp op, Tensor& out, const Tensor& x, int64_t outer, int64_t n, int64_t inner);
 
-// Row-major single GEMM: C = A' B' + beta C, A' = trans_a ? A^T : A ([M, K]), B' likewise ([K, N]).
-// beta is 0 (overwrite) or 1 (accumulate).
+// Row-major single GEMM: C = A' B' + beta C (+ bias), A' = trans_a ? A^T : A ([M, K]), B'
+// likewise ([K, N]). beta is 0 (overwrite) or 1 (accumulate). bias (optional, [N], with
+// beta = 0) is added to every row: each C tile starts from it in L1, so the bias costs
+// no pass of its own over C (nn.Linear's forward).
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
-          int64_t ldb, float* C, int64_t ldc, float beta);
+          int64_t ldb, float* C, int64_t ldc, float beta, const float* bias = nullptr);
 void gemm_reference(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
                     const float* B, int64_t ldb, float* C, int64_t ldc, float beta);
 // gemm's cache blocking in floats (K slab, rows of A per packed block, B columns one A
@@ -140,6 +142,11 @@ void adamw(float* param, float* m, float* v, const float* grad, int64_t n, doubl
            double eps, double weight_decay, double bias_correction1, double bias_correction2);
 void adamw_reference(float* param, float* m, float* v, const float* grad, int64_t n, double lr, double beta1,
                      double beta2, double eps, double weight_decay, double bias_correction1, double bias_correction2);
+// The training-loop helpers of core/optim.h over n contiguous floats (the reference
+// loops under set_reference_kernels(true)). sum_squares is the same for any thread count.
+double sum_squares(const float* x, int64_t n);
+void scale_inplace(float* x, int64_t n, float s);
+void ema_update(float* shadow, const float* param, int64_t n, float decay, float one_minus_decay);
 
 // ---- fused norms (fused_norm.cc; entry points in core/fused_norm.h) -------------------
 // Same signatures and memory contract as Backend's fused-norm block (overwrite).

@@ -55,6 +55,10 @@ class CpuBackend final : public Backend {
             int64_t ldb, int64_t sb, float* c, int64_t ldc, int64_t sc, int64_t batch, float beta) override {
     for (int64_t i = 0; i < batch; ++i) cpu::gemm(ta, tb, M, N, K, a + i * sa, lda, b + i * sb, ldb, c + i * sc, ldc, beta);
   }
+  void linear_forward(float* out, const float* inp, const float* weight, const float* bias, int64_t M, int64_t K,
+                      int64_t N) override {
+    cpu::gemm(false, true, M, N, K, inp, K, weight, K, out, N, 0.0f, bias);
+  }
 
   // ---- nn family (native/cpu/nn.cc) ------------------------------------------------------
   void softmax_forward(float* out, const float* inp, int64_t outer, int64_t n, int64_t inner, bool log) override {
@@ -162,6 +166,11 @@ class CpuBackend final : public Backend {
              double weight_decay, double bc1, double bc2) override {
     cpu::adamw(param.data<float>(), m.data<float>(), v.data<float>(), grad.data<float>(), param.numel(), lr, beta1,
                beta2, eps, weight_decay, bc1, bc2);
+  }
+  double sum_squares(const float* x, int64_t n) override { return cpu::sum_squares(x, n); }
+  void scale_inplace(float* x, int64_t n, float s) override { cpu::scale_inplace(x, n, s); }
+  void ema_update(float* shadow, const float* param, int64_t n, float decay, float one_minus_decay) override {
+    cpu::ema_update(shadow, param, n, decay, one_minus_decay);
   }
   // ---- fused norms (fused_norm.cc) ----
   void groupnorm_silu_forward(float* out, float* mean, float* rstd, const float* inp, const float* w, const float* b,

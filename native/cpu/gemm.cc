@@ -376,12 +376,16 @@ KernelChoice choose_kernel() {
 }  // namespace
 
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
-          float* C, int64_t ldc, float beta) {
+          float* C, int64_t ldc, float beta, const float* bias) {
   if (M == 0 || N == 0) return;
-  if (reference_kernels()) return gemm_reference(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, beta);
-  if (K == 0) {
-    if (beta == 0.0f)
+  if (bias && beta != 0.0f) fail("matmul", "internal: a GEMM bias needs beta = 0, got ", beta);
+  if (reference_kernels() || K == 0) {
+    if (K > 0) gemm_reference(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, beta);
+    else if (beta == 0.0f)
       for (int64_t m = 0; m < M; ++m) std::memset(C + m * ldc, 0, static_cast<size_t>(N) * sizeof(float));
+    if (bias)
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t n = 0; n < N; ++n) C[m * ldc + n] += bias[n];
     return;
   }
   static const KernelChoice kc_choice = choose_kernel();
@@ -435,7 +439,15 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int
               float* ci = C + (ic + ir) * ldc + jc;
               for (int64_t jp = q0; jp < q1; ++jp) {
                 const int nr = static_cast<int>(std::min<int64_t>(NR, ncj - jp * NR));
-                uk(kc, ap + ir * kc, bs + jp * kc * NR, ci + jp * NR, ldc, mr, nr, acc);
+                float* ct = ci + jp * NR;
+                if (bias && s == 0) {
+                  // The first slab starts the tile from the bias (written into L1 just now).
+                  const float* bv = bias + jc + jp * NR;
+                  for (int r = 0; r < mr; ++r) std::memcpy(ct + r * ldc, bv, static_cast<size_t>(nr) * sizeof(float));
+                  uk(kc, ap + ir * kc, bs + jp * kc * NR, ct, ldc, mr, nr, true);
+                } else {
+                  uk(kc, ap + ir * kc, bs + jp * kc * NR, ct, ldc, mr, nr, acc);
+                }
               }
             }
           }

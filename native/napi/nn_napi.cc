@@ -88,6 +88,18 @@ TS_NAPI(rmsNormBackward) {
   return handles(info.Env(), {r.dinp, r.dweight});
 }
 
+// linear(x, weight, bias?) -> out / linearBackward(dout, x, weight, needDx, needDw, needDb) -> [dx?, dw?, db?]
+TS_NAPI(linear) {
+  const char* op = "linear";
+  return wrap(info.Env(), ts::linear(tensor_arg(info, 0, op), tensor_arg(info, 1, op), optional_tensor_arg(info, 2, op)));
+}
+TS_NAPI(linearBackward) {
+  const char* op = "linear";
+  ts::LinearGrads r = ts::linear_backward(tensor_arg(info, 0, op), tensor_arg(info, 1, op), tensor_arg(info, 2, op),
+                                          bool_arg(info, 3, op), bool_arg(info, 4, op), bool_arg(info, 5, op));
+  return handles(info.Env(), {r.dinp, r.dweight, r.dbias});
+}
+
 // modulate(x, shift, scale) / modulateBackward(dout, x, scale) -> [dx, dshift, dscale]
 TS_NAPI(modulate) {
   const char* op = "modulate";

@@ -19,3 +19,21 @@ TS_NAPI(adamwStep) {
                     s);
   return info.Env().Undefined();
 }
+
+// sumOfSquares(tensors) -> number: sum of x^2 over all of them (double).
+TS_NAPI(sumOfSquares) {
+  const char* op = "sumOfSquares";
+  return Napi::Number::New(info.Env(), ts::sum_of_squares(tensor_list_arg(info, 0, op)));
+}
+// scale_(tensors, s): x *= s in place for each.
+TS_NAPI(scale_) {
+  const char* op = "scale_";
+  ts::scale_(tensor_list_arg(info, 0, op), number_arg(info, 1, op));
+  return info.Env().Undefined();
+}
+// emaUpdate(shadow, params, decay): shadow = decay * shadow + (1 - decay) * param, in place.
+TS_NAPI(emaUpdate) {
+  const char* op = "emaUpdate";
+  ts::ema_update_(tensor_list_arg(info, 0, op), tensor_list_arg(info, 1, op), number_arg(info, 2, op));
+  return info.Env().Undefined();
+}

@@ -117,6 +117,30 @@ struct Reg {
             return r;
           });
 
+    // linear: odd sizes around the GEMM tiles (6/12 rows, 16/32 columns), several K slabs
+    // (K = 600 > 256), no rows, K = 0, with and without bias, a strided input.
+    struct LinCase {
+      Shape x;
+      int64_t N;
+      bool bias, strided;
+    };
+    const LinCase lin[] = {{{5, 7, 13}, 9, true, false},  {{5, 7, 13}, 9, false, true}, {{130, 64}, 33, true, false},
+                           {{1, 600}, 517, true, false},   {{37, 1}, 5, true, true},    {{2, 0, 4}, 3, true, false},
+                           {{3, 0}, 4, true, false},       {{70, 300}, 16, false, false}};
+    for (const LinCase& c : lin)
+      add("linear", "x=" + sh(c.x) + ",N=" + std::to_string(c.N) + (c.bias ? ",bias" : "") + strided_tag(c.strided),
+          [c](Device d) -> std::vector<Tensor> {
+            const int64_t K = c.x.back();
+            Tensor x = input(c.x, 161, d, c.strided), w = input({c.N, K}, 162, d, false, 0.3f);
+            Tensor b = c.bias ? input({c.N}, 163, d) : Tensor();
+            Shape os = c.x;
+            os.back() = c.N;
+            LinearGrads g = linear_backward(input(os, 164, d), x, w, true, true, c.bias);
+            std::vector<Tensor> r{linear(x, w, b), g.dinp, g.dweight};
+            if (c.bias) r.push_back(g.dbias);
+            return r;
+          });
+
     for (Shape s : {Shape{2, 7, 13}, Shape{3, 5, 130}, Shape{1, 200, 64}})
       for (bool strided : {false, true})
         add("modulate", sh(s) + strided_tag(strided), [=](Device d) -> std::vector<Tensor> {
@@ -337,6 +361,11 @@ TEST(bad_inputs_name_the_op_and_the_expectation) {
   EXPECT_THROWS(group_norm(input({6}, 1, c), 2, Tensor(), Tensor(), 1e-5), "groupNorm: expected input of shape [B, C, ...]");
   EXPECT_THROWS(group_norm(x3, 3, input({4}, 1, c), Tensor(), 1e-5), "groupNorm: expected weight of shape [3], got [4]");
   EXPECT_THROWS(rms_norm(x3, input({3}, 1, c), 1e-6), "rmsNorm: expected weight of shape [4], got [3]");
+  EXPECT_THROWS(linear(x3, input({5, 3}, 1, c), Tensor()), "linear: input's last dim must equal weight's in features 3, got input [2, 3, 4]");
+  EXPECT_THROWS(linear(x3, input({5, 4}, 1, c), input({4}, 1, c)), "linear: expected bias of shape [5], got [4]");
+  EXPECT_THROWS(linear(x3, input({20}, 1, c), Tensor()), "linear: expected weight of shape [out, in], got [20]");
+  EXPECT_THROWS(linear(i32, input({5, 2}, 1, c), Tensor()), "linear: expected input of dtype float32, got int32");
+  EXPECT_THROWS(linear_backward(input({2, 3, 4}, 1, c), x3, input({5, 4}, 1, c), true, true, true), "linear: expected gradient of shape [2, 3, 5], got [2, 3, 4]");
   EXPECT_THROWS(modulate(input({2, 4}, 1, c), input({2, 4}, 1, c), input({2, 4}, 1, c)), "modulate: expected x of shape [B, N, D], got [2, 4]");
   EXPECT_THROWS(modulate(x3, input({2, 4}, 1, c), input({3, 4}, 1, c)), "modulate: expected scale of shape [2, 4] ([B, D]), got [3, 4]");
   EXPECT_THROWS(embedding(ids_tensor({0, 9}, {2}, DType::Int64, c), input({5, 3}, 1, c)),

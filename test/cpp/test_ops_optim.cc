@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "core/optim.h"
+#include "core/parallel.h"
 #include "op_table.h"
 
 using namespace ts;
@@ -30,8 +31,33 @@ std::vector<Tensor> adamw_steps(Device d, const Shape& shape, double wd, bool st
   return {p, m, v};
 }
 
+// The training-loop helpers on a list of tensors (odd sizes, one strided, one empty):
+// the sum of squares as a one-element tensor, then the scaled and averaged tensors.
+std::vector<Tensor> loop_helpers(Device d, bool strided) {
+  const Shape shapes[] = {{7}, {5, 13}, {0}, {3, 1000, 41}, {17000}};
+  std::vector<Tensor> xs, shadow, params;
+  uint64_t seed = 300;
+  for (const Shape& sh : shapes) {
+    xs.push_back(input(sh, seed++, d, strided && sh.size() == 2));
+    shadow.push_back(input(sh, seed++, d).contiguous());
+    params.push_back(input(sh, seed++, d, strided && sh.size() == 2));
+  }
+  double ss = sum_of_squares(xs);
+  std::vector<Tensor> dense;
+  for (const Tensor& x : xs) dense.push_back(x.contiguous());
+  scale_(dense, 0.37);
+  ema_update_(shadow, params, 0.9);
+  std::vector<Tensor> out{full({1}, ss, DType::Float32, Device{})};
+  out.insert(out.end(), dense.begin(), dense.end());
+  out.insert(out.end(), shadow.begin(), shadow.end());
+  return out;
+}
+
 struct Reg {
   Reg() {
+    for (bool strided : {false, true})
+      optable::table().push_back({"sumOfSquares+scale_+emaUpdate", strided ? "5 tensors,strided" : "5 tensors",
+                                  [strided](Device d) { return loop_helpers(d, strided); }, 1e-12});
     const Shape shapes[] = {{1}, {7}, {5, 13}, {3, 1000, 41}};
     for (const Shape& sh : shapes)
       for (double wd : {0.0, 0.1})
@@ -114,6 +140,32 @@ void check_validation() {
   expect(throws_with([&] { AdamWStep z = s; z.beta2 = 1.0; adamw_update_(p, m, v, g, z); }, "beta2 in [0, 1)"),
          "beta2 = 1 is refused");
   expect(throws_with([&] { adamw_update_(p, p, v, g, s); }, "separate storages"), "aliased state is refused");
+  expect(throws_with([&] { sum_of_squares({p, to_dtype(m, DType::BFloat16)}); },
+                     "sumOfSquares: expected tensor 1 of dtype float32, got bfloat16"),
+         "a bfloat16 tensor in the list is named");
+  expect(throws_with([&] { scale_({p.transpose(0, 1)}, 2.0); }, "scale_: expected tensor 0 to be contiguous"),
+         "a strided tensor is refused in place");
+  expect(throws_with([&] { ema_update_({m, v}, {p}, 0.9); },
+                     "emaUpdate: expected as many parameters as shadow tensors, got 1 and 2"),
+         "list lengths must agree");
+  expect(throws_with([&] { ema_update_({m}, {g.reshape({3, 4})}, 0.9); },
+                     "emaUpdate: expected parameter 0 of its shadow's shape [4, 3], got [3, 4]"),
+         "shapes must agree");
+  expect(throws_with([&] { ema_update_({m}, {p}, 1.5); }, "emaUpdate: expected decay in [0, 1], got 1.5"),
+         "decay out of range is refused");
+  // The sum of squares in double against a plain loop, and thread-count independence.
+  Tensor big = input({100003}, 9, Device{});
+  std::vector<float> hv = optable::host(big);
+  double want = 0;
+  for (float x : hv) want += static_cast<double>(x) * x;
+  double got2 = sum_of_squares({big});
+  int saved = num_threads();
+  set_num_threads(1);
+  double got1 = sum_of_squares({big});
+  set_num_threads(saved);
+  std::printf("  sumOfSquares: %.17g vs loop %.17g (1 thread: %.17g)\n", got2, want, got1);
+  expect(std::fabs(got2 - want) <= 1e-12 * want, "sumOfSquares matches a double loop");
+  expect(got1 == got2, "sumOfSquares is the same for 1 and 2 threads");
 }
 
 }  // namespace

@@ -78,6 +78,12 @@ describe.each([
     for (const k of [0, 1]) check(`modulate${k}`, ['x', 'shift', 'scale'], (x, s, c) => F.modulate(x, s, c), EXACT, CLOSE);
   });
 
+  test('linear (folded leading dims, a K over one GEMM slab, no bias)', () => {
+    check('linear0', ['x', 'weight', 'bias'], (x, w, b) => F.linear(x, w, b), CLOSE);
+    check('linear1', ['x', 'weight', 'bias'], (x, w, b) => F.linear(x, w, b), CLOSE);
+    check('linear2', ['x', 'weight'], (x, w) => F.linear(x, w), CLOSE);
+  });
+
   test('embedding (int32 and int64 ids)', () => {
     expect(T['embedding0.ids'].dtype).toBe('int32');
     expect(T['embedding1.ids'].dtype).toBe('int64');
@@ -156,6 +162,10 @@ describe('finite-difference gradient checks', () => {
     gradcheck((x, w, b) => F.layerNorm(x, [7], w, b), [r([5, 7], 3), r([7], 4, 1, 1), r([7], 5)]);
     gradcheck((x, w, b) => F.groupNorm(x, 2, w, b), [r([2, 4, 3, 5], 6), r([4], 7, 1, 1), r([4], 8)]);
     gradcheck((x, w) => F.rmsNorm(x, w), [r([4, 9], 9), r([9], 10, 1, 1)]);
+  });
+  test('linear with and without bias', () => {
+    gradcheck((x, w, b) => F.linear(x, w, b), [r([2, 3, 5], 22), r([4, 5], 23), r([4], 24)]);
+    gradcheck((x, w) => F.linear(x, w), [r([7, 3], 25), r([2, 3], 26)]);
   });
   test('modulate, embedding, losses and gaussianKL', () => {
     gradcheck((x, s, c) => F.modulate(x, s, c), [r([2, 5, 7], 11), r([2, 7], 12), r([2, 7], 13)]);
