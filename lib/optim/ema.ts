@@ -57,7 +57,11 @@ export class EMA {
           }
         }
         const byDevice = new Map<string, [Tensor, Tensor][]>();
-        for (const pair of fast) byDevice.set(pair[0].device, [...(byDevice.get(pair[0].device) ?? []), pair]);
+        for (const pair of fast) {
+          const list = byDevice.get(pair[0].device);
+          if (list) list.push(pair);
+          else byDevice.set(pair[0].device, [pair]);
+        }
         for (const pairs of byDevice.values()) native.emaUpdate(pairs.map(([s]) => s.h), pairs.map(([, p]) => p.h), d);
       }),
     );

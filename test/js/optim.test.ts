@@ -178,6 +178,16 @@ describe('optimizer behaviour', () => {
     expect(optim.clipGradNorm([c], 1)).toBe(0);
   });
 
+  test('clipGradNorm scales contiguous gradients in one native call and a strided one op by op', () => {
+    const a = new nn.Parameter(ts.zeros([2, 3])), b = new nn.Parameter(ts.zeros([3, 2]));
+    setGrad(a, ts.tensor([[1, 2, 0], [0, 2, 0]]));
+    b.grad = ts.keep(ts.tensor([[0, 0, 4], [0, 0, 0]]).transpose(0, 1)); // a strided view
+    expect(b.grad!.isContiguous()).toBe(false);
+    expect(optim.clipGradNorm([a, b], 2.5)).toBeCloseTo(5, 6);
+    expect(Array.from(a.grad!.toFloat32Array()).map((v) => +v.toFixed(5))).toEqual([0.5, 1, 0, 0, 1, 0]);
+    expect(Array.from(b.grad!.contiguous().toFloat32Array()).map((v) => +v.toFixed(5))).toEqual([0, 0, 0, 0, 2, 0]);
+  });
+
   test('EMA: update, copyTo, state dict', () => {
     ts.manualSeed(5);
     const m = new nn.Linear(3, 2);
