@@ -27,6 +27,10 @@ const shapeKey = (a, b) => {
   const [sa] = meta(a), [sb] = meta(b);
   return `${sa.join('x')}${contiguous(a) ? '' : 'T'} @ ${sb.join('x')}${contiguous(b) ? '' : 'T'}`;
 };
+const linearFlops = (x, w) => {
+  const [sx] = meta(x), [sw] = meta(w);
+  return 2 * (sx.reduce((p, q) => p * q, 1) / sx[sx.length - 1]) * sw[0] * sw[1];
+};
 const flopsOf = (a, b) => {
   const [sa] = meta(a), [sb] = meta(b);
   const batch = sa.slice(0, -2).reduce((x, y) => x * y, 1);
@@ -47,9 +51,9 @@ for (const name of Object.keys(native)) {
       e.ns += dt;
       e.calls++;
       times.set(key, e);
-      if (name === 'matmul' || (shapesOf && key === shapesOf)) {
-        const k = name === 'matmul' ? shapeKey(a[0], a[1]) : `${key} ${shapeKey(a[1], a[2])}`;
-        const g = gemms.get(k) ?? { ns: 0n, calls: 0, flops: name === 'matmul' ? flopsOf(a[0], a[1]) : 0 };
+      if (name === 'matmul' || name === 'linear' || (shapesOf && key === shapesOf)) {
+        const k = name === 'matmul' ? shapeKey(a[0], a[1]) : name === 'linear' ? `linear ${shapeKey(a[0], a[1])}` : `${key} ${shapeKey(a[1], a[2])}`;
+        const g = gemms.get(k) ?? { ns: 0n, calls: 0, flops: name === 'matmul' ? flopsOf(a[0], a[1]) : name === 'linear' ? linearFlops(a[0], a[1]) : 0 };
         g.ns += dt;
         g.calls++;
         gemms.set(k, g);
@@ -94,7 +98,7 @@ async function main() {
   console.log('native call                     ms/step   %step  calls/step');
   for (const r of rows.slice(0, Number(opt('top', 40))))
     console.log(`${r.k.padEnd(30)} ${r.ms.toFixed(2).padStart(8)} ${(100 * r.ms / total).toFixed(1).padStart(6)} ${r.calls.toFixed(0).padStart(8)}`);
-  console.log('\nmatmul shape (T: a transposed view)         ms/step  calls/step  GFLOP/s');
+  console.log('\nmatmul / linear shape (T: a transposed view)  ms/step  calls/step  GFLOP/s');
   const gr = [...gemms.entries()].map(([k, g]) => ({ k, ms: Number(g.ns) / 1e6 / steps, calls: g.calls / steps, gf: (g.flops * g.calls) / Number(g.ns) }));
   for (const r of gr.sort((a, b) => b.ms - a.ms).slice(0, 30))
     console.log(`${r.k.padEnd(44)} ${r.ms.toFixed(2).padStart(8)} ${r.calls.toFixed(0).padStart(8)} ${r.gf.toFixed(1).padStart(8)}`);
