@@ -170,6 +170,7 @@ export function loadDemoDiT(file: string): { dit: DiT; info: SamplingInfo } {
 
 export interface TrainDemoDiTResult {
   steps: number;
+  /** The timing probe's estimate (plan.json); the run itself goes to the deadline, so steps may differ. */
   plannedSteps: number;
   stopped: 'done' | 'aborted' | 'nan';
   seconds: number;

@@ -294,7 +294,7 @@ export async function runDemo(o: RunDemoOptions): Promise<RunDemoResult> {
       if (r.stopped === 'nan')
         throw new Error(`the DiT's loss became NaN at step ${r.steps}${r.checkpoint ? `; the last good checkpoint is ${r.checkpoint}` : ''}`);
       copyFileAtomic(r.model ?? files.ditTrained, files.dit);
-      log(`DiT: trained ${r.steps} of ${r.plannedSteps} planned steps in ${r.seconds.toFixed(0)} s`);
+      log(`DiT: trained ${r.steps} steps in ${r.seconds.toFixed(0)} s (the timing probe estimated ${r.plannedSteps})`);
       finish('dit', t0, { steps: r.steps, plannedSteps: r.plannedSteps, seconds: r.seconds });
     }
 
