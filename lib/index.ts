@@ -14,7 +14,7 @@ export { noGrad, enableGrad, isGradEnabled } from './autograd/node';
 export { backward, backwardMany } from './autograd/engine';
 export { checkpoint } from './autograd/checkpoint';
 export {
-  memory, resetPeakMemory, setNumThreads, getNumThreads, setReferenceKernels, info, version,
+  memory, resetPeakMemory, cpuCache, setNumThreads, getNumThreads, setReferenceKernels, info, version,
   setFloat32MatmulPrecision, getFloat32MatmulPrecision, autocast, cuda,
 } from './runtime';
 export type { MatmulPrecision } from './runtime';

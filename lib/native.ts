@@ -12,6 +12,7 @@ export interface NativeMemory {
   bytes: { cpu: number; cuda: number };
   peakBytes: number;
   cudaReservedBytes: number;
+  cpuCachedBytes: number;
 }
 
 export interface NativeInfo {
@@ -147,6 +148,9 @@ export interface NativeAddon {
   setMatmulPrecision(p: string): void;
   getMatmulPrecision(): string;
   cudaEmptyCache(): void;
+  cpuEmptyCache(): void;
+  cpuCacheLimit(): number;
+  setCpuCacheLimit(bytes: number): void;
   // Ctrl-C for synchronous loops (interrupt_napi.cc): a SIGINT handler that only sets a flag
   interruptInstall(): void;
   interruptPending(): boolean;

@@ -14,6 +14,8 @@ export interface MemoryInfo {
   peakBytes: number;
   /** Bytes the CUDA caching allocator holds from the driver. */
   cudaReservedBytes: number;
+  /** Bytes of freed CPU blocks (>= 1 MiB) kept for reuse; see cpuCache. */
+  cpuCachedBytes: number;
 }
 
 export function memory(): MemoryInfo {
@@ -87,6 +89,26 @@ export function autocast<T>(dtype: 'bfloat16' | 'float32', fn: () => T): T {
     setFloat32MatmulPrecision(prev);
   }
 }
+
+/**
+ * The CPU block cache: freed blocks of 1 MiB or more are kept and handed out again for
+ * the next allocation of the same size, so a training step's activations do not come
+ * back from the system as fresh, page-faulting memory each step. Its limit is
+ * TESSERA_CPU_CACHE_MB (0: off) or by default an eighth of RAM, at most 2 GiB; the least
+ * recently freed blocks go first. memory().cpuCachedBytes says what it holds.
+ */
+export const cpuCache = {
+  /** Returns every cached block to the system allocator. */
+  empty: (): void => native.cpuEmptyCache(),
+  /** The limit in bytes (0: the cache is off). */
+  limit: (): number => native.cpuCacheLimit(),
+  /** Sets the limit in bytes (0 turns the cache off); blocks over it are freed now. */
+  setLimit: (bytes: number): void => {
+    if (typeof bytes !== 'number' || !Number.isInteger(bytes) || bytes < 0)
+      throw new RangeError(`cpuCache.setLimit: expected a whole number of bytes >= 0, got ${String(bytes)}`);
+    native.setCpuCacheLimit(bytes);
+  },
+};
 
 /** CUDA runtime helpers. */
 export const cuda = {

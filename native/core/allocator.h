@@ -16,6 +16,7 @@ struct MemoryStats {
   int64_t cuda_bytes = 0;   // bytes held by live CUDA storages (allocated, not reserved)
   int64_t peak_bytes = 0;   // max of cpu_bytes + cuda_bytes since the last reset
   int64_t cuda_reserved = 0;  // bytes the CUDA caching allocator holds from the driver
+  int64_t cpu_cached = 0;     // bytes of freed CPU blocks kept for reuse (not live)
 };
 
 // A device allocator (the CUDA backend installs one). alloc returns nullptr on
@@ -28,13 +29,19 @@ struct DeviceAllocator {
 void set_device_allocator(DeviceType type, const DeviceAllocator& a);
 
 // Raw allocation with accounting. Throws ts::Error on failure (op names the caller).
-// Freed CPU blocks of 1 MiB or more are kept in a small bounded cache (at most 256 MiB,
-// 32 blocks) and reused for the next allocation of the same size; the statistics
-// below count live tensors only, not the cache.
+// Freed CPU blocks of 1 MiB or more are kept in a bounded cache (TESSERA_CPU_CACHE_MB,
+// default an eighth of RAM capped at 2 GiB; least recently freed dropped first) and
+// reused for the next allocation of the same size; the statistics count live tensors
+// only, the cache apart (cpu_cached).
 void* raw_alloc(size_t nbytes, Device dev, const char* op);
 void raw_free(void* p, size_t nbytes, Device dev) noexcept;
 
 MemoryStats memory_stats();
+// Returns every cached CPU block to malloc.
+void cpu_empty_cache();
+// The CPU block cache's limit in bytes (0: off); setting it drops blocks over it.
+size_t cpu_cache_limit();
+void set_cpu_cache_limit(size_t bytes);
 
 // Guard mode (tests): CPU allocations get 64-byte canaries on both sides, checked
 // when freed; a damaged canary (an out-of-bounds write) is counted.

@@ -167,6 +167,7 @@ TS_NAPI(memory) {
   o.Set("bytes", bytes);
   o.Set("peakBytes", Napi::Number::New(env, static_cast<double>(s.peak_bytes)));
   o.Set("cudaReservedBytes", Napi::Number::New(env, static_cast<double>(s.cuda_reserved)));
+  o.Set("cpuCachedBytes", Napi::Number::New(env, static_cast<double>(s.cpu_cached)));
   return o;
 }
 
@@ -211,6 +212,17 @@ TS_NAPI(getMatmulPrecision) {
 }
 TS_NAPI(cudaEmptyCache) {
   ts::cuda_empty_cache();
+  return info.Env().Undefined();
+}
+TS_NAPI(cpuEmptyCache) {
+  ts::cpu_empty_cache();
+  return info.Env().Undefined();
+}
+TS_NAPI(cpuCacheLimit) { return Napi::Number::New(info.Env(), static_cast<double>(ts::cpu_cache_limit())); }
+TS_NAPI(setCpuCacheLimit) {
+  int64_t n = int_arg(info, 0, "setCpuCacheLimit");
+  if (n < 0) ts::fail("setCpuCacheLimit", "expected a limit of 0 or more bytes, got ", n);
+  ts::set_cpu_cache_limit(static_cast<size_t>(n));
   return info.Env().Undefined();
 }
 

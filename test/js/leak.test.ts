@@ -28,3 +28,26 @@ test('10,000 tidy iterations do not leak tensors or memory', () => {
   // loop would add > 10,000 * 16 KB = 160 MB.
   expect(rss1 - rss0).toBeLessThan(48 * 1024 * 1024);
 });
+
+test('the CPU block cache keeps freed large blocks, reports them, empties, and obeys its limit', () => {
+  const limit0 = ts.cpuCache.limit();
+  try {
+    expect(limit0).toBeGreaterThan(0);
+    ts.cpuCache.empty();
+    expect(ts.memory().cpuCachedBytes).toBe(0);
+    ts.zeros([1 << 20]).dispose(); // 4 MiB
+    expect(ts.memory().cpuCachedBytes).toBeGreaterThanOrEqual(4 << 20);
+    const live = ts.memory().bytes.cpu;
+    const y = ts.zeros([1 << 20]); // the cached block comes back: the cache is empty again
+    expect(ts.memory().cpuCachedBytes).toBe(0);
+    expect(ts.memory().bytes.cpu).toBe(live + (4 << 20));
+    y.dispose();
+    ts.cpuCache.setLimit(1 << 20); // below the block: dropped now, and new ones not kept
+    expect(ts.memory().cpuCachedBytes).toBe(0);
+    ts.zeros([1 << 20]).dispose();
+    expect(ts.memory().cpuCachedBytes).toBe(0);
+    expect(() => ts.cpuCache.setLimit(-1)).toThrow(/cpuCache.setLimit: expected a whole number of bytes >= 0, got -1/);
+  } finally {
+    ts.cpuCache.setLimit(limit0);
+  }
+});
