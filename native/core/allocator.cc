@@ -5,11 +5,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
-#include <list>
-#include <unordered_map>
 #include <cstdlib>
 #include <cstring>
+#include <list>
 #include <mutex>
+#include <unordered_map>
 #include <vector>
 
 #include "device_info.h"
@@ -37,8 +37,8 @@ constexpr uint64_t kPlainMagic = 0x7e55e7a91a100001ULL;
 // activation sizes over and over; from glibc those are fresh pages each time (mmap, or
 // heap memory trimmed back to the system on free): a page fault and a zeroed 4 KiB page
 // on first touch. Measured on the demo DiT step (2 cores): 64,000 minor faults and
-// ~0.2 s of kernel time a step while the cache held 32 blocks, ~200 once it held the
-// step's working set (0.85 -> 0.62 s a step). Blocks of at least kCacheMin bytes
+// ~0.2 s of kernel time a step while the cache held 32 blocks, ~150 once it held the
+// step's working set (interleaved runs: 0.78-1.05 s a step before, 0.67-0.77 after). Blocks of at least kCacheMin bytes
 // (malloc sizes, rounded up to kCacheGrain) are kept on free and handed out again for
 // the same rounded size, most recently freed first; when the cache would exceed its
 // limit the least recently freed blocks go back to malloc. The limit is
@@ -161,6 +161,12 @@ void* raw_alloc(size_t nbytes, Device dev, const char* op) {
       const size_t block = plain_block_bytes(n);
       base = block >= kCacheMin ? cache_take(block) : nullptr;
       if (!base) base = static_cast<char*>(std::malloc(block));
+      if (!base) {
+        // Blocks of other sizes may be what stands between us and the memory: free them
+        // and try once more before failing.
+        cpu_empty_cache();
+        base = static_cast<char*>(std::malloc(block));
+      }
     }
     if (!base) fail(op, "out of CPU memory allocating ", nbytes, " bytes");
     uintptr_t first = reinterpret_cast<uintptr_t>(base) + 16 + front;
