@@ -67,6 +67,10 @@ struct Reg {
         {2, 5, 20, 3, 3, 32, {3, 3, 3}, s1, {0, 1, 1}, true, false, true, true},   // causal
         {1, 3, 7, 4, 6, 64, {3, 3, 3}, {2, 2, 1}, {1, 1, 1}, false, false, true, false},  // T/H stride
         {1, 4, 12, 2, 3, 32, {1, 3, 5}, s1, {0, 1, 2}, false, false, false, false},  // wide W padding
+        // W' = 16, Cout = 10 and 3: the AVX2 tile's 4- and 2-row variants (6 + 4, 3) on
+        // packed panels.
+        {1, 5, 10, 3, 4, 16, {3, 3, 3}, s1, p1, false, false, true, false},
+        {1, 6, 3, 2, 3, 16, {3, 3, 3}, s1, {0, 1, 1}, true, false, true, true},
     };
     std::vector<ConvCase> all(std::begin(cases), std::end(cases));
     for (int i : {2, 4, 5, 9, 13}) {
