@@ -21,6 +21,11 @@ export interface TextEncoderConfig {
   /** The tokenizer's vocabulary and maxLength: saved with the model's config. */
   tokenizer: TokenizerState;
   hiddenSize: number;
+  /**
+   * Transformer blocks (default 2). 0: each token is its own embedding plus position,
+   * layer-normed: a bag of words, so a caption's encoding is the sum of its words'
+   * and combinations never seen in training still encode as their parts.
+   */
   depth?: number;
   numHeads?: number;
   mlpRatio?: number;
@@ -153,7 +158,10 @@ export class TextEncoder extends Module {
       throw new TypeError(`${op}: expected a config { tokenizer, hiddenSize, depth, numHeads }, got ${typeName(config)}`);
     this.tokenizer = new Tokenizer(config.tokenizer);
     this.hiddenSize = posInt(config.hiddenSize, op, 'hiddenSize');
-    this.depth = posInt(config.depth ?? 2, op, 'depth');
+    const depth = config.depth ?? 2;
+    if (typeof depth !== 'number' || !Number.isInteger(depth) || depth < 0)
+      throw new TypeError(`${op}: expected depth to be an integer >= 0, got ${typeName(depth)} ${String(depth)}`);
+    this.depth = depth;
     this.numHeads = posInt(config.numHeads ?? 4, op, 'numHeads');
     this.mlpRatio = config.mlpRatio ?? 4;
     if (typeof this.mlpRatio !== 'number' || !(this.mlpRatio > 0)) throw new TypeError(`${op}: expected a positive mlpRatio, got ${String(this.mlpRatio)}`);

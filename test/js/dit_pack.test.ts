@@ -149,6 +149,27 @@ test('text: our encoder (empty prompt = null), masks hide padding, own embedding
   });
 });
 
+test('text encoder of depth 0: a bag of words (each token its own embedding, position and norm)', () => {
+  ts.tidy(() => {
+    ts.manualSeed(14);
+    const enc = ts.TextEncoder.fromCaptions(['the digit 3 moves up', 'the digit 7 moves left'], { hiddenSize: 16, depth: 0, numHeads: 2 });
+    randomize(enc);
+    expect(enc.blocks.length).toBe(0);
+    const e = enc.encode(['the digit 3 moves left', 'the digit 7 moves left', 'the digit 3 moves up']);
+    // a word's vector does not depend on the other words: 'left' is the same after 3 and 7,
+    // '3' the same before 'left' and 'up' (a transformer block would mix them)
+    expectClose(e.tokens.slice(0, 0, 1).slice(1, 4, 5), e.tokens.slice(0, 1, 2).slice(1, 4, 5), 1e-12);
+    expectClose(e.tokens.slice(0, 0, 1).slice(1, 2, 3), e.tokens.slice(0, 2, 3).slice(1, 2, 3), 1e-12);
+    expect(e.tokens.slice(0, 0, 1).slice(1, 2, 3).sub(e.tokens.slice(0, 1, 2).slice(1, 2, 3)).abs().max().item()).toBeGreaterThan(1e-3);
+    const two = ts.TextEncoder.fromCaptions(['the digit 3 moves up', 'the digit 7 moves left'], { hiddenSize: 16, depth: 1, numHeads: 2 });
+    randomize(two);
+    const f = two.encode(['the digit 3 moves left', 'the digit 7 moves left']);
+    expect(f.tokens.slice(0, 0, 1).slice(1, 4, 5).sub(f.tokens.slice(0, 1, 2).slice(1, 4, 5)).abs().max().item()).toBeGreaterThan(1e-4);
+    expect(() => ts.TextEncoder.fromCaptions(['a'], { hiddenSize: 16, depth: -1, numHeads: 2 })).toThrow(/TextEncoder: expected depth to be an integer >= 0, got number -1/);
+    [enc, two].forEach((k) => k.dispose());
+  });
+});
+
 test('one training step on a packed batch of mixed grids: finite gradients for every parameter', () => {
   ts.manualSeed(14);
   const enc = ts.TextEncoder.fromCaptions(['the digit 3 moves up', 'the digit 7 moves left'], { hiddenSize: 16, depth: 1, numHeads: 2 });
