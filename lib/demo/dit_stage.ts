@@ -62,8 +62,12 @@ export const demoDiTSettings: { full: DemoDiTSettings; quick: DemoDiTSettings } 
     // 20% / 100%; 1x4x4, 32, width 256, lr 8e-4, 45 min: 37.5% / 100%; these settings,
     // 60 min: 65% / 100% (the narrower DiT took 0.59 s a step against 0.83 s and reached
     // the same loss in about 3/4 of the time).
+    // The text encoder is a bag of words (depth 0): with 2 transformer blocks the held-out
+    // (digit, direction) pairs lagged the seen ones (AVX2 machine, 60 min: 52.5% against
+    // 82.5%, 5,112 steps); with depth 0 85% / 100% held out, 95% seen (5,682 steps): the
+    // blocks entangled the words, so an unseen pair encoded as something never trained.
     dit: { hiddenSize: 192, depth: 6, numHeads: 3, patchSize: [1, 4, 4] },
-    text: { hiddenSize: 128, depth: 2, numHeads: 4 },
+    text: { hiddenSize: 128, depth: 0, numHeads: 4 },
     flow: { timestepSampling: 'logit-normal', shift: 1 },
     batchSize: 32, lr: 1e-3, warmup: 100, ema: 0.995, cfgDropout: 0.1, conditionFrameProb: 0.2,
     trainClips: 6000, frames: 17, size: 64, sampleSteps: 30, cfgScale: 4, samplesPerPrompt: 8,
