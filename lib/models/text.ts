@@ -23,8 +23,9 @@ export interface TextEncoderConfig {
   hiddenSize: number;
   /**
    * Transformer blocks (default 2). 0: each token is its own embedding plus position,
-   * layer-normed: a bag of words, so a caption's encoding is the sum of its words'
-   * and combinations never seen in training still encode as their parts.
+   * layer-normed: a bag of words (each token vector depends on its own word and place
+   * only, the pooled vector is their mean), so combinations never seen in training
+   * still encode as their parts.
    */
   depth?: number;
   numHeads?: number;
