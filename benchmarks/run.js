@@ -4,6 +4,7 @@
 // table: shape, our time, PyTorch time, ratio (PyTorch time / ours: > 1 means we
 // are faster), our GFLOP/s and % of this machine's measured peak.
 //   node benchmarks/run.js [--filter text] [--reps N] [--json out.json] [--threads N] [--gap ms]
+//     [--min-sample-ms ms]
 const { spawn, spawnSync } = require('child_process');
 const fs = require('fs');
 const os = require('os');
@@ -82,12 +83,24 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 // nothing, so tidy disposes the result too (as Python drops PyTorch's result right after
 // the call). Returning it from tidy would leave it to the GC, and every run would then
 // page-fault in fresh output memory.
-function timeOurs(fn) {
+// With calls > 1, the calls run back to back and the time per call is returned.
+function timeOurs(fn, calls = 1) {
   const t0 = process.hrtime.bigint();
-  ts.tidy(() => {
-    fn();
-  });
-  return Number(process.hrtime.bigint() - t0) / 1e9;
+  for (let i = 0; i < calls; i++)
+    ts.tidy(() => {
+      fn();
+    });
+  return Number(process.hrtime.bigint() - t0) / 1e9 / calls;
+}
+
+// Calls per timed sample: a case faster than minSampleMs runs several calls back to back
+// (the same count on both sides), so a millisecond op is timed in steady state, as a
+// training step runs it, and not as one cold call after the idle gap (worker-thread
+// wake-up and cache refill then dominate and swing either side by 2-3x).
+const minSampleMs = Number(opt('min-sample-ms', 40));
+function callsPerSample(fn) {
+  const t = timeOurs(fn) * 1e3;
+  return Math.max(1, Math.min(64, Math.ceil(minSampleMs / Math.max(t, 1e-3))));
 }
 
 async function main() {
@@ -105,6 +118,7 @@ async function main() {
     const fn = c.setup();
     const warm = c.warmup ?? 2;
     for (let i = 0; i < warm; i++) timeOurs(fn);
+    const calls = c.calls ?? callsPerSample(fn);
     let theirs = null;
     let torchError = null;
     if (torch.available && c.torch) {
@@ -115,10 +129,10 @@ async function main() {
     const their = [];
     for (let i = 0; i < reps; i++) {
       if (gapMs > 0) await sleep(gapMs);
-      ours.push(timeOurs(fn));
+      ours.push(timeOurs(fn, calls));
       if (gapMs > 0) await sleep(gapMs);
       if (torch.available && c.torch && !torchError) {
-        const r = await torch.ask({ case: c.torch.case, params: c.torch.params, mode: 'run' });
+        const r = await torch.ask({ case: c.torch.case, params: c.torch.params, mode: 'run', calls });
         if (r.ok) their.push(r.seconds);
         else torchError = r.error;
       }
@@ -130,7 +144,7 @@ async function main() {
     rows.push({
       case: c.name, shape: c.shape, oursMs: o * 1e3, torchMs: theirs === null ? null : theirs * 1e3,
       ratio: theirs === null ? null : theirs / o, gflops, peakPct: gflops === null ? null : (100 * gflops) / peak,
-      target: c.target ?? '', note: torchError ?? (c.torch ? '' : 'no PyTorch equivalent'),
+      target: c.target ?? '', calls, note: torchError ?? (c.torch ? '' : 'no PyTorch equivalent'),
     });
     const r = rows[rows.length - 1];
     r.met = targetMet(r);
