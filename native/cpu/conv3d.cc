@@ -14,7 +14,11 @@
 //              W stride, zero padding and NR | W' (AVX-512), the panels are not even
 //              packed: each of their rows is a shifted input row segment, read in place
 //              by the micro-kernel's indirect form through a table of row pointers and
-//              lane masks (the masks zero the W padding) (indirect_rows).
+//              lane masks (the masks zero the W padding) (indirect_rows). On AVX2 (no
+//              fast masked loads) with a unit W stride and 16 | W', the input item is
+//              padded once and the rows are read in place at fixed offsets from a
+//              per-panel base (pad_item, MicroKernel::offsets). Each block of outputs
+//              sums in a small per-thread accumulator, copied out once.
 //     dinp     unit stride, zero padding p <= k - 1: a convolution of dout with the
 //              flipped, transposed weight, on forward_implicit (dinp_conv); otherwise
 //              dcol = weight^T @ dout per chunk of output rows (cpu::gemm) and col2im
@@ -335,9 +339,53 @@ void indirect_rows(const float** rows, uint32_t* masks, int NR, const float* x, 
   }
 }
 
+// The offset path (MicroKernel::offsets, AVX2): the input item is first copied, padded,
+// into xp [Cin, Tp, Hp, Wp] (Tp = pt0 + T + pt1, Hp = H + 2 ph, Wp = W + 2 pw; zeros or
+// the replicated edge), so that every row of every column panel lies inside it: row
+// k = (ci, a, pp, q) of the panel for output positions [p0, p0 + NR) (one output row
+// segment; NR divides W') is xp + base(p0) + off[k], off[k] = ((ci Tp + a) Hp + pp) Wp + q
+// for all panels alike. Nothing is packed per panel, and the padding is paid once per
+// item (one pass over the input) instead of in every panel. Used while a padded item
+// stays within kMaxPaddedItem floats; larger items pack as before.
+constexpr int64_t kMaxPaddedItem = int64_t{1} << 26;  // 256 MiB
+
+struct PaddedDims {
+  int64_t Tp, Hp, Wp;
+  int64_t size(int64_t Cin) const { return Cin * Tp * Hp * Wp; }
+};
+PaddedDims padded_dims(const Conv3dGeometry& g) { return {g.pt0 + g.T + g.pt1, g.H + 2 * g.ph, g.W + 2 * g.pw}; }
+
+// xp = item x [Cin, T, H, W] padded to [Cin, Tp, Hp, Wp]; threads split the (ci, t) planes.
+void pad_item(float* xp, const float* x, const Conv3dGeometry& g, const PaddedDims& d) {
+  parallel_for(0, g.Cin * d.Tp, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t ct = lo; ct < hi; ++ct) {
+      const int64_t ci = ct / d.Tp, tp = ct % d.Tp, t = src_index(tp - g.pt0, g.T, g.replicate);
+      float* plane = xp + ct * d.Hp * d.Wp;
+      for (int64_t hp = 0; hp < d.Hp; ++hp) {
+        float* o = plane + hp * d.Wp;
+        const int64_t h = t < 0 ? -1 : src_index(hp - g.ph, g.H, g.replicate);
+        if (h < 0) {
+          std::memset(o, 0, static_cast<size_t>(d.Wp) * sizeof(float));
+          continue;
+        }
+        const float* in = x + ((ci * g.T + t) * g.H + h) * g.W;
+        const float left = g.replicate ? in[0] : 0.0f, right = g.replicate ? in[g.W - 1] : 0.0f;
+        for (int64_t w = 0; w < g.pw; ++w) o[w] = left;
+        std::memcpy(o + g.pw, in, static_cast<size_t>(g.W) * sizeof(float));
+        for (int64_t w = g.pw + g.W; w < d.Wp; ++w) o[w] = right;
+      }
+    }
+  });
+}
+
 // Whether forward_implicit reads B in place (indirect panels) rather than packing it.
 bool direct_panels(const MicroKernel& mk, const Conv3dGeometry& g) {
   return mk.indirect && g_direct_enabled.load() && g.sw == 1 && !g.replicate && g.Wo % mk.NR == 0;
+}
+// Whether it takes the offset path (AVX2): unit W stride, NR | W', any padding mode.
+bool offset_panels(const MicroKernel& mk, const Conv3dGeometry& g) {
+  return !direct_panels(mk, g) && mk.offsets && g_direct_enabled.load() && g.sw == 1 && g.Wo % mk.NR == 0 &&
+         padded_dims(g).size(g.Cin) <= kMaxPaddedItem;
 }
 
 void forward_implicit(float* out, const float* x, const float* w, const float* bias, const Conv3dGeometry& g) {
@@ -357,24 +405,38 @@ void forward_implicit(float* out, const float* x, const float* w, const float* b
   for (int64_t q = 0; q < g.kw; ++q) valid_cols(g, q, &lo[q], &hi[q]);
   const int64_t block = kBlockPanels * NR, nblocks = (P + block - 1) / block;
   // Position blocks are handed out dynamically; each worker packs into its own buffer
-  // (or, on the direct path, fills its own table of row pointers and lane masks).
-  const bool direct = direct_panels(mk, g);
-  const int64_t workers = std::min<int64_t>(num_threads(), g.B * nblocks);
-  std::vector<FloatBuffer> bpacks;
+  // (or, on the direct path, fills its own table of row pointers and lane masks) and
+  // sums its block of outputs in its own accumulator [Mp][block], copied out (with the
+  // bias) once per block. Summing in place in out instead would revisit, on every K
+  // slice, tile rows P floats apart: with P a power of two (8 x 32 x 32) they all fall
+  // in a few cache sets, and the 64 KiB block thrashes L1 and L2.
+  const bool direct = direct_panels(mk, g), offs = offset_panels(mk, g);
+  const int64_t workers = std::min<int64_t>(num_threads(), offs ? nblocks : g.B * nblocks);
+  std::vector<FloatBuffer> bpacks, accs;
   std::vector<std::vector<const float*>> rowss(direct ? workers : 0);
   std::vector<std::vector<uint32_t>> maskss(direct ? workers : 0);
   for (int64_t w = 0; w < workers; ++w) {
+    accs.emplace_back(Mp * block);
     if (direct) {
       rowss[w].resize(kBlockPanels * kSliceK);
       maskss[w].resize(kBlockPanels * kSliceK);
-    } else {
+    } else if (!offs) {
       bpacks.emplace_back(kSliceK * block);
     }
   }
-  parallel_tasks(g.B * nblocks, [&](int64_t worker, int64_t task) {
-    const int64_t b = task / nblocks, p0 = (task % nblocks) * block, np = std::min(block, P - p0);
+  // Offset path: the padded item and the row offsets of every tap (see pad_item).
+  const PaddedDims pd = padded_dims(g);
+  FloatBuffer xp(offs ? pd.size(g.Cin) : 0);
+  std::vector<int32_t> off(offs ? K : 0);
+  for (int64_t k = 0; k < static_cast<int64_t>(off.size()); ++k) {
+    const int64_t ci = k / (g.kt * g.kh * g.kw), a = k / (g.kh * g.kw) % g.kt, pp = k / g.kw % g.kh, q = k % g.kw;
+    off[k] = static_cast<int32_t>(((ci * pd.Tp + a) * pd.Hp + pp) * pd.Wp + q);
+  }
+  // One block of positions [p0, p0 + np) of batch item b: out[b, :, p0 .. p0 + np).
+  auto run_block = [&](int64_t worker, int64_t b, int64_t p0) {
+    const int64_t np = std::min(block, P - p0);
     const float* xb = x + b * in_item;
-    float* ob = out + b * g.Cout * P + p0;  // [Cout, np] with row stride P
+    float* acc = accs[worker].get();  // [Mp, block]: row co holds out[b, co, p0 .. p0 + np)
     for (int64_t s = 0; s < nslices; ++s) {
       const int64_t k0 = s * kSliceK, kc = std::min(kSliceK, K - k0);
       const float* as = apack.get() + Mp * k0;
@@ -386,9 +448,20 @@ void forward_implicit(float* out, const float* x, const float* w, const float* b
         for (int64_t j = 0; j < np; j += NR)
           for (int64_t i = 0; i < g.Cout; i += MR) {
             const int mr = static_cast<int>(std::min<int64_t>(MR, g.Cout - i));
-            mk.indirect(kc, as + i * kc, rows + (j / NR) * kSliceK, masks + (j / NR) * kSliceK, ob + i * P + j, P, mr,
-                        NR, s > 0);
+            mk.indirect(kc, as + i * kc, rows + (j / NR) * kSliceK, masks + (j / NR) * kSliceK, acc + i * block + j,
+                        block, mr, NR, s > 0);
           }
+        continue;
+      }
+      if (offs) {
+        for (int64_t j = 0; j < np; j += NR) {
+          const int64_t p = p0 + j, row = p / g.Wo, wo0 = p % g.Wo, to = row / g.Ho, ho = row % g.Ho;
+          const float* base = xp.get() + (to * g.st * pd.Hp + ho * g.sh) * pd.Wp + wo0;
+          for (int64_t i = 0; i < g.Cout; i += MR) {
+            const int mr = static_cast<int>(std::min<int64_t>(MR, g.Cout - i));
+            mk.offsets(kc, as + i * kc, base, off.data() + k0, acc + i * block + j, block, mr, NR, s > 0);
+          }
+        }
         continue;
       }
       FloatBuffer& bpack = bpacks[worker];
@@ -398,17 +471,32 @@ void forward_implicit(float* out, const float* x, const float* w, const float* b
         const float* bp = bpack.get() + (j / NR) * kc * NR;
         for (int64_t i = 0; i < g.Cout; i += MR) {
           const int mr = static_cast<int>(std::min<int64_t>(MR, g.Cout - i));
-          mk.fn(kc, as + i * kc, bp, ob + i * P + j, P, mr, nr, s > 0);
+          mk.fn(kc, as + i * kc, bp, acc + i * block + j, block, mr, nr, s > 0);
         }
       }
     }
-    if (bias)
-      for (int64_t co = 0; co < g.Cout; ++co) {
-        float* o = ob + co * P;
+    float* ob = out + b * g.Cout * P + p0;  // [Cout, np] with row stride P
+    for (int64_t co = 0; co < g.Cout; ++co) {
+      const float* a = acc + co * block;
+      float* o = ob + co * P;
+      if (bias) {
         const float v = bias[co];
-        for (int64_t j = 0; j < np; ++j) o[j] += v;
+        for (int64_t j = 0; j < np; ++j) o[j] = a[j] + v;
+      } else {
+        std::memcpy(o, a, static_cast<size_t>(np) * sizeof(float));
       }
-  });
+    }
+  };
+  if (offs) {
+    // Item by item: pad it (all threads), then its blocks.
+    for (int64_t b = 0; b < g.B; ++b) {
+      pad_item(xp.get(), x + b * in_item, g, pd);
+      parallel_tasks(nblocks, [&](int64_t worker, int64_t task) { run_block(worker, b, task * block); });
+    }
+  } else {
+    parallel_tasks(g.B * nblocks,
+                   [&](int64_t worker, int64_t task) { run_block(worker, task / nblocks, (task % nblocks) * block); });
+  }
 }
 
 // ---- dinp -------------------------------------------------------------------------------

@@ -58,6 +58,13 @@ struct MicroKernel {
   // where the CPU lacks masked loads (AVX2 / scalar builds: callers pack instead).
   void (*indirect)(int64_t kc, const float* a, const float* const* brow, const uint32_t* bmask, float* C, int64_t ldc,
                    int mr, int nr, bool acc);
+  // The same with B rows at offsets from one base: step p takes the NR floats at
+  // base + off[p] (any alignment), all of them read; callers make every row lie inside
+  // one buffer (conv3d pads its input first). Null where the indirect form is used
+  // instead (AVX-512: AVX2's masked loads are slow on AMD cores, hence this form there)
+  // and on scalar builds.
+  void (*offsets)(int64_t kc, const float* a, const float* base, const int32_t* off, float* C, int64_t ldc, int mr,
+                  int nr, bool acc);
 };
 const MicroKernel& micro_kernel();  // the one gemm uses on this CPU
 // Packs rows [i0, i0+mc) x cols [k0, k0+kc) of A' (A, or A^T when ta) into panels

@@ -290,10 +290,13 @@ __attribute__((target("avx2,fma"), always_inline)) inline void avx2_store_row(bo
 // accumulators are named registers (no array that could escape: GCC kept an array
 // version's twelve accumulators on the stack, storing all of them every step, which
 // ran at a third of the FMA peak). Columns past nr are masked on the C side.
-template <int ROWS>
+// OFFS: B row p is the 16 floats at b + off[p] (any alignment, read in place: the
+// offset form, MicroKernel::offsets) instead of row p of the packed panel b.
+template <int ROWS, bool OFFS>
 __attribute__((target("avx2,fma"), always_inline)) inline void ukernel_avx2_rows(int64_t kc, const float* a,
-                                                                               const float* b, float* C, int64_t ldc,
-                                                                               int mr, int nr, bool acc) {
+                                                                               const float* b, const int32_t* off,
+                                                                               float* C,
+                                                                               int64_t ldc, int mr, int nr, bool acc) {
   constexpr int MR = 6;  // panel stride of the packed A
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
@@ -302,8 +305,16 @@ __attribute__((target("avx2,fma"), always_inline)) inline void ukernel_avx2_rows
     _mm_prefetch(reinterpret_cast<const char*>(C + r * ldc + 15), _MM_HINT_T0);
   }
   for (int64_t p = 0; p < kc; ++p) {
-    const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
-    _mm_prefetch(reinterpret_cast<const char*>(b + 16 * 16), _MM_HINT_T0);
+    __m256 b0, b1;
+    if (OFFS) {
+      const float* br = b + off[p];
+      b0 = _mm256_loadu_ps(br);
+      b1 = _mm256_loadu_ps(br + 8);
+    } else {
+      b0 = _mm256_load_ps(b);
+      b1 = _mm256_load_ps(b + 8);
+      _mm_prefetch(reinterpret_cast<const char*>(b + 16 * 16), _MM_HINT_T0);
+    }
     __m256 av = _mm256_broadcast_ss(a);
     c00 = _mm256_fmadd_ps(av, b0, c00);
     c01 = _mm256_fmadd_ps(av, b1, c01);
@@ -327,7 +338,7 @@ __attribute__((target("avx2,fma"), always_inline)) inline void ukernel_avx2_rows
       c51 = _mm256_fmadd_ps(av, b1, c51);
     }
     a += MR;
-    b += 16;
+    if (!OFFS) b += 16;
   }
   // Lane masks for the columns < nr of each half (maskload/maskstore read the sign bit).
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
@@ -344,9 +355,17 @@ __attribute__((target("avx2,fma"), always_inline)) inline void ukernel_avx2_rows
 
 __attribute__((target("avx2,fma"))) void ukernel_avx2(int64_t kc, const float* a, const float* b, float* C,
                                                         int64_t ldc, int mr, int nr, bool acc) {
-  if (mr > 4) return ukernel_avx2_rows<6>(kc, a, b, C, ldc, mr, nr, acc);
-  if (mr > 2) return ukernel_avx2_rows<4>(kc, a, b, C, ldc, mr, nr, acc);
-  ukernel_avx2_rows<2>(kc, a, b, C, ldc, mr, nr, acc);
+  if (mr > 4) return ukernel_avx2_rows<6, false>(kc, a, b, nullptr, C, ldc, mr, nr, acc);
+  if (mr > 2) return ukernel_avx2_rows<4, false>(kc, a, b, nullptr, C, ldc, mr, nr, acc);
+  ukernel_avx2_rows<2, false>(kc, a, b, nullptr, C, ldc, mr, nr, acc);
+}
+
+__attribute__((target("avx2,fma"))) void ukernel_offsets_avx2(int64_t kc, const float* a, const float* base,
+                                                                const int32_t* off, float* C, int64_t ldc, int mr,
+                                                                int nr, bool acc) {
+  if (mr > 4) return ukernel_avx2_rows<6, true>(kc, a, base, off, C, ldc, mr, nr, acc);
+  if (mr > 2) return ukernel_avx2_rows<4, true>(kc, a, base, off, C, ldc, mr, nr, acc);
+  ukernel_avx2_rows<2, true>(kc, a, base, off, C, ldc, mr, nr, acc);
 }
 
 void ukernel_scalar(int64_t kc, const float* a, const float* b, float* C, int64_t ldc, int mr, int nr, bool acc) {
@@ -470,7 +489,8 @@ void set_gemm_blocking(const GemmBlocking& b) {
 const MicroKernel& micro_kernel() {
   static const MicroKernel k = [] {
     KernelChoice c = choose_kernel();
-    return MicroKernel{c.fn, c.MR, c.NR, c.fn == ukernel_avx512 ? ukernel_indirect_avx512 : nullptr};
+    return MicroKernel{c.fn, c.MR, c.NR, c.fn == ukernel_avx512 ? ukernel_indirect_avx512 : nullptr,
+                       c.fn == ukernel_avx2 ? ukernel_offsets_avx2 : nullptr};
   }();
   return k;
 }

@@ -71,6 +71,11 @@ struct Reg {
         // packed panels.
         {1, 5, 10, 3, 4, 16, {3, 3, 3}, s1, p1, false, false, true, false},
         {1, 6, 3, 2, 3, 16, {3, 3, 3}, s1, {0, 1, 1}, true, false, true, true},
+        // AVX2's offset path (W' a multiple of 16: B rows read in place from a padded copy
+        // of the input) with replicate padding, T/H strides and pads > 1; the two above
+        // and the W' = 32 cases take it too on AVX2.
+        {1, 4, 8, 5, 7, 16, {3, 3, 3}, {2, 2, 1}, {1, 2, 1}, false, true, true, false},
+        {2, 3, 7, 3, 4, 32, {3, 3, 5}, s1, {0, 1, 2}, true, true, false, true},
     };
     std::vector<ConvCase> all(std::begin(cases), std::end(cases));
     for (int i : {2, 4, 5, 9, 13}) {
