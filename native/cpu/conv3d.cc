@@ -23,9 +23,11 @@
 //              flipped, transposed weight, on forward_implicit (dinp_conv); otherwise
 //              dcol = weight^T @ dout per chunk of output rows (cpu::gemm) and col2im
 //              scatters it back (dinp_col2im).
-//     dweight  dweight^T [K, Cout] += col [K, n] @ dout[:, chunk]^T with vol2col per
-//              chunk of output rows and a micro-kernel that reads col rows in place
-//              (no repacking), then one transpose (dweight_rows).
+//     dweight  dweight^T [K, Cout] += col [K, n] @ dout[:, chunk]^T per chunk of
+//              ~256 output positions, one tap panel (MR col rows) at a time, by a row
+//              micro-kernel that reads the col rows in place: from the padded item on
+//              AVX2 (as the forward's offset path), else from vol2col's MR x n buffer;
+//              then one transpose (dweight_rows).
 //     dbias    row sums of dout.
 //   Chunks of output rows (t', h') keep the column buffers near conv3d_column_budget()
 //   floats. Threads: over position blocks, handed out dynamically (implicit GEMM),
@@ -382,10 +384,23 @@ void pad_item(float* xp, const float* x, const Conv3dGeometry& g, const PaddedDi
 bool direct_panels(const MicroKernel& mk, const Conv3dGeometry& g) {
   return mk.indirect && g_direct_enabled.load() && g.sw == 1 && !g.replicate && g.Wo % mk.NR == 0;
 }
-// Whether it takes the offset path (AVX2): unit W stride, NR | W', any padding mode.
+// Whether the offset path can read this convolution's columns from a padded item: unit
+// W stride (a column row is then contiguous), and the padded item within its bound.
+bool padded_columns(const Conv3dGeometry& g) {
+  return g_direct_enabled.load() && g.sw == 1 && padded_dims(g).size(g.Cin) <= kMaxPaddedItem;
+}
+// Whether the forward takes the offset path (AVX2): padded columns and NR | W'.
 bool offset_panels(const MicroKernel& mk, const Conv3dGeometry& g) {
-  return !direct_panels(mk, g) && mk.offsets && g_direct_enabled.load() && g.sw == 1 && g.Wo % mk.NR == 0 &&
-         padded_dims(g).size(g.Cin) <= kMaxPaddedItem;
+  return !direct_panels(mk, g) && mk.offsets && padded_columns(g) && g.Wo % mk.NR == 0;
+}
+// Offset in the padded item of tap k = (ci, a, pp, q) for k < K, 0 for K <= k < n.
+std::vector<int32_t> tap_offsets(const Conv3dGeometry& g, const PaddedDims& d, int64_t n) {
+  std::vector<int32_t> off(n, 0);
+  for (int64_t k = 0; k < std::min(n, g.K()); ++k) {
+    const int64_t ci = k / (g.kt * g.kh * g.kw), a = k / (g.kh * g.kw) % g.kt, pp = k / g.kw % g.kh, q = k % g.kw;
+    off[k] = static_cast<int32_t>(((ci * d.Tp + a) * d.Hp + pp) * d.Wp + q);
+  }
+  return off;
 }
 
 void forward_implicit(float* out, const float* x, const float* w, const float* bias, const Conv3dGeometry& g) {
@@ -427,11 +442,7 @@ void forward_implicit(float* out, const float* x, const float* w, const float* b
   // Offset path: the padded item and the row offsets of every tap (see pad_item).
   const PaddedDims pd = padded_dims(g);
   FloatBuffer xp(offs ? pd.size(g.Cin) : 0);
-  std::vector<int32_t> off(offs ? K : 0);
-  for (int64_t k = 0; k < static_cast<int64_t>(off.size()); ++k) {
-    const int64_t ci = k / (g.kt * g.kh * g.kw), a = k / (g.kh * g.kw) % g.kt, pp = k / g.kw % g.kh, q = k % g.kw;
-    off[k] = static_cast<int32_t>(((ci * pd.Tp + a) * pd.Hp + pp) * pd.Wp + q);
-  }
+  const std::vector<int32_t> off = offs ? tap_offsets(g, pd, K) : std::vector<int32_t>();
   // One block of positions [p0, p0 + np) of batch item b: out[b, :, p0 .. p0 + np).
   auto run_block = [&](int64_t worker, int64_t b, int64_t p0) {
     const int64_t np = std::min(block, P - p0);
@@ -595,33 +606,42 @@ __attribute__((target("avx512f,fma"))) void row_kernel_avx512(int64_t n, const f
 
 // Named accumulators, not arrays: GCC kept an array version's twelve accumulators on
 // the stack and stored them every step (a third of the FMA peak; see gemm.cc).
-__attribute__((target("avx2,fma"))) void row_kernel_avx2(int64_t n, const float* a, int64_t lda, const float* b,
-                                                            int64_t ldb, float* C, int64_t ldc, int mr, int nr,
-                                                            bool acc) {
+// SEG: the positions come as nseg segments of len; row r of segment s is read at
+// a + segbase[s] + off[r] (the offset path: a is the padded input item); otherwise one
+// segment of n = len positions, row r at a + r * lda.
+template <bool SEG>
+__attribute__((target("avx2,fma"), always_inline)) inline void row_kernel_avx2_impl(
+    int64_t nseg, int64_t len, const float* a, int64_t lda, const int64_t* segbase, const int32_t* off, const float* b,
+    int64_t ldb, float* C, int64_t ldc, int mr, int nr, bool acc) {
   constexpr int MR = 6;
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-  const float *a0 = a, *a1 = a + lda, *a2 = a + 2 * lda, *a3 = a + 3 * lda, *a4 = a + 4 * lda, *a5 = a + 5 * lda;
-  for (int64_t p = 0; p < n; ++p, b += ldb) {
-    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-    __m256 av = _mm256_broadcast_ss(a0 + p);
-    c00 = _mm256_fmadd_ps(av, b0, c00);
-    c01 = _mm256_fmadd_ps(av, b1, c01);
-    av = _mm256_broadcast_ss(a1 + p);
-    c10 = _mm256_fmadd_ps(av, b0, c10);
-    c11 = _mm256_fmadd_ps(av, b1, c11);
-    av = _mm256_broadcast_ss(a2 + p);
-    c20 = _mm256_fmadd_ps(av, b0, c20);
-    c21 = _mm256_fmadd_ps(av, b1, c21);
-    av = _mm256_broadcast_ss(a3 + p);
-    c30 = _mm256_fmadd_ps(av, b0, c30);
-    c31 = _mm256_fmadd_ps(av, b1, c31);
-    av = _mm256_broadcast_ss(a4 + p);
-    c40 = _mm256_fmadd_ps(av, b0, c40);
-    c41 = _mm256_fmadd_ps(av, b1, c41);
-    av = _mm256_broadcast_ss(a5 + p);
-    c50 = _mm256_fmadd_ps(av, b0, c50);
-    c51 = _mm256_fmadd_ps(av, b1, c51);
+  for (int64_t s = 0; s < nseg; ++s) {
+    const float* base = SEG ? a + segbase[s] : a;
+    const float *a0 = base + (SEG ? off[0] : 0), *a1 = base + (SEG ? off[1] : lda),
+                *a2 = base + (SEG ? off[2] : 2 * lda), *a3 = base + (SEG ? off[3] : 3 * lda),
+                *a4 = base + (SEG ? off[4] : 4 * lda), *a5 = base + (SEG ? off[5] : 5 * lda);
+    for (int64_t p = 0; p < len; ++p, b += ldb) {
+      const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+      __m256 av = _mm256_broadcast_ss(a0 + p);
+      c00 = _mm256_fmadd_ps(av, b0, c00);
+      c01 = _mm256_fmadd_ps(av, b1, c01);
+      av = _mm256_broadcast_ss(a1 + p);
+      c10 = _mm256_fmadd_ps(av, b0, c10);
+      c11 = _mm256_fmadd_ps(av, b1, c11);
+      av = _mm256_broadcast_ss(a2 + p);
+      c20 = _mm256_fmadd_ps(av, b0, c20);
+      c21 = _mm256_fmadd_ps(av, b1, c21);
+      av = _mm256_broadcast_ss(a3 + p);
+      c30 = _mm256_fmadd_ps(av, b0, c30);
+      c31 = _mm256_fmadd_ps(av, b1, c31);
+      av = _mm256_broadcast_ss(a4 + p);
+      c40 = _mm256_fmadd_ps(av, b0, c40);
+      c41 = _mm256_fmadd_ps(av, b1, c41);
+      av = _mm256_broadcast_ss(a5 + p);
+      c50 = _mm256_fmadd_ps(av, b0, c50);
+      c51 = _mm256_fmadd_ps(av, b1, c51);
+    }
   }
   alignas(32) float tile[MR * 16];
   _mm256_store_ps(tile, c00), _mm256_store_ps(tile + 8, c01);
@@ -631,6 +651,21 @@ __attribute__((target("avx2,fma"))) void row_kernel_avx2(int64_t n, const float*
   _mm256_store_ps(tile + 64, c40), _mm256_store_ps(tile + 72, c41);
   _mm256_store_ps(tile + 80, c50), _mm256_store_ps(tile + 88, c51);
   store_rows_tile(tile, 16, C, ldc, mr, nr, acc);
+}
+
+__attribute__((target("avx2,fma"))) void row_kernel_avx2(int64_t n, const float* a, int64_t lda, const float* b,
+                                                            int64_t ldb, float* C, int64_t ldc, int mr, int nr,
+                                                            bool acc) {
+  row_kernel_avx2_impl<false>(1, n, a, lda, nullptr, nullptr, b, ldb, C, ldc, mr, nr, acc);
+}
+
+// The offset path's row kernel: col row r of position (segment s, w) is
+// xp[segbase[s] + off[r] + w] (off: MR entries, all readable even past mr).
+__attribute__((target("avx2,fma"))) void row_kernel_seg_avx2(int64_t nseg, int64_t len, const float* xp,
+                                                                const int64_t* segbase, const int32_t* off,
+                                                                const float* b, int64_t ldb, float* C, int64_t ldc,
+                                                                int mr, int nr, bool acc) {
+  row_kernel_avx2_impl<true>(nseg, len, xp, 0, segbase, off, b, ldb, C, ldc, mr, nr, acc);
 }
 
 void row_kernel_scalar(int64_t n, const float* a, int64_t lda, const float* b, int64_t ldb, float* C, int64_t ldc,
@@ -656,45 +691,58 @@ void dweight_rows(float* dweight, const float* dout, const float* x, const Conv3
   const RowKernel kernel = row_kernel(mk);
   const int64_t K = g.K(), P = g.P(), rows = g.To * g.Ho, in_item = g.Cin * g.T * g.H * g.W;
   const int64_t Kp = (K + MR - 1) / MR * MR, Coutp = (g.Cout + NR - 1) / NR * NR;
-  const int64_t rc = rows_per_chunk(g), nmax = rc * g.Wo;
+  const int64_t rc = rows_per_chunk(g);
   if (g.B == 0) {
     std::memset(dweight, 0, static_cast<size_t>(g.Cout * K) * sizeof(float));
     return;
   }
   FloatBuffer dwt(Kp * Coutp);
-  // One parallel region: each thread owns a range of tap panels (rows of dweight^T),
-  // builds only those col rows, and keeps its own transposed copy of dout's chunk.
-  parallel_for(0, Kp / MR, 1, [&](int64_t i0, int64_t i1) {
-    const int64_t ka = i0 * MR, kb = std::min(K, i1 * MR), mine = (i1 - i0) * MR;
-    FloatBuffer col(mine * nmax), doutT(nmax * Coutp);
-    bool first = true;
-    for (int64_t b = 0; b < g.B; ++b)
-      for (int64_t r0 = 0; r0 < rows; r0 += rc) {
-        const int64_t r1 = std::min(rows, r0 + rc), n = (r1 - r0) * g.Wo;
-        vol2col(col.get(), x + b * in_item, g, r0, r1, ka, kb);
-        if (ka + mine > kb)
-          std::memset(col.get() + (kb - ka) * n, 0, static_cast<size_t>((ka + mine - kb) * n) * sizeof(float));
+  // Each thread owns a range of tap panels (rows of dweight^T) and keeps its own
+  // transposed copy of dout's chunk (~kPositionBlock positions: L2). Per panel it reads
+  // that panel's MR col rows for the chunk, and the row kernel runs over them at once:
+  // on the offset path (AVX2, padded_columns) straight from the padded item, else built
+  // by vol2col into an MR x n buffer (L1). (A whole chunk of col, K x n, built first went
+  // out to memory and back.)
+  const int64_t rcw = std::min(rc, std::max<int64_t>(1, kPositionBlock / g.Wo)), nw = rcw * g.Wo;
+  const bool seg = kernel == row_kernel_avx2 && padded_columns(g);
+  const PaddedDims pd = padded_dims(g);
+  FloatBuffer xp(seg ? pd.size(g.Cin) : 0);
+  const std::vector<int32_t> off = seg ? tap_offsets(g, pd, Kp) : std::vector<int32_t>();
+  for (int64_t b = 0; b < g.B; ++b) {
+    if (seg) pad_item(xp.get(), x + b * in_item, g, pd);
+    parallel_for(0, Kp / MR, 1, [&](int64_t i0, int64_t i1) {
+      FloatBuffer col(seg ? 0 : MR * nw), doutT(nw * Coutp);
+      std::vector<int64_t> segbase(rcw);
+      for (int64_t r0 = 0; r0 < rows; r0 += rcw) {
+        const int64_t r1 = std::min(rows, r0 + rcw), n = (r1 - r0) * g.Wo;
+        const bool acc = b > 0 || r0 > 0;
         const float* d = dout + b * g.Cout * P + r0 * g.Wo;  // [Cout, n], row stride P
         for (int64_t p = 0; p < n; ++p) {
           float* dst = doutT.get() + p * Coutp;
           for (int64_t co = 0; co < g.Cout; ++co) dst[co] = d[co * P + p];
           for (int64_t co = g.Cout; co < Coutp; ++co) dst[co] = 0.0f;
         }
-        for (int64_t p0 = 0; p0 < n; p0 += kPositionBlock) {
-          const int64_t pn = std::min(kPositionBlock, n - p0);
-          const bool acc = !first || p0 > 0;
-          for (int64_t i = i0; i < i1; ++i) {
-            const int mr = static_cast<int>(std::min<int64_t>(MR, K - i * MR));
-            for (int64_t j = 0; j < g.Cout; j += NR) {
-              const int nr = static_cast<int>(std::min<int64_t>(NR, g.Cout - j));
-              kernel(pn, col.get() + (i * MR - ka) * n + p0, n, doutT.get() + p0 * Coutp + j, Coutp,
-                     dwt.get() + i * MR * Coutp + j, Coutp, mr, nr, acc);
-            }
+        for (int64_t r = r0; r < r1; ++r) segbase[r - r0] = ((r / g.Ho) * g.st * pd.Hp + (r % g.Ho) * g.sh) * pd.Wp;
+        for (int64_t i = i0; i < i1; ++i) {
+          const int64_t ka = i * MR, kb = std::min(K, ka + MR);
+          const int mr = static_cast<int>(kb - ka);
+          if (!seg) {
+            vol2col(col.get(), x + b * in_item, g, r0, r1, ka, kb);
+            if (mr < MR) std::memset(col.get() + mr * n, 0, static_cast<size_t>((MR - mr) * n) * sizeof(float));
+          }
+          for (int64_t j = 0; j < g.Cout; j += NR) {
+            const int nr = static_cast<int>(std::min<int64_t>(NR, g.Cout - j));
+            float* c = dwt.get() + i * MR * Coutp + j;
+            if (seg)
+              row_kernel_seg_avx2(r1 - r0, g.Wo, xp.get(), segbase.data(), off.data() + ka, doutT.get() + j, Coutp, c,
+                                  Coutp, mr, nr, acc);
+            else
+              kernel(n, col.get(), n, doutT.get() + j, Coutp, c, Coutp, mr, nr, acc);
           }
         }
-        first = false;
       }
-  });
+    });
+  }
   parallel_for(0, g.Cout, 4, [&](int64_t c0, int64_t c1) {
     for (int64_t co = c0; co < c1; ++co)
       for (int64_t k = 0; k < K; ++k) dweight[co * K + k] = dwt.get()[k * Coutp + co];
