@@ -48,6 +48,7 @@
 #include <vector>
 
 #include "../core/parallel.h"
+#include "../core/allocator.h"
 #include "cpu.h"
 
 namespace ts {
@@ -129,19 +130,25 @@ void backward_reference(float* dinp, float* dweight, float* dbias, const float* 
 
 // ---- optimized path: shared pieces --------------------------------------------------
 
-// A 64-byte aligned float buffer (micro-kernel panels need the alignment).
+// A 64-byte aligned float buffer from the tensor allocator, so the megabytes of a
+// padded item or packed weight come from its block cache call after call instead of
+// fresh (page-faulting) pages; counted in memory() while the kernel runs.
 struct FloatBuffer {
-  struct Free {
-    void operator()(float* q) const { std::free(q); }
-  };
-  std::unique_ptr<float, Free> p;
+  float* p = nullptr;
+  size_t bytes = 0;
   explicit FloatBuffer(int64_t n) {
     if (n <= 0) return;
-    size_t bytes = (static_cast<size_t>(n) * sizeof(float) + 63) / 64 * 64;
-    p.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
-    if (!p) throw std::bad_alloc();
+    bytes = static_cast<size_t>(n) * sizeof(float);
+    p = static_cast<float*>(raw_alloc(bytes, Device{}, "conv3d"));
   }
-  float* get() const { return p.get(); }
+  FloatBuffer(FloatBuffer&& o) noexcept : p(o.p), bytes(o.bytes) { o.p = nullptr; }
+  FloatBuffer(const FloatBuffer&) = delete;
+  FloatBuffer& operator=(const FloatBuffer&) = delete;
+  FloatBuffer& operator=(FloatBuffer&&) = delete;
+  ~FloatBuffer() {
+    if (p) raw_free(p, bytes, Device{});
+  }
+  float* get() const { return p; }
 };
 
 // ---- column buffers (dweight, and dinp when it is not a convolution itself) -----------
