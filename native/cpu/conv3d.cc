@@ -704,8 +704,8 @@ void dweight_rows(float* dweight, const float* dout, const float* x, const Conv3
     return;
   }
   FloatBuffer dwt(Kp * Coutp);
-  // Each thread owns a range of tap panels (rows of dweight^T) and keeps its own
-  // transposed copy of dout's chunk (~kPositionBlock positions: L2). Per panel it reads
+  // Each thread owns a range of tap panels (rows of dweight^T); for each chunk of
+  // ~kPositionBlock positions (dout^T's rows for it: L2), per panel it reads
   // that panel's MR col rows for the chunk, and the row kernel runs over them at once:
   // on the offset path (AVX2, padded_columns) straight from the padded item, else built
   // by vol2col into an MR x n buffer (L1). (A whole chunk of col, K x n, built first went
@@ -715,40 +715,57 @@ void dweight_rows(float* dweight, const float* dout, const float* x, const Conv3
   const PaddedDims pd = padded_dims(g);
   FloatBuffer xp(seg ? pd.size(g.Cin) : 0);
   const std::vector<int32_t> off = seg ? tap_offsets(g, pd, Kp) : std::vector<int32_t>();
+  // dout^T for up to kDoutTBudget floats of positions (a multiple of rcw rows), made
+  // once by all threads (in 16-position blocks: 16 contiguous reads per channel) and
+  // shared by them, instead of each thread transposing its own copy row by row.
+  constexpr int64_t kDoutTBudget = int64_t{1} << 20;
+  // (The column-budget test hook shrinks it too, so tests cover several chunks.)
+  const int64_t tbudget = std::min(kDoutTBudget, g_column_budget.load());
+  const int64_t rT = std::max<int64_t>(rcw, std::min(rows, tbudget / (g.Wo * Coutp)) / rcw * rcw);
+  FloatBuffer doutT(rT * g.Wo * Coutp);
   for (int64_t b = 0; b < g.B; ++b) {
     if (seg) pad_item(xp.get(), x + b * in_item, g, pd);
-    parallel_for(0, Kp / MR, 1, [&](int64_t i0, int64_t i1) {
-      FloatBuffer col(seg ? 0 : MR * nw), doutT(nw * Coutp);
-      std::vector<int64_t> segbase(rcw);
-      for (int64_t r0 = 0; r0 < rows; r0 += rcw) {
-        const int64_t r1 = std::min(rows, r0 + rcw), n = (r1 - r0) * g.Wo;
-        const bool acc = b > 0 || r0 > 0;
-        const float* d = dout + b * g.Cout * P + r0 * g.Wo;  // [Cout, n], row stride P
-        for (int64_t p = 0; p < n; ++p) {
-          float* dst = doutT.get() + p * Coutp;
-          for (int64_t co = 0; co < g.Cout; ++co) dst[co] = d[co * P + p];
-          for (int64_t co = g.Cout; co < Coutp; ++co) dst[co] = 0.0f;
+    for (int64_t t0 = 0; t0 < rows; t0 += rT) {
+      const int64_t t1 = std::min(rows, t0 + rT), nT = (t1 - t0) * g.Wo;
+      const float* d = dout + b * g.Cout * P + t0 * g.Wo;  // [Cout, nT], row stride P
+      parallel_for(0, (nT + 15) / 16, 16, [&](int64_t q0, int64_t q1) {
+        for (int64_t q = q0; q < q1; ++q) {
+          const int64_t p0 = q * 16, np = std::min<int64_t>(16, nT - p0);
+          float* dst = doutT.get() + p0 * Coutp;
+          for (int64_t co = 0; co < g.Cout; ++co)
+            for (int64_t i = 0; i < np; ++i) dst[i * Coutp + co] = d[co * P + p0 + i];
+          for (int64_t i = 0; i < np; ++i)
+            for (int64_t co = g.Cout; co < Coutp; ++co) dst[i * Coutp + co] = 0.0f;
         }
-        for (int64_t r = r0; r < r1; ++r) segbase[r - r0] = ((r / g.Ho) * g.st * pd.Hp + (r % g.Ho) * g.sh) * pd.Wp;
-        for (int64_t i = i0; i < i1; ++i) {
-          const int64_t ka = i * MR, kb = std::min(K, ka + MR);
-          const int mr = static_cast<int>(kb - ka);
-          if (!seg) {
-            vol2col(col.get(), x + b * in_item, g, r0, r1, ka, kb);
-            if (mr < MR) std::memset(col.get() + mr * n, 0, static_cast<size_t>((MR - mr) * n) * sizeof(float));
-          }
-          for (int64_t j = 0; j < g.Cout; j += NR) {
-            const int nr = static_cast<int>(std::min<int64_t>(NR, g.Cout - j));
-            float* c = dwt.get() + i * MR * Coutp + j;
-            if (seg)
-              row_kernel_seg_avx2(r1 - r0, g.Wo, xp.get(), segbase.data(), off.data() + ka, doutT.get() + j, Coutp, c,
-                                  Coutp, mr, nr, acc);
-            else
-              kernel(n, col.get(), n, doutT.get() + j, Coutp, c, Coutp, mr, nr, acc);
+      });
+      parallel_for(0, Kp / MR, 1, [&](int64_t i0, int64_t i1) {
+        FloatBuffer col(seg ? 0 : MR * nw);
+        std::vector<int64_t> segbase(rcw);
+        for (int64_t r0 = t0; r0 < t1; r0 += rcw) {
+          const int64_t r1 = std::min(t1, r0 + rcw), n = (r1 - r0) * g.Wo;
+          const bool acc = b > 0 || r0 > 0;
+          const float* dT = doutT.get() + (r0 - t0) * g.Wo * Coutp;  // [n, Coutp]
+          for (int64_t r = r0; r < r1; ++r) segbase[r - r0] = ((r / g.Ho) * g.st * pd.Hp + (r % g.Ho) * g.sh) * pd.Wp;
+          for (int64_t i = i0; i < i1; ++i) {
+            const int64_t ka = i * MR, kb = std::min(K, ka + MR);
+            const int mr = static_cast<int>(kb - ka);
+            if (!seg) {
+              vol2col(col.get(), x + b * in_item, g, r0, r1, ka, kb);
+              if (mr < MR) std::memset(col.get() + mr * n, 0, static_cast<size_t>((MR - mr) * n) * sizeof(float));
+            }
+            for (int64_t j = 0; j < g.Cout; j += NR) {
+              const int nr = static_cast<int>(std::min<int64_t>(NR, g.Cout - j));
+              float* c = dwt.get() + i * MR * Coutp + j;
+              if (seg)
+                row_kernel_seg_avx2(r1 - r0, g.Wo, xp.get(), segbase.data(), off.data() + ka, dT + j, Coutp, c, Coutp,
+                                    mr, nr, acc);
+              else
+                kernel(n, col.get(), n, dT + j, Coutp, c, Coutp, mr, nr, acc);
+            }
           }
         }
-      }
-    });
+      });
+    }
   }
   parallel_for(0, g.Cout, 4, [&](int64_t c0, int64_t c1) {
     for (int64_t co = c0; co < c1; ++co)
