@@ -60,17 +60,12 @@ TS_INLINE float hsum(typename Vec<W>::F v) {
   return s;
 }
 
-// exp(x) for x <= 88 (Cephes expf: range reduction by ln 2 and a degree-6 polynomial,
-// about 1 ulp). Returns exactly 0 below ln(FLT_MIN) (so -inf, a masked score, gives 0)
-// and propagates NaN.
+// exp(x) for x in [-87.34, 88] (the caller clamps): Cephes expf, range reduction by ln 2
+// and a degree-6 polynomial, about 1 ulp; NaN propagates.
 template <int W>
-TS_INLINE typename Vec<W>::F vexp(typename Vec<W>::F x) {
+TS_INLINE typename Vec<W>::F vexp_core(typename Vec<W>::F x) {
   using F = typename Vec<W>::F;
   using I = typename Vec<W>::I;
-  const float lo = -87.33654475f, hi = 88.0f;
-  I keep = ~(x < lo);
-  x = x < lo ? vset<W>(lo) : x;
-  x = x > hi ? vset<W>(hi) : x;
   const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
   F t = x * 1.44269504088896341f + magic;
   F n = t - magic;
@@ -85,10 +80,20 @@ TS_INLINE typename Vec<W>::F vexp(typename Vec<W>::F x) {
   poly = poly * r + 5.0000001201e-1f;
   F y = poly * (r * r) + r + 1.0f;
   I e = (ni + 127) << 23;
-  y = y * reinterpret_cast<F>(e);
-  return reinterpret_cast<F>(reinterpret_cast<I>(y) & keep);
+  return y * reinterpret_cast<F>(e);
 }
 
+// exp(x) for x <= 88 (vexp_core after clamping). Returns exactly 0 below ln(FLT_MIN) (so
+// -inf, a masked score, gives 0) and propagates NaN.
+template <int W>
+TS_INLINE typename Vec<W>::F vexp(typename Vec<W>::F x) {
+  using I = typename Vec<W>::I;
+  const float lo = -87.33654475f, hi = 88.0f;
+  I keep = ~(x < lo);
+  x = x < lo ? vset<W>(lo) : x;
+  x = x > hi ? vset<W>(hi) : x;
+  return reinterpret_cast<typename Vec<W>::F>(reinterpret_cast<I>(vexp_core<W>(x)) & keep);
+}
 
 // tanh(x): for |x| >= 0.625, 1 - 2 / (exp(2|x|) + 1) with the sign restored; below, the
 // Cephes tanhf odd polynomial (which keeps the relative precision near 0).
@@ -110,10 +115,17 @@ TS_INLINE typename Vec<W>::F vtanh(typename Vec<W>::F x) {
   return ax < 0.625f ? small : big;
 }
 
-// 1 / (1 + exp(-x)); exp(-x) saturates at exp(88), so x < -88 gives about 6e-39, not 0.
+// 1 / (1 + exp(-x)); exp(-x) saturates at exp(88), so x < -88 gives about 6e-39, not 0,
+// and x > 87.3 gives 1 (exp(-x) stays at its clamp, ~1e-38, instead of the 0 vexp would
+// give: the same sum). The clamp alone, no zeroing mask: the sigmoid is on the hot path of
+// SiLU and groupNorm+SiLU. NaN propagates.
 template <int W>
 TS_INLINE typename Vec<W>::F vsigmoid(typename Vec<W>::F x) {
-  return 1.0f / (1.0f + vexp<W>(-x));
+  using F = typename Vec<W>::F;
+  F t = -x;
+  t = t < -87.33654475f ? vset<W>(-87.33654475f) : t;
+  t = t > 88.0f ? vset<W>(88.0f) : t;
+  return 1.0f / (1.0f + vexp_core<W>(t));
 }
 
 // erf(x) = sign(x) (1 - poly(t) t exp(-x^2)), t = 1 / (1 + p|x|) (Abramowitz & Stegun

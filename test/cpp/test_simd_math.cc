@@ -3,6 +3,7 @@
 // C library over wide ranges, and each transcendental unary op (forward and backward)
 // against the reference loops.
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "check.h"
@@ -59,6 +60,30 @@ TS_INLINE void math_check(const char* isa) {
     EXPECT(ths.rel < 4e-7);
     EXPECT(sg.abs < 4e-7);
     EXPECT(ef.abs < 5e-7);  // A&S 7.1.26: 1.5e-7, plus float rounding
+  }
+  {
+    // The tails and special values: exp is exactly 0 below ln(FLT_MIN) and at -inf, the
+    // sigmoid saturates to 1 and to ~0 (never negative, never NaN), NaN propagates.
+    using F = typename Vec<W>::F;
+    const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+    float xs[16] = {-inf, -1000.0f, -100.0f, -88.5f, -87.0f, 87.5f, 100.0f, 1000.0f,
+                    inf,  nan,      -0.0f,   0.0f,   30.0f,  -30.0f, 88.0f, -87.4f};
+    for (int i0 = 0; i0 < 16; i0 += W) {
+      float e[W], sg[W];
+      vstore<W>(e, vexp<W>(vload<W>(xs + i0)));
+      vstore<W>(sg, vsigmoid<W>(vload<W>(xs + i0)));
+      for (int l = 0; l < W; ++l) {
+        const float x = xs[i0 + l];
+        if (std::isnan(x)) {
+          EXPECT(std::isnan(e[l]) && std::isnan(sg[l]));
+          continue;
+        }
+        if (x < -87.34f) EXPECT(e[l] == 0.0f);
+        const double ref = 1 / (1 + std::exp(-static_cast<double>(x)));
+        EXPECT(sg[l] >= 0.0f && sg[l] <= 1.0f && std::fabs(sg[l] - ref) < 4e-7);
+        if (x >= 30.0f) EXPECT(sg[l] == 1.0f);
+      }
+    }
   }
 }
 
