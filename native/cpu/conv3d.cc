@@ -17,7 +17,7 @@
 //              lane masks (the masks zero the W padding) (indirect_rows). On AVX2 (no
 //              fast masked loads) with a unit W stride and 16 | W', the input item is
 //              padded once and the rows are read in place at fixed offsets from a
-//              per-panel base (pad_item, MicroKernel::offsets). Each block of outputs
+//              per-panel base (pad_window, MicroKernel::offsets). Each block of outputs
 //              sums in a small per-thread accumulator, copied out once.
 //     dinp     unit stride, zero padding p <= k - 1: a convolution of dout with the
 //              flipped, transposed weight, on forward_implicit (dinp_conv); otherwise
@@ -348,28 +348,37 @@ void indirect_rows(const float** rows, uint32_t* masks, int NR, const float* x, 
   }
 }
 
-// The offset path (MicroKernel::offsets, AVX2): the input item is first copied, padded,
-// into xp [Cin, Tp, Hp, Wp] (Tp = pt0 + T + pt1, Hp = H + 2 ph, Wp = W + 2 pw; zeros or
-// the replicated edge), so that every row of every column panel lies inside it: row
-// k = (ci, a, pp, q) of the panel for output positions [p0, p0 + NR) (one output row
-// segment; NR divides W') is xp + base(p0) + off[k], off[k] = ((ci Tp + a) Hp + pp) Wp + q
-// for all panels alike. Nothing is packed per panel, and the padding is paid once per
-// item (one pass over the input) instead of in every panel. Used while a padded item
-// stays within kMaxPaddedItem floats; larger items pack as before.
-constexpr int64_t kMaxPaddedItem = int64_t{1} << 26;  // 256 MiB
-
+// The offset path (MicroKernel::offsets, AVX2): the input is first copied, padded, into
+// xp [Cin, Tw, Hp, Wp] (Hp = H + 2 ph, Wp = W + 2 pw; zeros or the replicated edge), one
+// window of output frames [to0, to1) at a time: xp's frame f is padded frame to0 st + f,
+// Tw = (wf - 1) st + kt frames for a window of up to wf output frames. Every row of
+// every column panel then lies inside xp: row k = (ci, a, pp, q) of the panel for output
+// positions [p0, p0 + NR) (one output row segment; NR divides W') is xp + base(p0) +
+// off[k], off[k] = ((ci Tw + a) Hp + pp) Wp + q for all panels alike. Nothing is packed
+// per panel, and the padding is paid once (one pass over the input) instead of in every
+// panel. Windows keep xp near the column budget (at least one output frame), so the
+// extra memory stays bounded for any video length.
 struct PaddedDims {
-  int64_t Tp, Hp, Wp;
-  int64_t size(int64_t Cin) const { return Cin * Tp * Hp * Wp; }
+  int64_t wf, Tw, Hp, Wp;  // output frames per window, and xp's dimensions
+  int64_t size(int64_t Cin) const { return Cin * Tw * Hp * Wp; }
 };
-PaddedDims padded_dims(const Conv3dGeometry& g) { return {g.pt0 + g.T + g.pt1, g.H + 2 * g.ph, g.W + 2 * g.pw}; }
+PaddedDims padded_dims(const Conv3dGeometry& g) {
+  const int64_t Hp = g.H + 2 * g.ph, Wp = g.W + 2 * g.pw, frame = g.Cin * Hp * Wp;
+  // frames for wf output frames: (wf - 1) st + kt <= budget / frame
+  const int64_t fit = g_column_budget.load() / std::max<int64_t>(frame, 1);
+  const int64_t wf = std::max<int64_t>(1, std::min(g.To, fit < g.kt ? 1 : (fit - g.kt) / g.st + 1));
+  return {wf, (wf - 1) * g.st + g.kt, Hp, Wp};
+}
 
-// xp = item x [Cin, T, H, W] padded to [Cin, Tp, Hp, Wp]; threads split the (ci, t) planes.
-void pad_item(float* xp, const float* x, const Conv3dGeometry& g, const PaddedDims& d) {
-  parallel_for(0, g.Cin * d.Tp, 1, [&](int64_t lo, int64_t hi) {
-    for (int64_t ct = lo; ct < hi; ++ct) {
-      const int64_t ci = ct / d.Tp, tp = ct % d.Tp, t = src_index(tp - g.pt0, g.T, g.replicate);
-      float* plane = xp + ct * d.Hp * d.Wp;
+// xp = frames [to0 st, to0 st + Tw) of item x [Cin, T, H, W] padded (frames past the
+// padded input, in a last short window, are left unwritten: no output reads them);
+// threads split the (ci, frame) planes.
+void pad_window(float* xp, const float* x, const Conv3dGeometry& g, const PaddedDims& d, int64_t to0) {
+  const int64_t tp0 = to0 * g.st, frames = std::min(d.Tw, g.pt0 + g.T + g.pt1 - tp0);
+  parallel_for(0, g.Cin * frames, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t cf = lo; cf < hi; ++cf) {
+      const int64_t ci = cf / frames, f = cf % frames, t = src_index(tp0 + f - g.pt0, g.T, g.replicate);
+      float* plane = xp + (ci * d.Tw + f) * d.Hp * d.Wp;
       for (int64_t hp = 0; hp < d.Hp; ++hp) {
         float* o = plane + hp * d.Wp;
         const int64_t h = t < 0 ? -1 : src_index(hp - g.ph, g.H, g.replicate);
@@ -391,21 +400,19 @@ void pad_item(float* xp, const float* x, const Conv3dGeometry& g, const PaddedDi
 bool direct_panels(const MicroKernel& mk, const Conv3dGeometry& g) {
   return mk.indirect && g_direct_enabled.load() && g.sw == 1 && !g.replicate && g.Wo % mk.NR == 0;
 }
-// Whether the offset path can read this convolution's columns from a padded item: unit
-// W stride (a column row is then contiguous), and the padded item within its bound.
-bool padded_columns(const Conv3dGeometry& g) {
-  return g_direct_enabled.load() && g.sw == 1 && padded_dims(g).size(g.Cin) <= kMaxPaddedItem;
-}
+// Whether the offset path can read this convolution's columns from a padded window:
+// unit W stride (a column row is then contiguous).
+bool padded_columns(const Conv3dGeometry& g) { return g_direct_enabled.load() && g.sw == 1; }
 // Whether the forward takes the offset path (AVX2): padded columns and NR | W'.
 bool offset_panels(const MicroKernel& mk, const Conv3dGeometry& g) {
   return !direct_panels(mk, g) && mk.offsets && padded_columns(g) && g.Wo % mk.NR == 0;
 }
-// Offset in the padded item of tap k = (ci, a, pp, q) for k < K, 0 for K <= k < n.
+// Offset in the padded window of tap k = (ci, a, pp, q) for k < K, 0 for K <= k < n.
 std::vector<int32_t> tap_offsets(const Conv3dGeometry& g, const PaddedDims& d, int64_t n) {
   std::vector<int32_t> off(n, 0);
   for (int64_t k = 0; k < std::min(n, g.K()); ++k) {
     const int64_t ci = k / (g.kt * g.kh * g.kw), a = k / (g.kh * g.kw) % g.kt, pp = k / g.kw % g.kh, q = k % g.kw;
-    off[k] = static_cast<int32_t>(((ci * d.Tp + a) * d.Hp + pp) * d.Wp + q);
+    off[k] = static_cast<int32_t>(((ci * d.Tw + a) * d.Hp + pp) * d.Wp + q);
   }
   return off;
 }
@@ -446,13 +453,15 @@ void forward_implicit(float* out, const float* x, const float* w, const float* b
       bpacks.emplace_back(kSliceK * block);
     }
   }
-  // Offset path: the padded item and the row offsets of every tap (see pad_item).
+  // Offset path: the padded window and the row offsets of every tap (see pad_window).
   const PaddedDims pd = padded_dims(g);
   FloatBuffer xp(offs ? pd.size(g.Cin) : 0);
   const std::vector<int32_t> off = offs ? tap_offsets(g, pd, K) : std::vector<int32_t>();
-  // One block of positions [p0, p0 + np) of batch item b: out[b, :, p0 .. p0 + np).
-  auto run_block = [&](int64_t worker, int64_t b, int64_t p0) {
-    const int64_t np = std::min(block, P - p0);
+  int64_t tp0 = 0;  // first padded frame in xp (the window's)
+  // One block of positions [p0, p0 + np), np <= block, p0 + np <= p1, of batch item b:
+  // out[b, :, p0 .. p0 + np).
+  auto run_block = [&](int64_t worker, int64_t b, int64_t p0, int64_t p1) {
+    const int64_t np = std::min(block, p1 - p0);
     const float* xb = x + b * in_item;
     float* acc = accs[worker].get();  // [Mp, block]: row co holds out[b, co, p0 .. p0 + np)
     for (int64_t s = 0; s < nslices; ++s) {
@@ -474,7 +483,7 @@ void forward_implicit(float* out, const float* x, const float* w, const float* b
       if (offs) {
         for (int64_t j = 0; j < np; j += NR) {
           const int64_t p = p0 + j, row = p / g.Wo, wo0 = p % g.Wo, to = row / g.Ho, ho = row % g.Ho;
-          const float* base = xp.get() + (to * g.st * pd.Hp + ho * g.sh) * pd.Wp + wo0;
+          const float* base = xp.get() + ((to * g.st - tp0) * pd.Hp + ho * g.sh) * pd.Wp + wo0;
           for (int64_t i = 0; i < g.Cout; i += MR) {
             const int mr = static_cast<int>(std::min<int64_t>(MR, g.Cout - i));
             mk.offsets(kc, as + i * kc, base, off.data() + k0, acc + i * block + j, block, mr, NR, s > 0);
@@ -506,14 +515,20 @@ void forward_implicit(float* out, const float* x, const float* w, const float* b
     }
   };
   if (offs) {
-    // Item by item: pad it (all threads), then its blocks.
-    for (int64_t b = 0; b < g.B; ++b) {
-      pad_item(xp.get(), x + b * in_item, g, pd);
-      parallel_tasks(nblocks, [&](int64_t worker, int64_t task) { run_block(worker, b, task * block); });
-    }
+    // Window by window: pad it (all threads), then the blocks of its output frames.
+    const int64_t frame = g.Ho * g.Wo;
+    for (int64_t b = 0; b < g.B; ++b)
+      for (int64_t to0 = 0; to0 < g.To; to0 += pd.wf) {
+        const int64_t q0 = to0 * frame, q1 = std::min(g.To, to0 + pd.wf) * frame;
+        tp0 = to0 * g.st;
+        pad_window(xp.get(), x + b * in_item, g, pd, to0);
+        parallel_tasks((q1 - q0 + block - 1) / block,
+                       [&](int64_t worker, int64_t task) { run_block(worker, b, q0 + task * block, q1); });
+      }
   } else {
-    parallel_tasks(g.B * nblocks,
-                   [&](int64_t worker, int64_t task) { run_block(worker, task / nblocks, (task % nblocks) * block); });
+    parallel_tasks(g.B * nblocks, [&](int64_t worker, int64_t task) {
+      run_block(worker, task / nblocks, (task % nblocks) * block, P);
+    });
   }
 }
 
@@ -565,12 +580,13 @@ void dinp_col2im(float* dinp, const float* dout, const float* w, const Conv3dGeo
 
 // ---- dweight ----------------------------------------------------------------------------
 // dweight^T [K, Cout] = sum over b and positions p of col [K, p] * dout^T [p, Cout]: per
-// chunk of output rows, vol2col writes col [Kp, n] (Kp = K rounded up to MR, extra rows
-// zero; each thread writes the rows of its own tap panels) and dout's chunk is transposed to doutT [n, Coutp] (Coutp = Cout rounded up to
-// NR, extra columns zero). A row micro-kernel then keeps an MR x NR tile of dweight^T
-// in registers over a block of positions: per position it broadcasts one element of each
-// of MR consecutive col rows (read in place: col is never repacked) and multiplies by
-// NR entries of doutT. One transpose at the end gives dweight [Cout, K].
+// chunk of output rows, dout's chunk is transposed to doutT [n, Coutp] (Coutp = Cout
+// rounded up to NR, extra columns zero), and each thread takes its own tap panels (Kp = K
+// rounded up to MR, extra rows zero). A row micro-kernel keeps an MR x NR tile of
+// dweight^T in registers over a block of positions: per position it broadcasts one
+// element of each of MR consecutive col rows (read in place: from the padded window on
+// the offset path, else from vol2col's panel buffer) and multiplies by NR entries of
+// doutT. One transpose at the end gives dweight [Cout, K].
 constexpr int64_t kPositionBlock = 256;  // positions per micro-kernel call (doutT block in L1/L2)
 
 // C [mr, nr] (+)= sum_{p < n} a[i * lda + p] * b[p * ldb + j] for i < MR, j < NR; rows
@@ -707,7 +723,7 @@ void dweight_rows(float* dweight, const float* dout, const float* x, const Conv3
   // Each thread owns a range of tap panels (rows of dweight^T); for each chunk of
   // ~kPositionBlock positions (dout^T's rows for it: L2), per panel it reads
   // that panel's MR col rows for the chunk, and the row kernel runs over them at once:
-  // on the offset path (AVX2, padded_columns) straight from the padded item, else built
+  // on the offset path (AVX2, padded_columns) straight from the padded window, else built
   // by vol2col into an MR x n buffer (L1). (A whole chunk of col, K x n, built first went
   // out to memory and back.)
   const int64_t rcw = std::min(rc, std::max<int64_t>(1, kPositionBlock / g.Wo)), nw = rcw * g.Wo;
@@ -723,50 +739,55 @@ void dweight_rows(float* dweight, const float* dout, const float* x, const Conv3
   const int64_t tbudget = std::min(kDoutTBudget, g_column_budget.load());
   const int64_t rT = std::max<int64_t>(rcw, std::min(rows, tbudget / (g.Wo * Coutp)) / rcw * rcw);
   FloatBuffer doutT(rT * g.Wo * Coutp);
-  for (int64_t b = 0; b < g.B; ++b) {
-    if (seg) pad_item(xp.get(), x + b * in_item, g, pd);
-    for (int64_t t0 = 0; t0 < rows; t0 += rT) {
-      const int64_t t1 = std::min(rows, t0 + rT), nT = (t1 - t0) * g.Wo;
-      const float* d = dout + b * g.Cout * P + t0 * g.Wo;  // [Cout, nT], row stride P
-      parallel_for(0, (nT + 15) / 16, 16, [&](int64_t q0, int64_t q1) {
-        for (int64_t q = q0; q < q1; ++q) {
-          const int64_t p0 = q * 16, np = std::min<int64_t>(16, nT - p0);
-          float* dst = doutT.get() + p0 * Coutp;
-          for (int64_t co = 0; co < g.Cout; ++co)
-            for (int64_t i = 0; i < np; ++i) dst[i * Coutp + co] = d[co * P + p0 + i];
-          for (int64_t i = 0; i < np; ++i)
-            for (int64_t co = g.Cout; co < Coutp; ++co) dst[i * Coutp + co] = 0.0f;
-        }
-      });
-      parallel_for(0, Kp / MR, 1, [&](int64_t i0, int64_t i1) {
-        FloatBuffer col(seg ? 0 : MR * nw);
-        std::vector<int64_t> segbase(rcw);
-        for (int64_t r0 = t0; r0 < t1; r0 += rcw) {
-          const int64_t r1 = std::min(t1, r0 + rcw), n = (r1 - r0) * g.Wo;
-          const bool acc = b > 0 || r0 > 0;
-          const float* dT = doutT.get() + (r0 - t0) * g.Wo * Coutp;  // [n, Coutp]
-          for (int64_t r = r0; r < r1; ++r) segbase[r - r0] = ((r / g.Ho) * g.st * pd.Hp + (r % g.Ho) * g.sh) * pd.Wp;
-          for (int64_t i = i0; i < i1; ++i) {
-            const int64_t ka = i * MR, kb = std::min(K, ka + MR);
-            const int mr = static_cast<int>(kb - ka);
-            if (!seg) {
-              vol2col(col.get(), x + b * in_item, g, r0, r1, ka, kb);
-              if (mr < MR) std::memset(col.get() + mr * n, 0, static_cast<size_t>((MR - mr) * n) * sizeof(float));
-            }
-            for (int64_t j = 0; j < g.Cout; j += NR) {
-              const int nr = static_cast<int>(std::min<int64_t>(NR, g.Cout - j));
-              float* c = dwt.get() + i * MR * Coutp + j;
-              if (seg)
-                row_kernel_seg_avx2(r1 - r0, g.Wo, xp.get(), segbase.data(), off.data() + ka, dT + j, Coutp, c, Coutp,
-                                    mr, nr, acc);
-              else
-                kernel(n, col.get(), n, dT + j, Coutp, c, Coutp, mr, nr, acc);
+  // On the offset path, window by window of output frames (pad_window); else one window.
+  const int64_t wf = seg ? pd.wf : g.To;
+  for (int64_t b = 0; b < g.B; ++b)
+    for (int64_t to0 = 0; to0 < g.To; to0 += wf) {
+      const int64_t w0 = to0 * g.Ho, w1 = std::min(g.To, to0 + wf) * g.Ho, tp0 = to0 * g.st;  // output rows, frame
+      if (seg) pad_window(xp.get(), x + b * in_item, g, pd, to0);
+      for (int64_t t0 = w0; t0 < w1; t0 += rT) {
+        const int64_t t1 = std::min(w1, t0 + rT), nT = (t1 - t0) * g.Wo;
+        const float* d = dout + b * g.Cout * P + t0 * g.Wo;  // [Cout, nT], row stride P
+        parallel_for(0, (nT + 15) / 16, 16, [&](int64_t q0, int64_t q1) {
+          for (int64_t q = q0; q < q1; ++q) {
+            const int64_t p0 = q * 16, np = std::min<int64_t>(16, nT - p0);
+            float* dst = doutT.get() + p0 * Coutp;
+            for (int64_t co = 0; co < g.Cout; ++co)
+              for (int64_t i = 0; i < np; ++i) dst[i * Coutp + co] = d[co * P + p0 + i];
+            for (int64_t i = 0; i < np; ++i)
+              for (int64_t co = g.Cout; co < Coutp; ++co) dst[i * Coutp + co] = 0.0f;
+          }
+        });
+        parallel_for(0, Kp / MR, 1, [&](int64_t i0, int64_t i1) {
+          FloatBuffer col(seg ? 0 : MR * nw);
+          std::vector<int64_t> segbase(rcw);
+          for (int64_t r0 = t0; r0 < t1; r0 += rcw) {
+            const int64_t r1 = std::min(t1, r0 + rcw), n = (r1 - r0) * g.Wo;
+            const bool acc = b > 0 || r0 > 0;
+            const float* dT = doutT.get() + (r0 - t0) * g.Wo * Coutp;  // [n, Coutp]
+            for (int64_t r = r0; r < r1; ++r)
+              segbase[r - r0] = ((r / g.Ho * g.st - tp0) * pd.Hp + (r % g.Ho) * g.sh) * pd.Wp;
+            for (int64_t i = i0; i < i1; ++i) {
+              const int64_t ka = i * MR, kb = std::min(K, ka + MR);
+              const int mr = static_cast<int>(kb - ka);
+              if (!seg) {
+                vol2col(col.get(), x + b * in_item, g, r0, r1, ka, kb);
+                if (mr < MR) std::memset(col.get() + mr * n, 0, static_cast<size_t>((MR - mr) * n) * sizeof(float));
+              }
+              for (int64_t j = 0; j < g.Cout; j += NR) {
+                const int nr = static_cast<int>(std::min<int64_t>(NR, g.Cout - j));
+                float* c = dwt.get() + i * MR * Coutp + j;
+                if (seg)
+                  row_kernel_seg_avx2(r1 - r0, g.Wo, xp.get(), segbase.data(), off.data() + ka, dT + j, Coutp, c, Coutp,
+                                      mr, nr, acc);
+                else
+                  kernel(n, col.get(), n, dT + j, Coutp, c, Coutp, mr, nr, acc);
+              }
             }
           }
-        }
-      });
+        });
+      }
     }
-  }
   parallel_for(0, g.Cout, 4, [&](int64_t c0, int64_t c1) {
     for (int64_t co = c0; co < c1; ++co)
       for (int64_t k = 0; k < K; ++k) dweight[co * K + k] = dwt.get()[k * Coutp + co];
