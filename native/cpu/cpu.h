@@ -60,9 +60,8 @@ struct MicroKernel {
                    int mr, int nr, bool acc);
   // The same with B rows at offsets from one base: step p takes the NR floats at
   // base + off[p] (any alignment), all of them read; callers make every row lie inside
-  // one buffer (conv3d pads its input first). Null where the indirect form is used
-  // instead (AVX-512: AVX2's masked loads are slow on AMD cores, hence this form there)
-  // and on scalar builds.
+  // one buffer (conv3d pads its input first). Set on AVX2, whose masked loads are slow on
+  // AMD cores (so the indirect form is AVX-512's); null elsewhere.
   void (*offsets)(int64_t kc, const float* a, const float* base, const int32_t* off, float* C, int64_t ldc, int mr,
                   int nr, bool acc);
 };

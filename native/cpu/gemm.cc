@@ -295,8 +295,8 @@ __attribute__((target("avx2,fma"), always_inline)) inline void avx2_store_row(bo
 template <int ROWS, bool OFFS>
 __attribute__((target("avx2,fma"), always_inline)) inline void ukernel_avx2_rows(int64_t kc, const float* a,
                                                                                const float* b, const int32_t* off,
-                                                                               float* C,
-                                                                               int64_t ldc, int mr, int nr, bool acc) {
+                                                                               float* C, int64_t ldc, int mr, int nr,
+                                                                               bool acc) {
   constexpr int MR = 6;  // panel stride of the packed A
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
