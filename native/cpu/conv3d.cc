@@ -15,9 +15,10 @@
 //              packed: each of their rows is a shifted input row segment, read in place
 //              by the micro-kernel's indirect form through a table of row pointers and
 //              lane masks (the masks zero the W padding) (indirect_rows). On AVX2 (no
-//              fast masked loads) with a unit W stride and 16 | W', the input item is
-//              padded once and the rows are read in place at fixed offsets from a
-//              per-panel base (pad_window, MicroKernel::offsets). Each block of outputs
+//              fast masked loads) with a unit W stride and 16 | W', the input is
+//              padded once, window by window of output frames, and the rows are read in
+//              place at fixed offsets from a per-panel base (pad_window,
+//              MicroKernel::offsets). Each block of outputs
 //              sums in a small per-thread accumulator, copied out once.
 //     dinp     unit stride, zero padding p <= k - 1: a convolution of dout with the
 //              flipped, transposed weight, on forward_implicit (dinp_conv); otherwise
@@ -41,10 +42,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdlib>
 #include <cstring>
-#include <new>
-#include <memory>
+#include <limits>
 #include <vector>
 
 #include "../core/parallel.h"
@@ -401,8 +400,12 @@ bool direct_panels(const MicroKernel& mk, const Conv3dGeometry& g) {
   return mk.indirect && g_direct_enabled.load() && g.sw == 1 && !g.replicate && g.Wo % mk.NR == 0;
 }
 // Whether the offset path can read this convolution's columns from a padded window:
-// unit W stride (a column row is then contiguous).
-bool padded_columns(const Conv3dGeometry& g) { return g_direct_enabled.load() && g.sw == 1; }
+// unit W stride (a column row is then contiguous), and the window's offsets fit the
+// int32 offset table (a one-frame window of over 2^31 floats packs instead).
+bool padded_columns(const Conv3dGeometry& g) {
+  return g_direct_enabled.load() && g.sw == 1 &&
+         padded_dims(g).size(g.Cin) <= int64_t{std::numeric_limits<int32_t>::max()};
+}
 // Whether the forward takes the offset path (AVX2): padded columns and NR | W'.
 bool offset_panels(const MicroKernel& mk, const Conv3dGeometry& g) {
   return !direct_panels(mk, g) && mk.offsets && padded_columns(g) && g.Wo % mk.NR == 0;
