@@ -18,14 +18,23 @@ const opt = (name, def) => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? args[i + 1] : def;
 };
-const threads = Number(opt('threads', 2));
-const reps = Number(opt('reps', 7));
+// A numeric option, checked: a typo must not turn into NaN timings.
+const numOpt = (name, def, min, integer) => {
+  const raw = opt(name, def), v = Number(raw);
+  if (!Number.isFinite(v) || v < min || (integer && !Number.isInteger(v))) {
+    console.error(`bench: --${name} expects ${integer ? 'an integer' : 'a number'} >= ${min}, got ${String(raw)}`);
+    process.exit(2);
+  }
+  return v;
+};
+const threads = numOpt('threads', 2, 1, true);
+const reps = numOpt('reps', 7, 1, true);
 const filter = opt('filter', '');
 const jsonOut = opt('json', null);
 // Idle time between timed calls: lets the other side's worker threads (OpenMP spin-waits,
 // OpenBLAS's yield loop of up to ~0.1 s) go to sleep, so neither side is timed while the
 // other one's threads still compete for the two cores.
-const gapMs = Number(opt('gap', 150));
+const gapMs = numOpt('gap', 150, 0, false);
 const PYTHON = process.env.TESSERA_BENCH_PYTHON || '/usr/bin/python3';
 
 function median(xs) {
@@ -97,7 +106,7 @@ function timeOurs(fn, calls = 1) {
 // (the same count on both sides), so a millisecond op is timed in steady state, as a
 // training step runs it, and not as one cold call after the idle gap (worker-thread
 // wake-up and cache refill then dominate and swing either side by 2-3x).
-const minSampleMs = Number(opt('min-sample-ms', 40));
+const minSampleMs = numOpt('min-sample-ms', 40, 0, false);
 function callsPerSample(fn) {
   const t = timeOurs(fn) * 1e3;
   return Math.max(1, Math.min(64, Math.ceil(minSampleMs / Math.max(t, 1e-3))));

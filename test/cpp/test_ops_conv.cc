@@ -4,7 +4,10 @@
 // The cases reach every optimized path: the implicit-GEMM forward (several K slices
 // and Cout panels, position panels that cross output rows), dinp as a flipped-weight
 // convolution (unit stride, zero padding <= k - 1) and dinp by GEMM + col2im (strides,
-// replicate, large padding), dweight by vol2col + GEMM (chunked or not).
+// replicate, large padding), dweight by the row kernel over vol2col panels or, on AVX2,
+// over the padded window (chunked or not), and AVX2's offset-path forward.
+#include <iterator>
+
 #include "core/conv.h"
 #include "op_table.h"
 
