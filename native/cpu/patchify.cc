@@ -1,25 +1,14 @@
-// tessera CPU: the nn family (softmax, layer/group/RMS norm, adaLN modulate,
-// embedding, dropout, losses, nearest upsampling, patchify/unpatchify).
-// Dimension letters: B batch, C channels, T H W time/height/width, N tokens or
-// normalized width, D features, V vocabulary, G groups, M rows, S spatial size.
-//
-// Each op has a plain reference loop (single thread, sums in double; selected by
-// cpu::reference_kernels()) beside the optimized path (threads via parallel_for,
-// vectorizable float loops, fused passes). Forward and backward sit side by side,
-// llm.c argument order: outputs, gradients, inputs, saved stats, sizes.
-// Memory contract: every output and gradient, parameter gradients included, is
-// overwritten (=), never accumulated; callers pass fresh buffers.
-// Determinism: the optimized reductions split work into chunks chosen from the sizes
-// alone (not the thread count) and combine partials in a fixed order, so results
-// do not depend on how many threads run.
-#include <algorithm>
-#include <cmath>
-#include <cstring>
-#include <limits>
-#include <vector>
+// tessera CPU: spacetime patches, patchify and unpatchify (each is the other's backward:
+// exact copies), side by side (CUDA twin: cuda/patchify.cu).
+// Dimension letters: B batch, C channels, T H W latent extents, pt ph pw the patch,
+// T' H' W' (Tg Hg Wg) the patch grid, N = T'H'W' tokens, F = C pt ph pw features.
+// The reference walk (one thread, token order; chosen by cpu::reference_kernels()) sits
+// beside the optimized slab walk (threads via parallel_for).
+// Memory contract: tokens (patchify) and x (unpatchify) are overwritten (=), every
+// element written once.
+#include <cstdint>
 
 #include "../core/parallel.h"
-#include "../core/rng.h"
 #include "common.h"
 #include "cpu.h"
 
