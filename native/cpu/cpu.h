@@ -1,6 +1,29 @@
 // tessera CPU backend: kernel entry points (float32 unless noted). Each op has a
 // plain reference loop (kept for checking) and, where it pays, an optimized path;
 // set_reference_kernels(true) makes every op use the reference loops.
+//
+// One file per op family, named like its CUDA twin, forward and backward side by side:
+//   CPU (native/cpu/)   CUDA (cuda/)       family
+//   elementwise.cc      elementwise.cu     copies, fill, arange, rand/randn; unary, binary
+//   reduce.cc           reduce.cu          sum, mean, max, min over a middle axis
+//   gemm.cc             gemm.cu            GEMM (own micro-kernels / cuBLASLt)
+//   conv3d.cc           conv3d.cu          conv3d (implicit GEMM)
+//   attention.cc        attention.cu       flash attention
+//   softmax.cc          softmax.cu         softmax, log-softmax
+//   norm.cc             norm.cu            layer norm, RMS norm, group norm
+//   fused_norm.cc       fused_norm.cu      groupNorm+SiLU, layerNorm+modulate
+//   modulate.cc         modulate.cu        adaLN modulate
+//   embedding.cc        embedding.cu       embedding
+//   dropout.cc          dropout.cu         dropout
+//   loss.cc             loss.cu            MSE / L1 losses, Gaussian KL
+//   upsample.cc         upsample.cu        nearest 3D upsampling
+//   patchify.cc         patchify.cu        patchify, unpatchify
+//   adamw.cc            adamw.cu           AdamW; sum_squares, scale, EMA
+//   cpu_backend.cc      backend.cu         the Backend binding (and, on CPU, the
+//                                          reference switch and CPU features)
+// CPU only: peak.cc (FMA peak), scratch.cc/.h (per-thread scratch), vec.h (SIMD math),
+// common.h (grains and blocked sums of the op families). CUDA only: runtime.cu (streams,
+// caching allocator), common.cuh, mma.cuh.
 #pragma once
 #include <cstdint>
 
@@ -9,6 +32,7 @@
 namespace ts {
 namespace cpu {
 
+// ---- switches and CPU features (cpu_backend.cc) ---------------------------------------
 bool reference_kernels();
 void set_reference_kernels(bool on);
 
@@ -17,6 +41,7 @@ struct Features {
 };
 const Features& features();
 
+// ---- copies and elementwise math (elementwise.cc) -------------------------------------
 // Strided copy with dtype conversion (dst and src of one shape).
 void copy(Tensor& dst, const Tensor& src);
 void fill(Tensor& dst, double v);
@@ -28,8 +53,11 @@ void unary(UnaryOp op, Tensor& out, const Tensor& x);
 void unary_backward(UnaryOp op, Tensor& dinp, const Tensor& dout, const Tensor& x, const Tensor& out);
 void binary(BinaryOp op, Tensor& out, const Tensor& a, const Tensor& b);
 void binary_scalar(BinaryOp op, Tensor& out, const Tensor& a, double s, bool scalar_first);
+
+// ---- reductions (reduce.cc) -----------------------------------------------------------
 void reduce(ReduceOp op, Tensor& out, const Tensor& x, int64_t outer, int64_t n, int64_t inner);
 
+// ---- GEMM (gemm.cc) -------------------------------------------------------------------
 // Row-major single GEMM: C = A' B' + beta C (+ bias), A' = trans_a ? A^T : A ([M, K]), B'
 // likewise ([K, N]). beta is 0 (overwrite) or 1 (accumulate). bias (optional, [N], with
 // beta = 0) is added to every row: each C tile starts from it in L1, so the bias costs
@@ -86,14 +114,17 @@ void set_conv3d_column_budget(int64_t floats);
 // Returns the previous setting.
 bool set_conv3d_direct(bool on);
 
+// ---- machine peak (peak.cc) -----------------------------------------------------------
 // Peak fp32 FMA throughput of this machine on num_threads() threads, in GFLOP/s.
 double measure_peak_gflops(double seconds);
 
-// ---- nn family (native/cpu/nn.cc): the kernels behind Backend's nn block, same
+// The kernels of Backend's nn block, softmax.cc to patchify.cc below, keep Backend's
 // signatures and memory contract (every output and gradient is overwritten).
+// ---- softmax (softmax.cc) -------------------------------------------------------------
 void softmax_forward(float* out, const float* inp, int64_t outer, int64_t n, int64_t inner, bool log);
 void softmax_backward(float* dinp, const float* dout, const float* out, int64_t outer, int64_t n, int64_t inner,
                       bool log);
+// ---- norms (norm.cc) ------------------------------------------------------------------
 void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight, const float* bias,
                        int64_t M, int64_t N, float eps);
 void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
@@ -106,29 +137,35 @@ void groupnorm_backward(float* dinp, float* dweight, float* dbias, const float* 
 void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int64_t M, int64_t N, float eps);
 void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
                       const float* rstd, int64_t M, int64_t N);
+// ---- adaLN modulate (modulate.cc) -----------------------------------------------------
 void modulate_forward(float* out, const float* inp, const float* shift, const float* scale, int64_t B, int64_t N,
                       int64_t D);
 void modulate_backward(float* dinp, float* dshift, float* dscale, const float* dout, const float* inp,
                        const float* scale, int64_t B, int64_t N, int64_t D);
+// ---- embedding (embedding.cc) ---------------------------------------------------------
 void embedding_forward(float* out, const int64_t* ids, const float* weight, int64_t n, int64_t V, int64_t D);
 void embedding_backward(float* dweight, const float* dout, const int64_t* ids, int64_t n, int64_t V, int64_t D);
+// ---- dropout (dropout.cc) -------------------------------------------------------------
 void dropout_forward(float* out, const float* inp, int64_t n, float p, uint64_t seed, uint64_t offset);
 void dropout_backward(float* dinp, const float* dout, int64_t n, float p, uint64_t seed, uint64_t offset);
+// ---- losses and Gaussian KL (loss.cc) -------------------------------------------------
 void loss_forward(LossKind kind, Reduction r, float* out, const float* a, const float* b, int64_t n);
 void loss_backward(LossKind kind, Reduction r, float* da, float* db, const float* dout, const float* a, const float* b,
                    int64_t n);
 void gaussian_kl_forward(float* out, const float* mean, const float* logvar, int64_t B, int64_t n);
 void gaussian_kl_backward(float* dmean, float* dlogvar, const float* dout, const float* mean, const float* logvar,
                           int64_t B, int64_t n);
+// ---- nearest upsampling (upsample.cc) -------------------------------------------------
 void upsample_nearest3d_forward(float* out, const float* inp, int64_t BC, int64_t T, int64_t H, int64_t W, int64_t st,
                                 int64_t sh, int64_t sw);
 void upsample_nearest3d_backward(float* dinp, const float* dout, int64_t BC, int64_t T, int64_t H, int64_t W,
                                  int64_t st, int64_t sh, int64_t sw);
+// ---- patchify / unpatchify (patchify.cc) ----------------------------------------------
 void patchify(float* tokens, const float* x, const int64_t xs[5], int64_t B, int64_t C, int64_t T, int64_t H,
               int64_t W, int64_t pt, int64_t ph, int64_t pw);
 void unpatchify(float* x, const float* tokens, const int64_t ts[3], int64_t B, int64_t C, int64_t T, int64_t H,
                 int64_t W, int64_t pt, int64_t ph, int64_t pw);
-// ---- end of nn family
+
 // ---- attention (attention.cc) ------------------------------------------------------
 // Flash-style scaled dot-product attention; layouts and masks in core/attention.h.
 // Forward writes out and lse; backward overwrites dq, dk, dv (contiguous).
@@ -141,7 +178,7 @@ void attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, 
 // Returns the width now in use.
 int attention_set_max_width(int width);
 
-// ---- optimizers ----------------------------------------------------------------------
+// ---- optimizers (adamw.cc) ------------------------------------------------------------
 // One AdamW step in place over n contiguous float32 elements (torch.optim.AdamW's
 // operation order; see core/optim.h). param, m, v: read and overwritten; grad: read.
 void adamw(float* param, float* m, float* v, const float* grad, int64_t n, double lr, double beta1, double beta2,
@@ -167,7 +204,7 @@ void layernorm_modulate_backward(float* dinp, float* dshift, float* dscale, cons
                                  const float* scale, const float* mean, const float* rstd, int64_t B, int64_t N,
                                  int64_t D);
 
-// ---- SIMD width for the vec.h kernels (elementwise math, fused norms) ------------------
+// ---- SIMD width for the vec.h kernels (elementwise.cc; used by fused_norm.cc too) -----
 // Test hook: caps the vector width (16 AVX-512, 8 AVX2, 4 portable; 0 = the best the CPU
 // has) so every path can be checked on one machine. Returns the width now in use.
 int simd_set_max_width(int width);
