@@ -630,8 +630,8 @@ __attribute__((target("avx512f,fma"))) void row_kernel_avx512(int64_t n, const f
   store_rows_tile(tile, 32, C, ldc, mr, nr, acc);
 }
 
-// Named accumulators, not arrays: GCC kept an array version's twelve accumulators on
-// the stack and stored them every step (a third of the FMA peak; see gemm.cc).
+// Named accumulators, not arrays, for the reason given at gemm.cc's AVX2 tile: GCC can
+// keep an accumulator array on the stack and store all of it every step.
 // SEG: the positions come as nseg segments of len; row r of segment s is read at
 // a + segbase[s] + off[r] (the offset path: a is the padded input item); otherwise one
 // segment of n = len positions, row r at a + r * lda.
@@ -727,8 +727,8 @@ void dweight_rows(float* dweight, const float* dout, const float* x, const Conv3
   // ~kPositionBlock positions (dout^T's rows for it: L2), per panel it reads
   // that panel's MR col rows for the chunk, and the row kernel runs over them at once:
   // on the offset path (AVX2, padded_columns) straight from the padded window, else built
-  // by vol2col into an MR x n buffer (L1). (A whole chunk of col, K x n, built first went
-  // out to memory and back.)
+  // by vol2col into an MR x n buffer (L1). (Building a whole chunk of col, K x n, first
+  // would send it out to memory and back.)
   const int64_t rcw = std::min(rc, std::max<int64_t>(1, kPositionBlock / g.Wo)), nw = rcw * g.Wo;
   const bool seg = kernel == row_kernel_avx2 && padded_columns(g);
   const PaddedDims pd = padded_dims(g);

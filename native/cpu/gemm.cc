@@ -287,9 +287,10 @@ __attribute__((target("avx2,fma"), always_inline)) inline void avx2_store_row(bo
 }
 
 // The AVX2 tile: ROWS (6, 4 or 2) rows of an A panel packed 6 wide x 16 columns. The
-// accumulators are named registers (no array that could escape: GCC kept an array
-// version's twelve accumulators on the stack, storing all of them every step, which
-// ran at a third of the FMA peak). Columns past nr are masked on the C side.
+// accumulators are named registers, not an array: GCC can keep an accumulator array on
+// the stack and store all twelve every step, and the FMAs then wait on those stores
+// (the cpu_kernel_spills test checks for it; the figures are in benchmarks/RESULTS.md,
+// "Kernel notes"). Columns past nr are masked on the C side.
 // OFFS: B row p is the 16 floats at b + off[p] (any alignment, read in place: the
 // offset form, MicroKernel::offsets) instead of row p of the packed panel b.
 template <int ROWS, bool OFFS>
