@@ -10,7 +10,8 @@
 // split over gridDim.y chunks) writes double partials that a second pass adds in
 // order: deterministic, no atomics. Group norm: chunked group statistics (several
 // blocks per group), combined in order, then elementwise passes; channel sums for the
-// parameter gradients one block per channel.
+// parameter gradients one block per channel. The group passes also serve groupNormSiLU
+// (fused_norm.cu), with SiLU applied after the affine and differentiated through.
 // Memory contract: every output and gradient is overwritten.
 #include "common.cuh"
 #include "norm.cuh"
@@ -181,38 +182,57 @@ void rownorm_backward(float* dinp, float* dw, float* db, const float* dout, cons
   rownorm_params(dw, db, dout, inp, mean, rstd, M, N, dev, s, op);
 }
 
-// ---- group norm ------------------------------------------------------------------------
+// ---- group norm (plain, or followed by SiLU: groupNormSiLU in fused_norm.cu) ----------
 // Group (b, g) is the run of K = Cg * S values starting at (b*C + g*Cg) * S. The run is
 // split into chunks (enough blocks to fill the device even for B*G = 32 groups of a
 // video VAE); each block reduces one chunk, a second pass combines the chunks of a group
 // in order (statistics: Chan's parallel mean / M2 update in double), and a third,
-// elementwise pass writes the output. Deterministic for fixed sizes.
+// elementwise pass writes the output. Groups run along grid.y in a loop (B*G may pass
+// the 65,535 limit of grid.y). A chunk shorter than 256 values gets a one-warp block.
+// With SiLU the output is h * sigmoid(h), h the affine output; the backward re-forms h
+// from x and bias and feeds dh = dout * s * (1 + h (1 - s)), s = sigmoid(h), to the
+// group-norm backward where the plain norm feeds dout. Deterministic for fixed sizes.
 
 constexpr int64_t kGnChunk = 32768;  // values per chunk (at least)
+constexpr int64_t kMaxGridY = 65535;
 
 int64_t gn_chunks(int64_t K) { return std::max<int64_t>(1, std::min<int64_t>(256, K / kGnChunk)); }
+unsigned gn_threads(int64_t values_per_block) { return values_per_block >= 256 ? 256 : 32; }
 
-// part[(bg * nch + c) * 3 + {0,1,2}] = count, mean, M2 of chunk c of group bg.
+// The gradient reaching the affine output h at one value (xh = normalized x, channel c).
+template <bool SILU>
+__device__ __forceinline__ float gn_dh(float g, float xh, const float* __restrict__ w, const float* __restrict__ b,
+                                       int64_t c) {
+  if (!SILU) return g;
+  const float h = xh * (w ? w[c] : 1.0f) + (b ? b[c] : 0.0f);
+  const float s = 1.0f / (1.0f + expf(-h));
+  return g * s * (1.0f + h * (1.0f - s));
+}
+
+// part[(bg * nch + c) * 3 + {0,1,2}] = count, mean, M2 of chunk c (= blockIdx.x) of group bg.
 __global__ void k_gn_stats_part(double* __restrict__ part, const float* __restrict__ inp, int64_t C, int64_t S,
-                                int64_t G, int64_t nch) {
+                                int64_t G, int64_t groups, int64_t nch) {
   __shared__ double sd[32];
-  const int64_t bg = blockIdx.y, c = blockIdx.x, bi = bg / G, g = bg - bi * G, Cg = C / G, K = Cg * S;
+  const int64_t c = blockIdx.x, Cg = C / G, K = Cg * S;
   const int64_t per = (K + nch - 1) / nch, k0 = c * per, k1 = min(K, k0 + per);
-  const float* x = inp + (bi * C + g * Cg) * S;
-  double s = 0;
-  for (int64_t i = k0 + threadIdx.x; i < k1; i += blockDim.x) s += x[i];
-  s = block_sum(s, sd);
   const int64_t n = (k1 > k0 ? k1 - k0 : int64_t{0});
-  const double mu = n ? s / n : 0.0;
-  double m2 = 0;
-  for (int64_t i = k0 + threadIdx.x; i < k1; i += blockDim.x) {
-    double d = x[i] - mu;
-    m2 += d * d;
-  }
-  m2 = block_sum(m2, sd);
-  if (threadIdx.x == 0) {
-    double* o = part + (bg * nch + c) * 3;
-    o[0] = static_cast<double>(n), o[1] = mu, o[2] = m2;
+  for (int64_t bg = blockIdx.y; bg < groups; bg += gridDim.y) {
+    const int64_t bi = bg / G, g = bg - bi * G;
+    const float* x = inp + (bi * C + g * Cg) * S;
+    double s = 0;
+    for (int64_t i = k0 + threadIdx.x; i < k1; i += blockDim.x) s += x[i];
+    s = block_sum(s, sd);
+    const double mu = n ? s / n : 0.0;
+    double m2 = 0;
+    for (int64_t i = k0 + threadIdx.x; i < k1; i += blockDim.x) {
+      double d = x[i] - mu;
+      m2 += d * d;
+    }
+    m2 = block_sum(m2, sd);
+    if (threadIdx.x == 0) {
+      double* o = part + (bg * nch + c) * 3;
+      o[0] = static_cast<double>(n), o[1] = mu, o[2] = m2;
+    }
   }
 }
 
@@ -235,6 +255,7 @@ __global__ void k_gn_stats_finish(float* __restrict__ mean, float* __restrict__ 
   }
 }
 
+template <bool SILU>
 __global__ void k_gn_apply(float* __restrict__ out, const float* __restrict__ inp, const float* __restrict__ mean,
                            const float* __restrict__ rstd, const float* __restrict__ w, const float* __restrict__ b,
                            int64_t C, int64_t S, int64_t G, int64_t total) {
@@ -245,32 +266,39 @@ __global__ void k_gn_apply(float* __restrict__ out, const float* __restrict__ in
     float y = (inp[e] - mean[bg]) * rstd[bg];
     if (w) y *= w[c];
     if (b) y += b[c];
+    if (SILU) y = y / (1.0f + expf(-y));
     out[e] = y;
   }
 }
 
-// part[(bg * nch + c) * 2 + {0, 1}] = sum dn, sum dn * xhat over chunk c of group bg.
+// part[(bg * nch + c) * 2 + {0, 1}] = sum dn, sum dn * xhat over chunk c of group bg,
+// dn = dh * w.
+template <bool SILU>
 __global__ void k_gn_bwd_part(double* __restrict__ part, const float* __restrict__ dout,
-                              const float* __restrict__ inp, const float* __restrict__ w,
+                              const float* __restrict__ inp, const float* __restrict__ w, const float* __restrict__ b,
                               const float* __restrict__ mean, const float* __restrict__ rstd, int64_t C, int64_t S,
-                              int64_t G, int64_t nch) {
+                              int64_t G, int64_t groups, int64_t nch) {
   __shared__ double sd[32];
-  const int64_t bg = blockIdx.y, c = blockIdx.x, bi = bg / G, g = bg - bi * G, Cg = C / G, K = Cg * S;
+  const int64_t c = blockIdx.x, Cg = C / G, K = Cg * S;
   const int64_t per = (K + nch - 1) / nch, k0 = c * per, k1 = min(K, k0 + per);
-  const int64_t base = (bi * C + g * Cg) * S;
-  const float mu = mean[bg], rs = rstd[bg];
-  double a = 0, bb = 0;
-  for (int64_t i = k0 + threadIdx.x; i < k1; i += blockDim.x) {
-    int64_t ch = g * Cg + i / S;
-    float xh = (inp[base + i] - mu) * rs, dn = dout[base + i] * (w ? w[ch] : 1.0f);
-    a += dn;
-    bb += static_cast<double>(dn) * xh;
-  }
-  a = block_sum(a, sd);
-  bb = block_sum(bb, sd);
-  if (threadIdx.x == 0) {
-    part[(bg * nch + c) * 2] = a;
-    part[(bg * nch + c) * 2 + 1] = bb;
+  for (int64_t bg = blockIdx.y; bg < groups; bg += gridDim.y) {
+    const int64_t bi = bg / G, g = bg - bi * G;
+    const int64_t base = (bi * C + g * Cg) * S;
+    const float mu = mean[bg], rs = rstd[bg];
+    double a = 0, bb = 0;
+    for (int64_t i = k0 + threadIdx.x; i < k1; i += blockDim.x) {
+      int64_t ch = g * Cg + i / S;
+      float xh = (inp[base + i] - mu) * rs;
+      float dn = gn_dh<SILU>(dout[base + i], xh, w, b, ch) * (w ? w[ch] : 1.0f);
+      a += dn;
+      bb += static_cast<double>(dn) * xh;
+    }
+    a = block_sum(a, sd);
+    bb = block_sum(bb, sd);
+    if (threadIdx.x == 0) {
+      part[(bg * nch + c) * 2] = a;
+      part[(bg * nch + c) * 2 + 1] = bb;
+    }
   }
 }
 
@@ -285,8 +313,9 @@ __global__ void k_gn_bwd_finish(float* __restrict__ ab, const double* __restrict
   }
 }
 
+template <bool SILU>
 __global__ void k_gn_bwd_apply(float* __restrict__ dinp, const float* __restrict__ dout,
-                               const float* __restrict__ inp, const float* __restrict__ w,
+                               const float* __restrict__ inp, const float* __restrict__ w, const float* __restrict__ b,
                                const float* __restrict__ mean, const float* __restrict__ rstd,
                                const float* __restrict__ ab, int64_t C, int64_t S, int64_t G, int64_t total) {
   const int64_t Cg = C / G;
@@ -294,14 +323,17 @@ __global__ void k_gn_bwd_apply(float* __restrict__ dinp, const float* __restrict
        e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     int64_t bc = e / S, c = bc % C, bg = (bc / C) * G + c / Cg;
     float rs = rstd[bg];
-    float xh = (inp[e] - mean[bg]) * rs, dn = dout[e] * (w ? w[c] : 1.0f);
+    float xh = (inp[e] - mean[bg]) * rs;
+    float dn = gn_dh<SILU>(dout[e], xh, w, b, c) * (w ? w[c] : 1.0f);
     dinp[e] = rs * (dn - ab[bg * 2] - xh * ab[bg * 2 + 1]);
   }
 }
 
-// One block per channel c: dw[c] = sum_{b,s} dout * xhat, db[c] = sum_{b,s} dout.
+// One block per channel c: dw[c] = sum_{b,s} dh * xhat, db[c] = sum_{b,s} dh.
+template <bool SILU>
 __global__ void k_groupnorm_params(float* __restrict__ dw, float* __restrict__ db, const float* __restrict__ dout,
-                                   const float* __restrict__ inp, const float* __restrict__ mean,
+                                   const float* __restrict__ inp, const float* __restrict__ w,
+                                   const float* __restrict__ b, const float* __restrict__ mean,
                                    const float* __restrict__ rstd, int64_t B, int64_t C, int64_t S, int64_t G) {
   __shared__ double sd[32];
   int64_t c = blockIdx.x, g = c / (C / G);
@@ -311,8 +343,10 @@ __global__ void k_groupnorm_params(float* __restrict__ dw, float* __restrict__ d
     const float* x = inp + (bi * C + c) * S;
     const float* gr = dout + (bi * C + c) * S;
     for (int64_t i = threadIdx.x; i < S; i += blockDim.x) {
-      aw += static_cast<double>(gr[i]) * ((x[i] - mu) * rs);
-      ab += gr[i];
+      float xh = (x[i] - mu) * rs;
+      float dh = gn_dh<SILU>(gr[i], xh, w, b, c);
+      aw += static_cast<double>(dh) * xh;
+      ab += dh;
     }
   }
   aw = block_sum(aw, sd);
@@ -320,6 +354,51 @@ __global__ void k_groupnorm_params(float* __restrict__ dw, float* __restrict__ d
   if (threadIdx.x == 0) {
     if (dw) dw[c] = static_cast<float>(aw);
     if (db) db[c] = static_cast<float>(ab);
+  }
+}
+
+template <bool SILU>
+void gn_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight, const float* bias,
+                int64_t B, int64_t C, int64_t S, int64_t G, float eps, const char* op) {
+  if (B * C * S == 0) return;
+  int dev = 0;
+  cudaStream_t s = prepare_ptr(out, &dev);
+  const int64_t K = (C / G) * S, nch = gn_chunks(K), groups = B * G;
+  Tensor part = workspace(groups * nch * 3, DType::Float64, dev, op);
+  dim3 grid(static_cast<unsigned>(nch), static_cast<unsigned>(std::min(groups, kMaxGridY)));
+  k_gn_stats_part<<<grid, gn_threads(K / nch), 0, s>>>(part.data<double>(), inp, C, S, G, groups, nch);
+  check_launch(op);
+  k_gn_stats_finish<<<grid_for(groups), kThreads, 0, s>>>(mean, rstd, part.data<double>(), groups, nch, eps);
+  check_launch(op);
+  k_gn_apply<SILU><<<grid_for(B * C * S), kThreads, 0, s>>>(out, inp, mean, rstd, weight, bias, C, S, G, B * C * S);
+  check_launch(op);
+}
+
+template <bool SILU>
+void gn_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp, const float* weight,
+                 const float* bias, const float* mean, const float* rstd, int64_t B, int64_t C, int64_t S, int64_t G,
+                 const char* op) {
+  if (C == 0) return;
+  int dev = 0;
+  cudaStream_t s = prepare_ptr(dinp && B * S > 0 ? static_cast<const void*>(dinp) : dweight ? dweight : dbias, &dev);
+  if (B * S > 0) {
+    const int64_t K = (C / G) * S, nch = gn_chunks(K), groups = B * G;
+    Tensor part = workspace(groups * nch * 2, DType::Float64, dev, op);
+    Tensor ab = workspace(groups * 2, DType::Float32, dev, op);
+    dim3 grid(static_cast<unsigned>(nch), static_cast<unsigned>(std::min(groups, kMaxGridY)));
+    k_gn_bwd_part<SILU><<<grid, gn_threads(K / nch), 0, s>>>(part.data<double>(), dout, inp, weight, bias, mean, rstd,
+                                                             C, S, G, groups, nch);
+    check_launch(op);
+    k_gn_bwd_finish<<<grid_for(groups), kThreads, 0, s>>>(ab.data<float>(), part.data<double>(), groups, nch, K);
+    check_launch(op);
+    k_gn_bwd_apply<SILU><<<grid_for(B * C * S), kThreads, 0, s>>>(dinp, dout, inp, weight, bias, mean, rstd,
+                                                                  ab.data<float>(), C, S, G, B * C * S);
+    check_launch(op);
+  }
+  if (dweight || dbias) {
+    k_groupnorm_params<SILU><<<static_cast<unsigned>(C), gn_threads(B * S), 0, s>>>(dweight, dbias, dout, inp, weight,
+                                                                                   bias, mean, rstd, B, C, S, G);
+    check_launch(op);
   }
 }
 
@@ -343,43 +422,30 @@ void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const floa
 
 void groupnorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight, const float* bias,
                        int64_t B, int64_t C, int64_t S, int64_t G, float eps) {
-  if (B * C * S == 0) return;
-  int dev = 0;
-  cudaStream_t s = prepare_ptr(out, &dev);
-  const int64_t K = (C / G) * S, nch = gn_chunks(K), groups = B * G;
-  Tensor part = workspace(groups * nch * 3, DType::Float64, dev, "groupNorm");
-  k_gn_stats_part<<<dim3(static_cast<unsigned>(nch), static_cast<unsigned>(groups)), 256, 0, s>>>(
-      part.data<double>(), inp, C, S, G, nch);
-  check_launch("groupNorm");
-  k_gn_stats_finish<<<grid_for(groups), kThreads, 0, s>>>(mean, rstd, part.data<double>(), groups, nch, eps);
-  check_launch("groupNorm");
-  k_gn_apply<<<grid_for(B * C * S), kThreads, 0, s>>>(out, inp, mean, rstd, weight, bias, C, S, G, B * C * S);
-  check_launch("groupNorm");
+  groupnorm_act_forward(false, out, mean, rstd, inp, weight, bias, B, C, S, G, eps, "groupNorm");
 }
 
 void groupnorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                         const float* weight, const float* mean, const float* rstd, int64_t B, int64_t C, int64_t S,
                         int64_t G) {
-  if (C == 0) return;
-  int dev = 0;
-  cudaStream_t s = prepare_ptr(dinp, &dev);
-  if (B * S > 0) {
-    const int64_t K = (C / G) * S, nch = gn_chunks(K), groups = B * G;
-    Tensor part = workspace(groups * nch * 2, DType::Float64, dev, "groupNorm");
-    Tensor ab = workspace(groups * 2, DType::Float32, dev, "groupNorm");
-    k_gn_bwd_part<<<dim3(static_cast<unsigned>(nch), static_cast<unsigned>(groups)), 256, 0, s>>>(
-        part.data<double>(), dout, inp, weight, mean, rstd, C, S, G, nch);
-    check_launch("groupNorm");
-    k_gn_bwd_finish<<<grid_for(groups), kThreads, 0, s>>>(ab.data<float>(), part.data<double>(), groups, nch, K);
-    check_launch("groupNorm");
-    k_gn_bwd_apply<<<grid_for(B * C * S), kThreads, 0, s>>>(dinp, dout, inp, weight, mean, rstd, ab.data<float>(), C,
-                                                            S, G, B * C * S);
-    check_launch("groupNorm");
-  }
-  if (dweight || dbias) {
-    k_groupnorm_params<<<static_cast<unsigned>(C), 256, 0, s>>>(dweight, dbias, dout, inp, mean, rstd, B, C, S, G);
-    check_launch("groupNorm");
-  }
+  groupnorm_act_backward(false, dinp, dweight, dbias, dout, inp, weight, nullptr, mean, rstd, B, C, S, G, "groupNorm");
+}
+
+void groupnorm_act_forward(bool silu, float* out, float* mean, float* rstd, const float* inp, const float* weight,
+                           const float* bias, int64_t B, int64_t C, int64_t S, int64_t G, float eps, const char* op) {
+  if (silu)
+    gn_forward<true>(out, mean, rstd, inp, weight, bias, B, C, S, G, eps, op);
+  else
+    gn_forward<false>(out, mean, rstd, inp, weight, bias, B, C, S, G, eps, op);
+}
+
+void groupnorm_act_backward(bool silu, float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                            const float* weight, const float* bias, const float* mean, const float* rstd, int64_t B,
+                            int64_t C, int64_t S, int64_t G, const char* op) {
+  if (silu)
+    gn_backward<true>(dinp, dweight, dbias, dout, inp, weight, bias, mean, rstd, B, C, S, G, op);
+  else
+    gn_backward<false>(dinp, dweight, dbias, dout, inp, weight, bias, mean, rstd, B, C, S, G, op);
 }
 
 }  // namespace cuda

@@ -20,5 +20,14 @@ void groupnorm_backward(float* dinp, float* dweight, float* dbias, const float* 
                         const float* weight, const float* mean, const float* rstd, int64_t B, int64_t C, int64_t S,
                         int64_t G);
 
+// The group-norm passes with an optional SiLU after the affine (silu: groupNormSiLU,
+// whose entry points are in fused_norm.cu). Errors name op. bias (or null) re-forms the
+// pre-activation in the SiLU backward; the plain backward ignores it.
+void groupnorm_act_forward(bool silu, float* out, float* mean, float* rstd, const float* inp, const float* weight,
+                           const float* bias, int64_t B, int64_t C, int64_t S, int64_t G, float eps, const char* op);
+void groupnorm_act_backward(bool silu, float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                            const float* weight, const float* bias, const float* mean, const float* rstd, int64_t B,
+                            int64_t C, int64_t S, int64_t G, const char* op);
+
 }  // namespace cuda
 }  // namespace ts
