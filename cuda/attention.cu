@@ -24,6 +24,7 @@
 //            warp reductions for the online softmax, O accumulates in shared memory.
 //   backward one warp per 32-key tile walks the query rows: lane j recomputes p_ij,
 //            accumulates its rows of dK and dV in shared memory; dq by atomicAdd.
+// Grids whose z (B or S) passes 65,535 are launched in slabs along z.
 // Memory contract: out, lse, dk, dv overwritten; dq zeroed, then accumulated by atomics
 // (so dq's rounding can vary between runs in its last bits; dk, dv, out do not).
 #include <cmath>
@@ -106,7 +107,7 @@ __global__ void __launch_bounds__(128) k_attn_fwd_f32(float* __restrict__ out, f
                                                       const float* __restrict__ q, const float* __restrict__ k,
                                                       const float* __restrict__ v, Layout L, const int32_t* cu_q,
                                                       const int32_t* cu_k, int Nq, int Nk, int H, int D, float scale,
-                                                      bool causal) {
+                                                      bool causal, int z0) {
   extern __shared__ float sm[];
   float* Ks = sm;
   float* Vs = Ks + kF32Keys * (D + 1);
@@ -115,7 +116,7 @@ __global__ void __launch_bounds__(128) k_attn_fwd_f32(float* __restrict__ out, f
   float* Ps = Os + kF32Rows * D;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int h = blockIdx.y;
-  Seq sq = sequence(cu_q, cu_k, Nq, Nk, blockIdx.z);
+  Seq sq = sequence(cu_q, cu_k, Nq, Nk, z0 + blockIdx.z);
   const int64_t i0 = static_cast<int64_t>(blockIdx.x) * kF32Rows;
   if (i0 >= sq.nq) return;
   const float* qb = q + sq.b * L.q_sb + sq.q0 * L.q_sn + h * L.q_sh;
@@ -199,7 +200,7 @@ __global__ void __launch_bounds__(32) k_attn_bwd_f32(float* __restrict__ dq, flo
                                                      const float* __restrict__ v, Layout L,
                                                      const float* __restrict__ lse, const float* __restrict__ dvec,
                                                      const int32_t* cu_q, const int32_t* cu_k, int Nq, int Nk, int H,
-                                                     int D, float scale, bool causal) {
+                                                     int D, float scale, bool causal, int z0) {
   extern __shared__ float sm[];
   const int ld = D + 1;
   float* Ks = sm;
@@ -211,7 +212,7 @@ __global__ void __launch_bounds__(32) k_attn_bwd_f32(float* __restrict__ dq, flo
   float* dss = grow + D;
   const int lane = threadIdx.x;
   const int h = blockIdx.y;
-  Seq sq = sequence(cu_q, cu_k, Nq, Nk, blockIdx.z);
+  Seq sq = sequence(cu_q, cu_k, Nq, Nk, z0 + blockIdx.z);
   const int64_t kbase = static_cast<int64_t>(blockIdx.x) * kF32Keys;
   if (kbase >= sq.nk) return;
   const float* qb = q + sq.b * L.q_sb + sq.q0 * L.q_sn + h * L.q_sh;
@@ -289,6 +290,7 @@ struct TcArgs {
   const int32_t* cu_q;
   const int32_t* cu_k;
   int Nq, Nk, H;
+  int z0;            // sequence index of grid.z = 0 (launches go in slabs of 65,535 along z)
   float scale_log2;  // softmax scale * log2(e)
   float scale;
   bool causal;
@@ -336,7 +338,7 @@ __global__ void __launch_bounds__(kTcThreads, 1) k_attn_fwd_tc(OutT* __restrict_
   bf16* Vs = Ks + 2 * kFwdBK * LD;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
   const int h = blockIdx.y;
-  Seq sq = sequence(a.cu_q, a.cu_k, a.Nq, a.Nk, blockIdx.z);
+  Seq sq = sequence(a.cu_q, a.cu_k, a.Nq, a.Nk, a.z0 + blockIdx.z);
   const int tile = gridDim.x - 1 - blockIdx.x;  // longest (causal) tiles first
   const int i0 = tile * kFwdBQ;
   if (i0 >= sq.nq) return;
@@ -510,7 +512,7 @@ __global__ void __launch_bounds__(kTcThreads, 1) k_attn_bwd_tc(GradT* __restrict
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
   const int h = blockIdx.y;
   const TcArgs& f = a.f;
-  Seq sq = sequence(f.cu_q, f.cu_k, f.Nq, f.Nk, blockIdx.z);
+  Seq sq = sequence(f.cu_q, f.cu_k, f.Nq, f.Nk, f.z0 + blockIdx.z);
   const int kbase = static_cast<int>(blockIdx.x) * kBwdBK;
   if (kbase >= sq.nk) return;
   const bf16* qb = f.q + sq.b * f.L.q_sb + sq.q0 * f.L.q_sn + h * f.L.q_sh;
@@ -721,23 +723,42 @@ Tensor to_bf16(const Tensor& x) {
   return y;
 }
 
+// Grids are (tiles, H, Z) with Z = B or the number of packed sequences. Z may pass the
+// 65,535 limit of grid.z: launches go in slabs of at most kMaxGridZ sequences, each
+// kernel adding its slab's first index z0. H (grid.y) has the same limit.
+constexpr int kMaxGridZ = 65535;
+
+void check_heads(int H) {
+  if (H > 65535) fail(kOp, "not supported on cuda for more than 65535 heads, got H = ", H);
+}
+
 // Runs the tensor-core forward kernel for D (64 | 128).
 template <int D, typename OutT>
 void tc_forward(const TcArgs& args, OutT* out, float* lse, int grid_x, int H, int Z, cudaStream_t s, int dev) {
   size_t smem = tc_fwd_smem<D>();
   allow_smem(k_attn_fwd_tc<D, OutT>, smem, dev);
-  dim3 grid(grid_x, H, Z);
-  k_attn_fwd_tc<D, OutT><<<grid, kTcThreads, smem, s>>>(out, lse, args);
-  check_launch(kOp);
+  check_heads(H);
+  for (int z0 = 0; z0 < Z; z0 += kMaxGridZ) {
+    TcArgs a = args;
+    a.z0 = z0;
+    dim3 grid(grid_x, H, std::min(Z - z0, kMaxGridZ));
+    k_attn_fwd_tc<D, OutT><<<grid, kTcThreads, smem, s>>>(out, lse, a);
+    check_launch(kOp);
+  }
 }
 
 template <int D, typename GradT>
 void tc_backward(const TcBwdArgs& args, GradT* dk, GradT* dv, int grid_x, int H, int Z, cudaStream_t s, int dev) {
   size_t smem = tc_bwd_smem<D>();
   allow_smem(k_attn_bwd_tc<D, GradT>, smem, dev);
-  dim3 grid(grid_x, H, Z);
-  k_attn_bwd_tc<D, GradT><<<grid, kTcThreads, smem, s>>>(dk, dv, args);
-  check_launch(kOp);
+  check_heads(H);
+  for (int z0 = 0; z0 < Z; z0 += kMaxGridZ) {
+    TcBwdArgs a = args;
+    a.f.z0 = z0;
+    dim3 grid(grid_x, H, std::min(Z - z0, kMaxGridZ));
+    k_attn_bwd_tc<D, GradT><<<grid, kTcThreads, smem, s>>>(dk, dv, a);
+    check_launch(kOp);
+  }
 }
 
 __global__ void k_f32_to_bf16(bf16* __restrict__ dst, const float* __restrict__ src, int64_t n) {
@@ -758,14 +779,14 @@ void attention_forward(Tensor& out, Tensor& lse, const Tensor& q, const Tensor& 
   cudaStream_t s = prepare(q);
   const int Z = p.cu_seqlens_q.defined() ? static_cast<int>(p.num_seqs) : B;
   const int maxq = static_cast<int>(p.max_seqlen_q);
-  if (maxq == 0) return;
+  if (maxq == 0 || Z == 0) return;
   if (use_tensor_cores(D)) {
     Tensor qh = to_bf16(q), kh = to_bf16(k), vh = to_bf16(v);
     TcArgs a;
     a.q = qh.data<bf16>(), a.k = kh.data<bf16>(), a.v = vh.data<bf16>();
     a.L = layout_of(qh, kh, vh, out);
     a.cu_q = cu_ptr(p.cu_seqlens_q), a.cu_k = cu_ptr(p.cu_seqlens_k);
-    a.Nq = Nq, a.Nk = Nk, a.H = H;
+    a.Nq = Nq, a.Nk = Nk, a.H = H, a.z0 = 0;
     a.scale = p.scale, a.scale_log2 = p.scale * kLog2e, a.causal = p.causal;
     int gx = (maxq + kFwdBQ - 1) / kFwdBQ;
     if (D == 64)
@@ -776,11 +797,14 @@ void attention_forward(Tensor& out, Tensor& lse, const Tensor& q, const Tensor& 
   }
   size_t smem = f32_fwd_smem(D);
   allow_smem(k_attn_fwd_f32, smem, dev);
-  dim3 grid((maxq + kF32Rows - 1) / kF32Rows, H, Z);
-  k_attn_fwd_f32<<<grid, 128, smem, s>>>(out.data<float>(), lse.data<float>(), q.data<float>(), k.data<float>(),
-                                         v.data<float>(), layout_of(q, k, v, out), cu_ptr(p.cu_seqlens_q),
-                                         cu_ptr(p.cu_seqlens_k), Nq, Nk, H, D, p.scale, p.causal);
-  check_launch(kOp);
+  check_heads(H);
+  for (int z0 = 0; z0 < Z; z0 += kMaxGridZ) {
+    dim3 grid((maxq + kF32Rows - 1) / kF32Rows, H, std::min(Z - z0, kMaxGridZ));
+    k_attn_fwd_f32<<<grid, 128, smem, s>>>(out.data<float>(), lse.data<float>(), q.data<float>(), k.data<float>(),
+                                           v.data<float>(), layout_of(q, k, v, out), cu_ptr(p.cu_seqlens_q),
+                                           cu_ptr(p.cu_seqlens_k), Nq, Nk, H, D, p.scale, p.causal, z0);
+    check_launch(kOp);
+  }
 }
 
 void attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q, const Tensor& k,
@@ -792,7 +816,7 @@ void attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, 
   if (dq.numel()) check(cudaMemsetAsync(dq.raw(), 0, dq.nbytes(), s), kOp);
   const int Z = p.cu_seqlens_q.defined() ? static_cast<int>(p.num_seqs) : B;
   const int maxk = static_cast<int>(p.max_seqlen_k);
-  if (Nk == 0 || maxk == 0) return;  // no keys: dq = 0, dk and dv are empty
+  if (Nk == 0 || maxk == 0 || Z == 0) return;  // no keys (or no sequences): dq = 0, dk and dv are empty
   // Dvec = rowsum(dO * O) in float32 from the float32 tensors
   Tensor dvec = workspace(std::max<int64_t>(1, static_cast<int64_t>(B) * H * Nq), DType::Float32, dev, kOp);
   if (Nq > 0) {
@@ -808,7 +832,7 @@ void attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, 
     a.f.q = qh.data<bf16>(), a.f.k = kh.data<bf16>(), a.f.v = vh.data<bf16>();
     a.f.L = layout_of(qh, kh, vh, qh);
     a.f.cu_q = cu_ptr(p.cu_seqlens_q), a.f.cu_k = cu_ptr(p.cu_seqlens_k);
-    a.f.Nq = Nq, a.f.Nk = Nk, a.f.H = H;
+    a.f.Nq = Nq, a.f.Nk = Nk, a.f.H = H, a.f.z0 = 0;
     a.f.scale = p.scale, a.f.scale_log2 = p.scale * kLog2e, a.f.causal = p.causal;
     a.dout = gh.data<bf16>(), a.g_sb = gh.strides()[0], a.g_sn = gh.strides()[1], a.g_sh = gh.strides()[2];
     a.lse = lse.data<float>(), a.dvec = dvec.data<float>(), a.dq = dq.data<float>();
@@ -821,13 +845,16 @@ void attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, 
   }
   size_t smem = f32_bwd_smem(D);
   allow_smem(k_attn_bwd_f32, smem, dev);
-  dim3 grid((maxk + kF32Keys - 1) / kF32Keys, H, Z);
-  k_attn_bwd_f32<<<grid, 32, smem, s>>>(dq.data<float>(), dk.data<float>(), dv.data<float>(), dout.data<float>(),
-                                        dout.strides()[0], dout.strides()[1], dout.strides()[2], q.data<float>(),
-                                        k.data<float>(), v.data<float>(), layout_of(q, k, v, q), lse.data<float>(),
-                                        dvec.data<float>(), cu_ptr(p.cu_seqlens_q), cu_ptr(p.cu_seqlens_k), Nq, Nk, H,
-                                        D, p.scale, p.causal);
-  check_launch(kOp);
+  check_heads(H);
+  for (int z0 = 0; z0 < Z; z0 += kMaxGridZ) {
+    dim3 grid((maxk + kF32Keys - 1) / kF32Keys, H, std::min(Z - z0, kMaxGridZ));
+    k_attn_bwd_f32<<<grid, 32, smem, s>>>(dq.data<float>(), dk.data<float>(), dv.data<float>(), dout.data<float>(),
+                                          dout.strides()[0], dout.strides()[1], dout.strides()[2], q.data<float>(),
+                                          k.data<float>(), v.data<float>(), layout_of(q, k, v, q), lse.data<float>(),
+                                          dvec.data<float>(), cu_ptr(p.cu_seqlens_q), cu_ptr(p.cu_seqlens_k), Nq, Nk,
+                                          H, D, p.scale, p.causal, z0);
+    check_launch(kOp);
+  }
 }
 
 // ---- raw bf16 entry points ---------------------------------------------------------------
@@ -841,7 +868,7 @@ TcArgs raw_args(const FlashShape& sh, Rows4 q, Rows4 k, Rows4 v) {
   a.L.v_sb = v.sb, a.L.v_sn = v.sn, a.L.v_sh = v.sh;
   a.L.o_sb = static_cast<int64_t>(sh.Nq) * sh.H * sh.D, a.L.o_sn = static_cast<int64_t>(sh.H) * sh.D, a.L.o_sh = sh.D;
   a.cu_q = sh.cu_q, a.cu_k = sh.cu_k;
-  a.Nq = sh.Nq, a.Nk = sh.Nk, a.H = sh.H;
+  a.Nq = sh.Nq, a.Nk = sh.Nk, a.H = sh.H, a.z0 = 0;
   a.scale = sh.scale, a.scale_log2 = sh.scale * kLog2e, a.causal = sh.causal;
   if (sh.D != 64 && sh.D != 128) fail(kOp, "the bf16 kernels take D = 64 or 128, got ", sh.D);
   return a;

@@ -284,23 +284,27 @@ __global__ void k_dw_reduce(float* __restrict__ dw, const float* __restrict__ pa
 }
 
 // src float32 [B][C][S] -> dst bf16 [B][S][Cp] (channels zero-padded to Cp), through a
-// 32 x 32 shared tile so reads (along S) and writes (along C) are both coalesced.
-__global__ void k_to_channels_last(bf16* __restrict__ dst, const float* __restrict__ src, int C, int64_t S, int Cp) {
+// 32 x 32 shared tile so reads (along S) and writes (along C) are both coalesced. b runs
+// along grid.z in a loop (B may pass the 65,535 limit of grid.z).
+__global__ void k_to_channels_last(bf16* __restrict__ dst, const float* __restrict__ src, int B, int C, int64_t S,
+                                   int Cp) {
   __shared__ float tile[32][33];
-  const int b = blockIdx.z;
   const int64_t s0 = static_cast<int64_t>(blockIdx.x) * 32;
   const int c0 = blockIdx.y * 32;
   const int tx = threadIdx.x, ty = threadIdx.y;  // 32 x 8
-  for (int i = ty; i < 32; i += 8) {
-    int c = c0 + i;
-    int64_t s = s0 + tx;
-    tile[i][tx] = (c < C && s < S) ? src[(static_cast<int64_t>(b) * C + c) * S + s] : 0.0f;
-  }
-  __syncthreads();
-  for (int i = ty; i < 32; i += 8) {
-    int64_t s = s0 + i;
-    int c = c0 + tx;
-    if (s < S && c < Cp) dst[(static_cast<int64_t>(b) * S + s) * Cp + c] = __float2bfloat16_rn(tile[tx][i]);
+  for (int b = blockIdx.z; b < B; b += gridDim.z) {
+    for (int i = ty; i < 32; i += 8) {
+      int c = c0 + i;
+      int64_t s = s0 + tx;
+      tile[i][tx] = (c < C && s < S) ? src[(static_cast<int64_t>(b) * C + c) * S + s] : 0.0f;
+    }
+    __syncthreads();
+    for (int i = ty; i < 32; i += 8) {
+      int64_t s = s0 + i;
+      int c = c0 + tx;
+      if (s < S && c < Cp) dst[(static_cast<int64_t>(b) * S + s) * Cp + c] = __float2bfloat16_rn(tile[tx][i]);
+    }
+    __syncthreads();  // the tile is rewritten for the next b
   }
 }
 
@@ -584,8 +588,10 @@ void check_geo(const Conv3dGeometry& g) {
 // float32 [B][C][S] -> bf16 [B][S][Cp] channels-last (zero padded).
 Tensor channels_last(const float* src, int B, int C, int64_t S, int Cp, int dev, cudaStream_t s) {
   Tensor t = workspace(std::max<int64_t>(1, static_cast<int64_t>(B) * S * Cp), DType::BFloat16, dev, kOp);
-  dim3 grid(static_cast<unsigned>((S + 31) / 32), static_cast<unsigned>((Cp + 31) / 32), static_cast<unsigned>(B));
-  k_to_channels_last<<<grid, dim3(32, 8), 0, s>>>(t.data<bf16>(), src, C, S, Cp);
+  if (static_cast<int64_t>(B) * S * Cp == 0) return t;
+  dim3 grid(static_cast<unsigned>((S + 31) / 32), static_cast<unsigned>((Cp + 31) / 32),
+            static_cast<unsigned>(std::min(B, 65535)));
+  k_to_channels_last<<<grid, dim3(32, 8), 0, s>>>(t.data<bf16>(), src, B, C, S, Cp);
   check_launch(kOp);
   return t;
 }
@@ -691,6 +697,13 @@ void conv3d_backward(Tensor& dinp, Tensor& dweight, Tensor& dbias, const Tensor&
   int dev = inp.device().index;
   cudaStream_t s = prepare(inp);
   Geo gd = make_geo(g);
+  if (static_cast<int64_t>(gd.B) * gd.P == 0) {
+    // No output positions (B = 0 or an empty output grid): every gradient is a sum over
+    // none of them. (The GEMMs below would split zero positions, and launch empty grids.)
+    for (Tensor* t : {&dinp, &dweight, &dbias})
+      if (t->defined() && t->nbytes()) check(cudaMemsetAsync(t->raw(), 0, t->nbytes(), s), kOp);
+    return;
+  }
   if (dbias.defined()) {
     k_bias_grad<<<static_cast<unsigned>(gd.Cout), 256, 0, s>>>(dbias.data<float>(), dout.data<float>(), gd.B, gd.Cout,
                                                                gd.P);

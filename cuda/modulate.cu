@@ -20,34 +20,39 @@ __global__ void k_modulate_fwd(float* __restrict__ out, const float* __restrict_
   }
 }
 
-// grid (ceil(D/32), chunks, B), block (32, 8). part[((b * chunks + c) * D + d) * 2 + {0,1}].
+// grid (ceil(D/32), min(B * chunks, 65535)), block (32, 8). Task t = b * chunks + c
+// (along grid.y in a loop: B may pass 65,535) covers tokens [c * per, (c + 1) * per) of
+// sample b. part[(t * D + d) * 2 + {0,1}].
 __global__ void k_modulate_bwd(float* __restrict__ dinp, double* __restrict__ part, const float* __restrict__ dout,
-                               const float* __restrict__ inp, const float* __restrict__ scale, int64_t N, int64_t D,
-                               int64_t per) {
+                               const float* __restrict__ inp, const float* __restrict__ scale, int64_t B, int64_t N,
+                               int64_t D, int64_t chunks, int64_t per) {
   __shared__ double s0[8][33], s1[8][33];
-  int tx = threadIdx.x, ty = threadIdx.y;
-  int64_t d = blockIdx.x * 32LL + tx, b = blockIdx.z, c = blockIdx.y;
-  int64_t n0 = c * per, n1 = min(N, n0 + per);
-  double a0 = 0, a1 = 0;
-  if (d < D) {
-    float f = 1.0f + scale[b * D + d];
-    for (int64_t n = n0 + ty; n < n1; n += 8) {
-      int64_t k = (b * N + n) * D + d;
-      float g = dout[k];
-      dinp[k] = g * f;
-      a0 += g;
-      a1 += static_cast<double>(g) * inp[k];
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  const int64_t d = blockIdx.x * 32LL + tx;
+  for (int64_t t = blockIdx.y; t < B * chunks; t += gridDim.y) {
+    const int64_t b = t / chunks, c = t - b * chunks;
+    const int64_t n0 = c * per, n1 = min(N, n0 + per);
+    double a0 = 0, a1 = 0;
+    if (d < D) {
+      float f = 1.0f + scale[b * D + d];
+      for (int64_t n = n0 + ty; n < n1; n += 8) {
+        int64_t k = (b * N + n) * D + d;
+        float g = dout[k];
+        dinp[k] = g * f;
+        a0 += g;
+        a1 += static_cast<double>(g) * inp[k];
+      }
     }
-  }
-  s0[ty][tx] = a0;
-  s1[ty][tx] = a1;
-  __syncthreads();
-  if (ty == 0 && d < D) {
-    double t0 = 0, t1 = 0;
-    for (int k = 0; k < 8; ++k) t0 += s0[k][tx], t1 += s1[k][tx];
-    int64_t o = ((b * gridDim.y + c) * D + d) * 2;
-    part[o] = t0;
-    part[o + 1] = t1;
+    s0[ty][tx] = a0;
+    s1[ty][tx] = a1;
+    __syncthreads();
+    if (ty == 0 && d < D) {
+      double t0 = 0, t1 = 0;
+      for (int k = 0; k < 8; ++k) t0 += s0[k][tx], t1 += s1[k][tx];
+      part[(t * D + d) * 2] = t0;
+      part[(t * D + d) * 2 + 1] = t1;
+    }
+    __syncthreads();  // s0 / s1 are rewritten by the next task
   }
 }
 
@@ -87,8 +92,8 @@ void modulate_backward(float* dinp, float* dshift, float* dscale, const float* d
   int64_t per = std::max<int64_t>(1, (N + chunks - 1) / chunks);
   chunks = std::max<int64_t>(1, (N + per - 1) / per);
   Tensor part = workspace(B * chunks * D * 2, DType::Float64, dev, "modulate");
-  dim3 grid(static_cast<unsigned>((D + 31) / 32), static_cast<unsigned>(chunks), static_cast<unsigned>(B));
-  k_modulate_bwd<<<grid, dim3(32, 8), 0, s>>>(dinp, part.data<double>(), dout, inp, scale, N, D, per);
+  dim3 grid(static_cast<unsigned>((D + 31) / 32), static_cast<unsigned>(std::min<int64_t>(B * chunks, 65535)));
+  k_modulate_bwd<<<grid, dim3(32, 8), 0, s>>>(dinp, part.data<double>(), dout, inp, scale, B, N, D, chunks, per);
   check_launch("modulate");
   k_modulate_finish<<<grid_for(B * D), kThreads, 0, s>>>(dshift, dscale, part.data<double>(), B, chunks, D);
   check_launch("modulate");
