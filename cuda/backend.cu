@@ -183,6 +183,26 @@ class CudaBackend final : public Backend {
   void ema_update(float* shadow, const float* param, int64_t n, float decay, float one_minus_decay) override {
     cuda::ema_update(shadow, param, n, decay, one_minus_decay);
   }
+
+  // ---- fused norms ---------------------------------------------------------------------
+  void groupnorm_silu_forward(float* out, float* mean, float* rstd, const float* inp, const float* w, const float* b,
+                              int64_t B, int64_t C, int64_t S, int64_t G, float eps) override {
+    cuda::groupnorm_silu_forward(out, mean, rstd, inp, w, b, B, C, S, G, eps);
+  }
+  void groupnorm_silu_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp, const float* w,
+                               const float* b, const float* mean, const float* rstd, int64_t B, int64_t C, int64_t S,
+                               int64_t G) override {
+    cuda::groupnorm_silu_backward(dinp, dw, db, dout, inp, w, b, mean, rstd, B, C, S, G);
+  }
+  void layernorm_modulate_forward(float* out, float* mean, float* rstd, const float* inp, const float* shift,
+                                  const float* scale, int64_t B, int64_t N, int64_t D, float eps) override {
+    cuda::layernorm_modulate_forward(out, mean, rstd, inp, shift, scale, B, N, D, eps);
+  }
+  void layernorm_modulate_backward(float* dinp, float* dshift, float* dscale, const float* dout, const float* inp,
+                                   const float* scale, const float* mean, const float* rstd, int64_t B, int64_t N,
+                                   int64_t D) override {
+    cuda::layernorm_modulate_backward(dinp, dshift, dscale, dout, inp, scale, mean, rstd, B, N, D);
+  }
 };
 
 struct Registration {
@@ -206,23 +226,3 @@ struct Registration {
 void cuda_backend_init() { static cuda::Registration once; }
 
 }  // namespace ts
-
-  // ---- fused norms ---------------------------------------------------------------------
-  void groupnorm_silu_forward(float* out, float* mean, float* rstd, const float* inp, const float* w, const float* b,
-                              int64_t B, int64_t C, int64_t S, int64_t G, float eps) override {
-    cuda::groupnorm_silu_forward(out, mean, rstd, inp, w, b, B, C, S, G, eps);
-  }
-  void groupnorm_silu_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp, const float* w,
-                               const float* b, const float* mean, const float* rstd, int64_t B, int64_t C, int64_t S,
-                               int64_t G) override {
-    cuda::groupnorm_silu_backward(dinp, dw, db, dout, inp, w, b, mean, rstd, B, C, S, G);
-  }
-  void layernorm_modulate_forward(float* out, float* mean, float* rstd, const float* inp, const float* shift,
-                                  const float* scale, int64_t B, int64_t N, int64_t D, float eps) override {
-    cuda::layernorm_modulate_forward(out, mean, rstd, inp, shift, scale, B, N, D, eps);
-  }
-  void layernorm_modulate_backward(float* dinp, float* dshift, float* dscale, const float* dout, const float* inp,
-                                   const float* scale, const float* mean, const float* rstd, int64_t B, int64_t N,
-                                   int64_t D) override {
-    cuda::layernorm_modulate_backward(dinp, dshift, dscale, dout, inp, scale, mean, rstd, B, N, D);
-  }
