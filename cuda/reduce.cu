@@ -1,7 +1,9 @@
-// tessera CUDA backend: reductions. Rows (inner == 1): one block per row, or for a
-// few long rows, split rows whose double partials a second pass adds in order.
-// Columns (inner > 1): 32 columns x 8 row-lanes per block, lanes combined in shared
-// memory in a fixed order. Every path is deterministic (no atomics).
+// tessera CUDA backend: reductions. Rows (inner == 1): one warp per row for rows of up
+// to 1024 values (8 rows per block), one block per row for longer ones, or for a few
+// long rows, split rows whose double partials a second pass adds in order. Columns
+// (inner > 1): 32 columns x 8 row-lanes per block, lanes combined in shared memory in a
+// fixed order. Every path is deterministic (no atomics). Memory contract: out is
+// overwritten.
 #include "common.cuh"
 #include "reduce.cuh"
 
@@ -13,6 +15,28 @@ namespace {
 __device__ __forceinline__ float combine(ReduceOp op, float c, float v) {
   if (c != c || v != v) return NAN;
   return op == ReduceOp::Max ? (v > c ? v : c) : (v < c ? v : c);
+}
+
+// Short rows: warp w of the grid takes rows w, w + warps, ... and writes out[row].
+__global__ void k_reduce_rows_warp(ReduceOp op, float* __restrict__ out, const float* __restrict__ x, int64_t outer,
+                                   int64_t n) {
+  const bool sum = op == ReduceOp::Sum || op == ReduceOp::Mean;
+  const int lane = threadIdx.x & 31;
+  const int64_t warps = static_cast<int64_t>(gridDim.x) * (blockDim.x >> 5);
+  for (int64_t r = blockIdx.x * static_cast<int64_t>(blockDim.x >> 5) + (threadIdx.x >> 5); r < outer; r += warps) {
+    const float* p = x + r * n;
+    if (sum) {
+      double acc = 0;
+      for (int64_t i = lane; i < n; i += 32) acc += p[i];
+      acc = warp_sum(acc);
+      if (lane == 0) out[r] = static_cast<float>(op == ReduceOp::Mean ? acc / n : acc);
+    } else {
+      float m = p[0];  // n >= 1 here; lanes past the row's end keep this neutral start
+      for (int64_t i = lane; i < n; i += 32) m = combine(op, m, p[i]);
+      for (int o = 16; o > 0; o >>= 1) m = combine(op, m, __shfl_xor_sync(0xffffffffu, m, o));
+      if (lane == 0) out[r] = m;
+    }
+  }
 }
 
 // grid.x: rows (grid-stride), grid.y: splits of each row. Writes a double partial per
@@ -117,6 +141,11 @@ void reduce(ReduceOp op, Tensor& out, const Tensor& x, int64_t outer, int64_t n,
   const char* nm = "reduce";
   if (n == 0) {  // sum: 0, mean: NaN (max/min were refused by the core)
     k_fill_mean_empty<<<grid_for(m), kThreads, 0, s>>>(out.data<float>(), m, op == ReduceOp::Mean ? NAN : 0.0f);
+    check_launch(nm);
+    return;
+  }
+  if (inner == 1 && n <= 1024) {
+    k_reduce_rows_warp<<<grid_for(outer * 32), kThreads, 0, s>>>(op, out.data<float>(), x.data<float>(), outer, n);
     check_launch(nm);
     return;
   }
