@@ -210,7 +210,9 @@ struct Registration {
     static CudaBackend backend;
     register_backend(DeviceType::CUDA, &backend);
     DeviceAllocator a;
-    a.alloc = [](size_t n, int d) { return cached_alloc(n, d); };
+    // The allocator interface does not carry the asking op yet: errors other than out of
+    // memory name the allocator.
+    a.alloc = [](size_t n, int d) { return cached_alloc(n, d, "cuda allocator"); };
     a.free = [](void* p, size_t n, int d) { cached_free(p, n, d); };
     a.reserved = [] { return reserved_bytes(); };
     set_device_allocator(DeviceType::CUDA, a);

@@ -39,7 +39,7 @@ LtDevice& lt_device(int dev) {
   LtDevice& d = devs[dev];
   if (!d.handle) {
     lt_check(cublasLtCreate(&d.handle), "cublasLtCreate");
-    d.workspace = cached_alloc(kWorkspace, dev);  // held for the process's life
+    d.workspace = cached_alloc(kWorkspace, dev, "matmul");  // held for the process's life
     if (!d.workspace) fail("matmul", "out of memory allocating the cuBLASLt workspace");
   }
   return d;

@@ -10,10 +10,39 @@ namespace ts {
 
 namespace cuda {
 
+namespace {
+// Clears the error state; returns whether e is sticky: a fault of a kernel (an illegal
+// or misaligned address, a trap, an assert) leaves the context unusable, and every later
+// call in the process fails with it (driver_types.h: "the process must be terminated
+// and relaunched"). Others (a bad launch configuration, out of memory) are cleared, and
+// the process goes on.
+bool clear_error(cudaError_t e) {
+  cudaGetLastError();
+  switch (e) {
+    case cudaErrorIllegalAddress:
+    case cudaErrorLaunchTimeout:
+    case cudaErrorAssert:
+    case cudaErrorHardwareStackError:
+    case cudaErrorIllegalInstruction:
+    case cudaErrorMisalignedAddress:
+    case cudaErrorInvalidAddressSpace:
+    case cudaErrorInvalidPc:
+    case cudaErrorLaunchFailure:
+    case cudaErrorECCUncorrectable:
+      return true;
+    default:
+      return false;
+  }
+}
+const char* kStickyNote =
+    " (sticky: a kernel queued earlier faulted, possibly in another op, and every later CUDA call in this process "
+    "fails; rerun with CUDA_LAUNCH_BLOCKING=1 or under compute-sanitizer to find the kernel)";
+}  // namespace
+
 void check(cudaError_t e, const char* op) {
   if (e != cudaSuccess) {
-    cudaGetLastError();  // clear a sticky-free error so the process stays usable
-    fail(op, "CUDA error ", cudaGetErrorName(e), ": ", cudaGetErrorString(e));
+    bool sticky = clear_error(e);
+    fail(op, "CUDA error ", cudaGetErrorName(e), ": ", cudaGetErrorString(e), sticky ? kStickyNote : "");
   }
 }
 
@@ -46,7 +75,7 @@ cudaStream_t stream(int device) {
 
 void synchronize(int device) { check(cudaStreamSynchronize(stream(device)), "cuda"); }
 
-void* cached_alloc(size_t nbytes, int device) {
+void* cached_alloc(size_t nbytes, int device, const char* op) {
   size_t sc = size_class(nbytes);
   {
     std::lock_guard<std::mutex> lk(g_mu);
@@ -58,17 +87,25 @@ void* cached_alloc(size_t nbytes, int device) {
       return p;
     }
   }
-  set_device(device);
+  check(cudaSetDevice(device), op);
   void* p = nullptr;
   cudaError_t e = cudaMalloc(&p, sc);
   if (e == cudaErrorMemoryAllocation) {
     cudaGetLastError();
-    empty_cache();
+    empty_cache();  // the cached free blocks of every device back to the driver, then once more
+    check(cudaSetDevice(device), op);
     e = cudaMalloc(&p, sc);
   }
-  if (e != cudaSuccess) {
+  if (e == cudaErrorMemoryAllocation) {
     cudaGetLastError();
-    return nullptr;
+    return nullptr;  // the caller reports out of memory, naming its op
+  }
+  if (e != cudaSuccess) {
+    // Not a lack of memory: most often a sticky error left by an earlier kernel, which
+    // an "out of memory" message would hide.
+    bool sticky = clear_error(e);
+    fail(op, "allocating ", sc, " bytes on cuda:", device, " failed with CUDA error ", cudaGetErrorName(e), ": ",
+         cudaGetErrorString(e), sticky ? kStickyNote : "");
   }
   std::lock_guard<std::mutex> lk(g_mu);
   g_reserved += static_cast<int64_t>(sc);
@@ -89,6 +126,12 @@ int64_t reserved_bytes() {
 
 void empty_cache() {
   std::lock_guard<std::mutex> lk(g_mu);
+  // Frees on each device in turn, then makes the caller's device current again.
+  int current = -1;
+  if (cudaGetDevice(&current) != cudaSuccess) {
+    cudaGetLastError();
+    current = -1;
+  }
   for (auto& [dev, lists] : g_free) {
     cudaSetDevice(dev);
     cudaDeviceSynchronize();
@@ -100,6 +143,7 @@ void empty_cache() {
       blocks.clear();
     }
   }
+  if (current >= 0) cudaSetDevice(current);
 }
 
 }  // namespace cuda
