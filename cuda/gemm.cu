@@ -4,6 +4,9 @@
 // row-major matrix is read as its column-major transpose (no copies). Alignments of
 // the actual pointers, leading dims and batch strides are passed to the heuristic so
 // views at any offset are safe. Strided batches (stride 0 broadcasts an operand).
+// The heuristic is asked for several algorithms, tried in its order until one runs
+// (an algorithm can be refused at run time, e.g. for a workspace or alignment it did
+// not foresee); the one that ran is cached per problem.
 #include "gemm.cuh"
 
 #if __has_include(<cublasLt.h>)
@@ -99,46 +102,60 @@ void lt_matmul(cudaStream_t s, int dev, bool ta, bool tb, int64_t M, int64_t N, 
 
   static std::mutex mu;
   static std::map<AlgoKey, cublasLtMatmulAlgo_t> cache;
+  float alpha = 1.0f;
+  auto run = [&](const cublasLtMatmulAlgo_t& algo) {
+    return cublasLtMatmul(d.handle, op, &alpha, b, Al.l, a, Bl.l, &beta, c, Cl.l, c, Cl.l, &algo, d.workspace,
+                          kWorkspace, s);
+  };
   AlgoKey key{dev,   ta,    tb,    M,   N,     K, lda, ldb, ldc, sa, sb, sc, batch, static_cast<int>(ab_type),
               static_cast<int>(c_type), static_cast<int>(compute), al_a, al_b, al_c};
-  cublasLtMatmulAlgo_t algo;
-  bool found = false;
   {
-    std::lock_guard<std::mutex> lk(mu);
+    std::unique_lock<std::mutex> lk(mu);
     auto it = cache.find(key);
-    if (it != cache.end()) algo = it->second, found = true;
+    if (it != cache.end()) {
+      cublasLtMatmulAlgo_t algo = it->second;
+      lk.unlock();
+      lt_check(run(algo), "cublasLtMatmul");
+      return;
+    }
   }
-  if (!found) {
-    cublasLtMatmulPreference_t pref = nullptr;
-    lt_check(cublasLtMatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate");
-    struct PrefGuard {
-      cublasLtMatmulPreference_t p;
-      ~PrefGuard() { cublasLtMatmulPreferenceDestroy(p); }
-    } pref_guard{pref};
-    uint64_t ws = kWorkspace;
-    lt_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)),
-             "preference workspace");
-    lt_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a, sizeof(al_a)),
-             "preference alignment");
-    lt_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b, sizeof(al_b)),
-             "preference alignment");
-    lt_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c, sizeof(al_c)),
-             "preference alignment");
-    lt_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c, sizeof(al_c)),
-             "preference alignment");
-    cublasLtMatmulHeuristicResult_t res;
-    int count = 0;
-    lt_check(cublasLtMatmulAlgoGetHeuristic(d.handle, op, Al.l, Bl.l, Cl.l, Cl.l, pref, 1, &res, &count),
-             "heuristic");
-    if (count == 0) fail("matmul", "cuBLASLt found no algorithm for M=", M, ", N=", N, ", K=", K);
-    algo = res.algo;
-    std::lock_guard<std::mutex> lk(mu);
-    cache[key] = algo;
+  cublasLtMatmulPreference_t pref = nullptr;
+  lt_check(cublasLtMatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate");
+  struct PrefGuard {
+    cublasLtMatmulPreference_t p;
+    ~PrefGuard() { cublasLtMatmulPreferenceDestroy(p); }
+  } pref_guard{pref};
+  uint64_t ws = kWorkspace;
+  lt_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)),
+           "preference workspace");
+  lt_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a, sizeof(al_a)),
+           "preference alignment");
+  lt_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b, sizeof(al_b)),
+           "preference alignment");
+  lt_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c, sizeof(al_c)),
+           "preference alignment");
+  lt_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c, sizeof(al_c)),
+           "preference alignment");
+  constexpr int kAlgos = 8;
+  cublasLtMatmulHeuristicResult_t res[kAlgos];
+  int count = 0;
+  lt_check(cublasLtMatmulAlgoGetHeuristic(d.handle, op, Al.l, Bl.l, Cl.l, Cl.l, pref, kAlgos, res, &count),
+           "heuristic");
+  cublasStatus_t last = CUBLAS_STATUS_NOT_SUPPORTED;
+  int tried = 0;
+  for (int i = 0; i < count; ++i) {
+    if (res[i].state != CUBLAS_STATUS_SUCCESS) continue;
+    ++tried;
+    last = run(res[i].algo);
+    if (last == CUBLAS_STATUS_SUCCESS) {
+      std::lock_guard<std::mutex> lk(mu);
+      cache[key] = res[i].algo;
+      return;
+    }
   }
-  float alpha = 1.0f;
-  lt_check(cublasLtMatmul(d.handle, op, &alpha, b, Al.l, a, Bl.l, &beta, c, Cl.l, c, Cl.l, &algo, d.workspace,
-                          kWorkspace, s),
-           "cublasLtMatmul");
+  if (tried == 0) fail("matmul", "cuBLASLt found no algorithm for M=", M, ", N=", N, ", K=", K);
+  fail("matmul", "cuBLASLt: none of the ", tried, " algorithms its heuristic proposed ran for M=", M, ", N=", N,
+       ", K=", K, " (last status ", static_cast<int>(last), ")");
 }
 
 __global__ void k_zero_batched(float* c, int64_t M, int64_t N, int64_t ldc, int64_t sc, int64_t batch) {
