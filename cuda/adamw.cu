@@ -70,6 +70,26 @@ __global__ void k_sum_squares_part(double* __restrict__ part, const float* __res
   if (threadIdx.x == 0) part[blockIdx.x] = acc;
 }
 
+// One thread adds the block partials to *acc in order: the same value for any launch
+// order, with no host round trip.
+__global__ void k_sum_partials(double* __restrict__ acc, const double* __restrict__ part, int parts) {
+  if (blockIdx.x == 0 && threadIdx.x == 0) {
+    double t = 0;
+    for (int i = 0; i < parts; ++i) t += part[i];
+    *acc += t;
+  }
+}
+
+__global__ void k_clip_scale(float* __restrict__ x, int64_t n, const double* __restrict__ sumsq, double max_norm) {
+  const double norm = sqrt(*sumsq);
+  const double coef = max_norm / (norm + 1e-6);
+  if (!isfinite(norm) || !(coef < 1)) return;
+  const float s = static_cast<float>(coef);
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    x[i] *= s;
+}
+
 __global__ void k_scale(float* __restrict__ x, int64_t n, float s) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x)
@@ -84,21 +104,23 @@ __global__ void k_ema(float* __restrict__ shadow, const float* __restrict__ para
 }
 }  // namespace
 
-double sum_squares(const float* x, int64_t n) {
-  if (n <= 0) return 0;
+void sum_squares(double* acc, const float* x, int64_t n) {
+  if (n <= 0) return;
   int dev = 0;
   cudaStream_t st = prepare_ptr(x, &dev);
   const int parts = static_cast<int>(std::min<int64_t>(kSumBlocks, (n + kThreads - 1) / kThreads));
   Tensor part = workspace(parts, DType::Float64, dev, "sumOfSquares");
   k_sum_squares_part<<<parts, kThreads, 0, st>>>(part.data<double>(), x, n);
   check_launch("sumOfSquares");
-  std::vector<double> host(static_cast<size_t>(parts));
-  check(cudaMemcpyAsync(host.data(), part.data<double>(), parts * sizeof(double), cudaMemcpyDeviceToHost, st),
-        "sumOfSquares");
-  check(cudaStreamSynchronize(st), "sumOfSquares");
-  double total = 0;
-  for (double v : host) total += v;
-  return total;
+  k_sum_partials<<<1, 32, 0, st>>>(acc, part.data<double>(), parts);
+  check_launch("sumOfSquares");
+}
+
+void clip_scale(float* x, int64_t n, const double* sumsq, double max_norm) {
+  if (n <= 0) return;
+  cudaStream_t st = prepare_ptr(x);
+  k_clip_scale<<<grid_for(n), kThreads, 0, st>>>(x, n, sumsq, max_norm);
+  check_launch("clipByNorm_");
 }
 
 void scale_inplace(float* x, int64_t n, float s) {

@@ -178,7 +178,10 @@ class CudaBackend final : public Backend {
     cuda::adamw(param.data<float>(), m.data<float>(), v.data<float>(), g.data<float>(), param.numel(), lr, beta1, beta2,
                 eps, weight_decay, bc1, bc2);
   }
-  double sum_squares(const float* x, int64_t n) override { return cuda::sum_squares(x, n); }
+  void sum_squares(double* acc, const float* x, int64_t n) override { cuda::sum_squares(acc, x, n); }
+  void clip_scale(float* x, int64_t n, const double* sumsq, double max_norm) override {
+    cuda::clip_scale(x, n, sumsq, max_norm);
+  }
   void scale_inplace(float* x, int64_t n, float s) override { cuda::scale_inplace(x, n, s); }
   void ema_update(float* shadow, const float* param, int64_t n, float decay, float one_minus_decay) override {
     cuda::ema_update(shadow, param, n, decay, one_minus_decay);

@@ -21,6 +21,27 @@ std::atomic<int64_t> g_storages{0};
 std::atomic<int64_t> g_cpu{0};
 std::atomic<int64_t> g_cuda{0};
 std::atomic<int64_t> g_peak{0};
+std::atomic<int64_t> g_host_reads{0};
+std::atomic<int64_t> g_host_read_bytes{0};
+// Per-device live bytes and peaks (host devices cpu:0.., CUDA devices cuda:0..).
+struct DeviceCounter {
+  std::atomic<int64_t> bytes{0};
+  std::atomic<int64_t> peak{0};
+  std::atomic<bool> used{false};
+};
+DeviceCounter g_host_dev[kMaxHostDevices];
+DeviceCounter g_cuda_dev[kMaxCudaDevices];
+DeviceCounter& counter(Device d) {
+  return d.is_cpu() ? g_host_dev[d.index] : g_cuda_dev[d.index];
+}
+void device_add(Device d, int64_t n) {
+  DeviceCounter& c = counter(d);
+  c.used = true;
+  int64_t now = (c.bytes += n);
+  int64_t p = c.peak.load();
+  while (now > p && !c.peak.compare_exchange_weak(p, now)) {
+  }
+}
 DeviceAllocator g_cuda_alloc;
 std::atomic<bool> g_guard{false};
 std::atomic<int64_t> g_violations{0};
@@ -148,6 +169,7 @@ void* raw_alloc(size_t nbytes, Device dev, const char* op) {
   size_t n = nbytes == 0 ? kCpuAlignment : nbytes;
   void* p = nullptr;
   if (dev.is_cpu()) {
+    if (dev.index != 0) check_host_device(dev, op);
     // Plain malloc plus manual alignment, not aligned_alloc: glibc's memalign cannot
     // reuse a freed block of the same size when small allocations sit between them
     // (as N-API handles do), which grew RSS by one tensor per create/free cycle.
@@ -193,6 +215,7 @@ void* raw_alloc(size_t nbytes, Device dev, const char* op) {
     if (!p) fail(op, "out of memory on ", dev.str(), " allocating ", nbytes, " bytes");
     g_cuda += static_cast<int64_t>(nbytes);
   }
+  device_add(dev, static_cast<int64_t>(nbytes));
   ++g_storages;
   bump_peak();
   return p;
@@ -222,6 +245,7 @@ void raw_free(void* p, size_t nbytes, Device dev) noexcept {
     if (g_cuda_alloc.free) g_cuda_alloc.free(p, nbytes == 0 ? kCpuAlignment : nbytes, dev.index);
     g_cuda -= static_cast<int64_t>(nbytes);
   }
+  counter(dev).bytes -= static_cast<int64_t>(nbytes);
   --g_storages;
 }
 
@@ -231,6 +255,8 @@ MemoryStats memory_stats() {
   s.cpu_bytes = g_cpu.load();
   s.cuda_bytes = g_cuda.load();
   s.peak_bytes = g_peak.load();
+  s.host_reads = g_host_reads.load();
+  s.host_read_bytes = g_host_read_bytes.load();
   s.cuda_reserved = g_cuda_alloc.reserved ? g_cuda_alloc.reserved() : 0;
   {
     Cache& c = cache();
@@ -273,6 +299,24 @@ void set_cpu_cache_limit(size_t bytes) {
 void set_guard_mode(bool on) { g_guard = on; }
 int64_t guard_violations() { return g_violations.load(); }
 
-void reset_peak_memory() { g_peak = g_cpu.load() + g_cuda.load(); }
+void reset_peak_memory() {
+  g_peak = g_cpu.load() + g_cuda.load();
+  for (DeviceCounter& c : g_host_dev) c.peak = c.bytes.load();
+  for (DeviceCounter& c : g_cuda_dev) c.peak = c.bytes.load();
+}
+
+std::vector<DeviceMemory> device_memory() {
+  std::vector<DeviceMemory> out;
+  for (int i = 0; i < host_device_count(); ++i)
+    out.push_back({Device{DeviceType::CPU, i}, g_host_dev[i].bytes.load(), g_host_dev[i].peak.load()});
+  for (int i = 0; i < kMaxCudaDevices; ++i)
+    if (g_cuda_dev[i].used) out.push_back({Device{DeviceType::CUDA, i}, g_cuda_dev[i].bytes.load(), g_cuda_dev[i].peak.load()});
+  return out;
+}
+
+void count_host_read(size_t nbytes) {
+  ++g_host_reads;
+  g_host_read_bytes += static_cast<int64_t>(nbytes);
+}
 
 }  // namespace ts

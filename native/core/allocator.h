@@ -3,6 +3,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "dtype.h"
 
@@ -17,7 +18,20 @@ struct MemoryStats {
   int64_t peak_bytes = 0;   // max of cpu_bytes + cuda_bytes since the last reset
   int64_t cuda_reserved = 0;  // bytes the CUDA caching allocator holds from the driver
   int64_t cpu_cached = 0;     // bytes of freed CPU blocks kept for reuse (not live)
+  int64_t host_reads = 0;     // device-to-host reads (to_host / copies into cpu from another device)
+  int64_t host_read_bytes = 0;
 };
+
+// Live bytes and their peak on one device since the last reset_peak_memory().
+struct DeviceMemory {
+  Device device;
+  int64_t bytes = 0;
+  int64_t peak = 0;
+};
+// Every host device this process exposes (cpu:0..) and every CUDA device that has held memory.
+std::vector<DeviceMemory> device_memory();
+// Counts one device-to-host read of nbytes (the core calls it; tests hold it to a budget).
+void count_host_read(size_t nbytes);
 
 // A device allocator (the CUDA backend installs one). alloc returns nullptr on
 // out-of-memory; the caller turns that into an error.

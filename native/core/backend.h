@@ -208,9 +208,13 @@ class Backend {
   }
   // Training-loop helpers over one contiguous float32 buffer of n elements (the entry
   // points in optim.h loop over lists of tensors):
-  //   sum_squares: sum of x^2 in double, the same value for any thread count;
+  //   sum_squares: *acc += sum of x^2 in double, the same value for any thread count; acc
+  //     is one double in device memory (nothing is read back to the host);
+  //   clip_scale: x *= max_norm / (sqrt(*sumsq) + 1e-6) when that is below 1 and the norm
+  //     is finite, else x is left as it is; sumsq is one double in device memory;
   //   scale_inplace: x *= s;  ema_update: shadow = decay * shadow + one_minus_decay * param.
-  virtual double sum_squares(const float* x, int64_t n) { unsupported("sumOfSquares"); }
+  virtual void sum_squares(double* acc, const float* x, int64_t n) { unsupported("sumOfSquares"); }
+  virtual void clip_scale(float* x, int64_t n, const double* sumsq, double max_norm) { unsupported("clipByNorm_"); }
   virtual void scale_inplace(float* x, int64_t n, float s) { unsupported("scale_"); }
   virtual void ema_update(float* shadow, const float* param, int64_t n, float decay, float one_minus_decay) {
     unsupported("emaUpdate");

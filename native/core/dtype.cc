@@ -1,6 +1,10 @@
 #include "dtype.h"
 
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+
+#include "error.h"
 
 namespace ts {
 
@@ -41,23 +45,62 @@ bool dtype_from_name(const std::string& n, DType* out) {
 }
 
 std::string Device::str() const {
-  return type == DeviceType::CPU ? std::string("cpu") : "cuda:" + std::to_string(index);
+  if (type == DeviceType::CPU) return index == 0 ? std::string("cpu") : "cpu:" + std::to_string(index);
+  return "cuda:" + std::to_string(index);
 }
 
+namespace {
+bool parse_index(const std::string& n, size_t from, int limit, int* idx) {
+  if (n.size() <= from) return false;
+  int v = 0;
+  for (size_t i = from; i < n.size(); ++i) {
+    if (n[i] < '0' || n[i] > '9') return false;
+    v = v * 10 + (n[i] - '0');
+    if (v >= limit) return false;
+  }
+  *idx = v;
+  return true;
+}
+}  // namespace
+
 bool device_from_name(const std::string& n, Device* out) {
+  int idx = 0;
   if (n == "cpu") { *out = Device{DeviceType::CPU, 0}; return true; }
   if (n == "cuda") { *out = Device{DeviceType::CUDA, 0}; return true; }
-  if (n.rfind("cuda:", 0) == 0 && n.size() > 5) {
-    int idx = 0;
-    for (size_t i = 5; i < n.size(); ++i) {
-      if (n[i] < '0' || n[i] > '9') return false;
-      idx = idx * 10 + (n[i] - '0');
-      if (idx > 1024) return false;
-    }
+  if (n.rfind("cpu:", 0) == 0 && parse_index(n, 4, kMaxHostDevices, &idx)) {
+    *out = Device{DeviceType::CPU, idx};
+    return true;
+  }
+  if (n.rfind("cuda:", 0) == 0 && parse_index(n, 5, kMaxCudaDevices, &idx)) {
     *out = Device{DeviceType::CUDA, idx};
     return true;
   }
   return false;
+}
+
+int host_device_count() {
+  static const int n = [] {
+    const char* env = std::getenv("TESSERA_HOST_DEVICES");
+    if (!env || !*env) return 1;
+    char* end = nullptr;
+    long v = std::strtol(env, &end, 10);
+    if (*end != '\0' || v < 1 || v > kMaxHostDevices) {
+      // A malformed value must not silently expose devices: say so once and expose none.
+      std::fprintf(stderr, "tessera: TESSERA_HOST_DEVICES='%s' is not a count from 1 to %d; only cpu is available\n", env,
+                   kMaxHostDevices);
+      return 1;
+    }
+    return static_cast<int>(v);
+  }();
+  return n;
+}
+
+void check_host_device(Device dev, const char* op) {
+  if (dev.type != DeviceType::CPU || dev.index < host_device_count()) return;
+  int n = host_device_count();
+  if (n == 1)
+    fail(op, "device ", dev.str(), " is not available (simulated host devices are off; TESSERA_HOST_DEVICES=N exposes cpu:0 to cpu:N-1)");
+  fail(op, "device ", dev.str(), " is not available (TESSERA_HOST_DEVICES=", n, " exposes cpu:0 to cpu:", n - 1, ")");
 }
 
 // IEEE half conversions, round to nearest even, with subnormals, inf and NaN.

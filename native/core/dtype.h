@@ -18,15 +18,28 @@ inline bool is_floating(DType d) {
 
 enum class DeviceType : uint8_t { CPU, CUDA };
 
+// A device: the host ('cpu' = cpu:0), a simulated host device cpu:N (N >= 1, only when
+// TESSERA_HOST_DEVICES > N: same CPU kernels and host memory, a separate identity, so
+// mixing it with another device throws exactly as CPU with CUDA does), or cuda:N.
+// is_cpu() is true for every host-memory device (the CPU backend runs it); is_host()
+// only for cpu:0, the device JS reads land on.
 struct Device {
   DeviceType type = DeviceType::CPU;
   int index = 0;
   bool operator==(const Device& o) const { return type == o.type && index == o.index; }
   bool operator!=(const Device& o) const { return !(*this == o); }
   bool is_cpu() const { return type == DeviceType::CPU; }
-  std::string str() const;  // "cpu", "cuda:0"
+  bool is_host() const { return type == DeviceType::CPU && index == 0; }
+  std::string str() const;  // "cpu", "cpu:1", "cuda:0"
 };
+// Parses "cpu", "cpu:N", "cuda", "cuda:N" (syntax only; see check_device_available).
 bool device_from_name(const std::string& name, Device* out);
+// Number of host devices cpu:0..N-1: TESSERA_HOST_DEVICES (1 to 64), default 1.
+int host_device_count();
+// Throws naming op when dev is a simulated host device this process does not expose.
+void check_host_device(Device dev, const char* op);
+constexpr int kMaxHostDevices = 64;
+constexpr int kMaxCudaDevices = 64;
 
 // bfloat16 / float16 <-> float32 (round to nearest even; NaN preserved).
 inline uint16_t f32_to_bf16(float f) {

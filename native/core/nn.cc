@@ -267,15 +267,10 @@ Tensor checked_ids(const Tensor& ids, int64_t V, const char* op) {
     fail(op, "expected ids of dtype int32 or int64, got ", dtype_name(ids.dtype()));
   Tensor ids64 = to_dtype(ids, DType::Int64).contiguous();
   int64_t n = ids64.numel();
-  std::vector<int64_t> host;
-  const int64_t* p = nullptr;
-  if (ids64.device().is_cpu()) {
-    p = ids64.data<int64_t>();
-  } else {
-    host.resize(static_cast<size_t>(n));
-    to_host(ids64, DType::Int64, host.data(), host.size() * sizeof(int64_t));
-    p = host.data();
-  }
+  // Checked where the ids are in host memory. On CUDA, reading them back would cost a
+  // sync per call: the kernels bound-check instead (out-of-range ids give zero rows).
+  if (!ids64.device().is_cpu()) return ids64;
+  const int64_t* p = ids64.data<int64_t>();
   for (int64_t i = 0; i < n; ++i)
     if (p[i] < 0 || p[i] >= V)
       fail(op, "id ", p[i], " (at flat position ", i, ") is out of range for ", V, " embeddings (expected 0 <= id < ", V,

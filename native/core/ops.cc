@@ -18,7 +18,10 @@ Backend* g_backends[2] = {nullptr, nullptr};
 void register_backend(DeviceType type, Backend* b) { g_backends[static_cast<int>(type)] = b; }
 
 Backend& backend_for(Device dev, const char* op) {
-  if (dev.is_cpu()) return cpu_backend();
+  if (dev.is_cpu()) {
+    if (dev.index != 0) check_host_device(dev, op);
+    return cpu_backend();
+  }
   Backend* b = g_backends[static_cast<int>(dev.type)];
 #ifdef TESSERA_WITH_CUDA
   if (dev.type == DeviceType::CUDA) {
@@ -110,13 +113,25 @@ Tensor from_host(const void* data, size_t nbytes, DType src_dt, const Shape& sha
   size_t need = static_cast<size_t>(shape_numel(shape)) * dtype_size(src_dt);
   if (nbytes != need)
     fail("tensor", "shape ", shape_str(shape), " needs ", shape_numel(shape), " values, got ", nbytes / dtype_size(src_dt));
-  Tensor host = Tensor::empty(shape, src_dt, Device{}, "tensor");
+  // Host-memory devices (cpu, simulated cpu:N) are written directly: nothing is staged on cpu.
+  Tensor host = Tensor::empty(shape, src_dt, dev.is_cpu() ? dev : Device{}, "tensor");
   if (need) std::memcpy(host.raw(), data, need);
   if (src_dt != dt) host = to_dtype(host, dt);
   return dev.is_cpu() ? host : to_device(host, dev);
 }
 
+namespace {
+void copy_impl(Tensor& dst, const Tensor& src);
+}
+
+// The public copy counts a read when values leave another device for the host (cpu:0).
 void copy_(Tensor& dst, const Tensor& src) {
+  copy_impl(dst, src);
+  if (dst.device().is_host() && !src.device().is_host()) count_host_read(dst.nbytes());
+}
+
+namespace {
+void copy_impl(Tensor& dst, const Tensor& src) {
   if (!dst.defined() || !src.defined()) fail("copy", "got an undefined (disposed) tensor");
   if (dst.shape() != src.shape())
     fail("copy", "expected equal shapes, got destination ", shape_str(dst.shape()), " and source ", shape_str(src.shape()));
@@ -136,15 +151,16 @@ void copy_(Tensor& dst, const Tensor& src) {
     }
   } else if (dst.device().is_cpu()) {
     Tensor s = src.contiguous();
-    Tensor host = Tensor::empty(s.shape(), s.dtype(), Device{}, "copy");
+    Tensor host = Tensor::empty(s.shape(), s.dtype(), dst.device(), "copy");
     backend_for(src.device(), "copy").copy_to_host(host.raw(), s);
     cpu_backend().copy(dst, host);
   } else {
     Tensor host = Tensor::empty(src.shape(), src.dtype(), Device{}, "copy");
-    copy_(host, src);
-    copy_(dst, host);
+    copy_impl(host, src);
+    copy_impl(dst, host);
   }
 }
+}  // namespace
 
 Tensor to_dtype(const Tensor& x, DType dt) {
   if (!x.defined()) fail("to", "got an undefined (disposed) tensor");
@@ -167,12 +183,15 @@ void to_host(const Tensor& x, DType dt, void* out, size_t nbytes) {
   if (!x.defined()) fail("read", "got an undefined (disposed) tensor");
   if (nbytes != static_cast<size_t>(x.numel()) * dtype_size(dt))
     fail("read", "expected a buffer of ", x.numel() * dtype_size(dt), " bytes, got ", nbytes);
+  if (!x.device().is_host()) count_host_read(nbytes);
   if (x.device().is_cpu() && x.dtype() == dt && x.is_contiguous()) {
     if (nbytes) std::memcpy(out, x.raw(), nbytes);
     return;
   }
-  Tensor tmp = Tensor::empty(x.shape(), dt, Device{}, "read");
-  copy_(tmp, x);
+  // Converted or gathered on the tensor's own device when that is host memory, so a read
+  // from a simulated device allocates nothing on cpu.
+  Tensor tmp = Tensor::empty(x.shape(), dt, x.device().is_cpu() ? x.device() : Device{}, "read");
+  copy_impl(tmp, x);
   if (nbytes) std::memcpy(out, tmp.raw(), nbytes);
 }
 

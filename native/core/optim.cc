@@ -61,16 +61,35 @@ void check_dense(const Tensor& t, size_t i, const char* op, const char* what) {
 }
 }  // namespace
 
-double sum_of_squares(const std::vector<Tensor>& xs) {
+Tensor sum_of_squares(const std::vector<Tensor>& xs) {
   const char* op = "sumOfSquares";
-  double total = 0;
-  for (size_t i = 0; i < xs.size(); ++i) {
-    check_listed(xs[i], i, xs[0], op, "tensor");
-    if (xs[i].numel() == 0) continue;
-    Tensor c = xs[i].contiguous();
-    total += backend_for(c.device(), op).sum_squares(c.data<float>(), c.numel());
+  if (xs.empty()) fail(op, "expected at least one tensor, got none");
+  for (size_t i = 0; i < xs.size(); ++i) check_listed(xs[i], i, xs[0], op, "tensor");
+  Backend& be = backend_for(xs[0].device(), op);
+  Tensor total = Tensor::empty({1}, DType::Float64, xs[0].device(), op);
+  be.fill(total, 0.0);
+  for (const Tensor& x : xs) {
+    if (x.numel() == 0) continue;
+    Tensor c = x.contiguous();
+    be.sum_squares(total.data<double>(), c.data<float>(), c.numel());
   }
   return total;
+}
+
+void clip_by_norm_(const std::vector<Tensor>& xs, const Tensor& sumsq, double max_norm) {
+  const char* op = "clipByNorm_";
+  if (!(max_norm >= 0) || !std::isfinite(max_norm)) fail(op, "expected a finite max_norm >= 0, got ", max_norm);
+  if (!sumsq.defined()) fail(op, "sumsq is an undefined (disposed) tensor");
+  if (sumsq.dtype() != DType::Float64 || sumsq.numel() != 1)
+    fail(op, "expected sumsq as a float64 [1] tensor (from sumOfSquares), got ", dtype_name(sumsq.dtype()), " ",
+         shape_str(sumsq.shape()));
+  for (size_t i = 0; i < xs.size(); ++i) {
+    check_listed(xs[i], i, sumsq, op, "tensor");
+    check_dense(xs[i], i, op, "tensor");
+  }
+  Tensor s = sumsq.contiguous();
+  for (const Tensor& x : xs)
+    if (x.numel() > 0) backend_for(x.device(), op).clip_scale(x.data<float>(), x.numel(), s.data<double>(), max_norm);
 }
 
 void scale_(const std::vector<Tensor>& xs, double s) {

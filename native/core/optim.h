@@ -30,7 +30,13 @@ void adamw_update_(Tensor& param, Tensor& m, Tensor& v, const Tensor& grad, cons
 // sum_of_squares: the sum of x^2 over every element of every tensor (float32, any
 // strides, one device), accumulated in double, tensor by tensor in list order; the
 // same value for any thread count. clipGradNorm's global norm is its square root.
-double sum_of_squares(const std::vector<Tensor>& xs);
+// The result is a float64 [1] tensor on the tensors' device (nothing is read back), so a
+// training step can clip by it without a host sync.
+Tensor sum_of_squares(const std::vector<Tensor>& xs);
+// clip_by_norm_: with norm = sqrt(sumsq[0]) (sumsq: float64 [1] on the tensors' device, as
+// sum_of_squares returns), x *= max_norm / (norm + 1e-6) in place for each x when that
+// factor is below 1 and norm is finite (else nothing changes). Computed on the device.
+void clip_by_norm_(const std::vector<Tensor>& xs, const Tensor& sumsq, double max_norm);
 // scale_: x *= s in place for each x (float32, contiguous).
 void scale_(const std::vector<Tensor>& xs, double s);
 // ema_update_: shadow = decay * shadow + (1 - decay) * param for each pair, in place

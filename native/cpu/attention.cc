@@ -574,7 +574,7 @@ void attention_forward(Tensor& out, Tensor& lse, const Tensor& q, const Tensor& 
   const Isa x = isa();
   const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(num_threads(), items.size())));
   const int64_t wsz = forward_workspace(round_up(c.D, x.W));
-  Tensor ws = Tensor::empty({nt, wsz}, DType::Float32, Device{}, "scaledDotProductAttention");
+  Tensor ws = Tensor::empty({nt, wsz}, DType::Float32, q.device(), "scaledDotProductAttention");
   float* o = out.data<float>();
   float* l = lse.data<float>();
   run_items(static_cast<int64_t>(items.size()), nt, [&](int64_t i, int t) {
@@ -593,7 +593,7 @@ void attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, 
   const int T = num_threads();
 
   // Dvec[b, h, i] = rowsum(dO * O) (FlashAttention-2's D).
-  Tensor dvec = Tensor::empty({B, c.H, c.Nq}, DType::Float32, Device{}, "scaledDotProductAttention");
+  Tensor dvec = Tensor::empty({B, c.H, c.Nq}, DType::Float32, q.device(), "scaledDotProductAttention");
   {
     const Rows O(out);
     float* dvp = dvec.data<float>();
@@ -633,7 +633,7 @@ void attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, 
   float* dq0 = dq.data<float>();
   float* parts = nullptr;
   if (G > 1) {
-    partial = Tensor::empty({G - 1, n}, DType::Float32, Device{}, "scaledDotProductAttention");
+    partial = Tensor::empty({G - 1, n}, DType::Float32, q.device(), "scaledDotProductAttention");
     parts = partial.data<float>();
   }
   auto dq_of = [&](int64_t g) { return g == 0 ? dq0 : parts + (g - 1) * n; };
@@ -648,7 +648,7 @@ void attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, 
   const Isa x = isa();
   const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(T, items.size())));
   const int64_t wsz = backward_workspace(round_up(c.D, x.W));
-  Tensor ws = Tensor::empty({nt, wsz}, DType::Float32, Device{}, "scaledDotProductAttention");
+  Tensor ws = Tensor::empty({nt, wsz}, DType::Float32, q.device(), "scaledDotProductAttention");
   run_items(static_cast<int64_t>(items.size()), nt, [&](int64_t i, int t) {
     const Item& it = items[i];
     const Seg& sg = segs[it.seg];

@@ -49,6 +49,7 @@
 #include "../core/parallel.h"
 #include "../core/allocator.h"
 #include "cpu.h"
+#include "kernel_device.h"
 
 namespace ts {
 namespace cpu {
@@ -135,17 +136,18 @@ void backward_reference(float* dinp, float* dweight, float* dbias, const float* 
 struct FloatBuffer {
   float* p = nullptr;
   size_t bytes = 0;
-  explicit FloatBuffer(int64_t n) {
+  Device dev;  // the device the kernel runs for (host memory: cpu or a simulated cpu:N)
+  explicit FloatBuffer(int64_t n, Device d = kernel_device()) : dev(d) {
     if (n <= 0) return;
     bytes = static_cast<size_t>(n) * sizeof(float);
-    p = static_cast<float*>(raw_alloc(bytes, Device{}, "conv3d"));
+    p = static_cast<float*>(raw_alloc(bytes, dev, "conv3d"));
   }
-  FloatBuffer(FloatBuffer&& o) noexcept : p(o.p), bytes(o.bytes) { o.p = nullptr; }
+  FloatBuffer(FloatBuffer&& o) noexcept : p(o.p), bytes(o.bytes), dev(o.dev) { o.p = nullptr; }
   FloatBuffer(const FloatBuffer&) = delete;
   FloatBuffer& operator=(const FloatBuffer&) = delete;
   FloatBuffer& operator=(FloatBuffer&&) = delete;
   ~FloatBuffer() {
-    if (p) raw_free(p, bytes, Device{});
+    if (p) raw_free(p, bytes, dev);
   }
   float* get() const { return p; }
 };
@@ -805,6 +807,7 @@ void set_conv3d_column_budget(int64_t floats) { g_column_budget = floats > 0 ? f
 
 void conv3d_forward(Tensor& out_t, const Tensor& inp, const Tensor& weight, const Tensor& bias,
                     const Conv3dGeometry& g) {
+  KernelDeviceScope on(out_t.device());  // workspace counts on the device the call is for
   float* out = out_t.data<float>();
   const float* x = inp.data<float>();
   const float* w = weight.data<float>();
@@ -816,6 +819,7 @@ void conv3d_forward(Tensor& out_t, const Tensor& inp, const Tensor& weight, cons
 
 void conv3d_backward(Tensor& dinp_t, Tensor& dweight_t, Tensor& dbias_t, const Tensor& dout_t, const Tensor& inp,
                      const Tensor& weight, const Conv3dGeometry& g) {
+  KernelDeviceScope on(dout_t.device());
   float* dinp = dinp_t.defined() ? dinp_t.data<float>() : nullptr;
   float* dweight = dweight_t.defined() ? dweight_t.data<float>() : nullptr;
   float* dbias = dbias_t.defined() ? dbias_t.data<float>() : nullptr;

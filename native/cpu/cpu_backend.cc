@@ -1,5 +1,6 @@
 // tessera CPU backend: binds the CPU kernels to the core's Backend interface.
 #include <atomic>
+#include <cmath>
 #include <cstring>
 
 #include "../core/parallel.h"
@@ -167,7 +168,12 @@ class CpuBackend final : public Backend {
     cpu::adamw(param.data<float>(), m.data<float>(), v.data<float>(), grad.data<float>(), param.numel(), lr, beta1,
                beta2, eps, weight_decay, bc1, bc2);
   }
-  double sum_squares(const float* x, int64_t n) override { return cpu::sum_squares(x, n); }
+  void sum_squares(double* acc, const float* x, int64_t n) override { *acc += cpu::sum_squares(x, n); }
+  void clip_scale(float* x, int64_t n, const double* sumsq, double max_norm) override {
+    const double norm = std::sqrt(*sumsq);
+    const double coef = max_norm / (norm + 1e-6);
+    if (std::isfinite(norm) && coef < 1) cpu::scale_inplace(x, n, static_cast<float>(coef));
+  }
   void scale_inplace(float* x, int64_t n, float s) override { cpu::scale_inplace(x, n, s); }
   void ema_update(float* shadow, const float* param, int64_t n, float decay, float one_minus_decay) override {
     cpu::ema_update(shadow, param, n, decay, one_minus_decay);

@@ -225,7 +225,7 @@ ts::DType dtype_arg(const Napi::CallbackInfo& info, size_t i, const char* op) {
 ts::Device device_arg(const Napi::CallbackInfo& info, size_t i, const char* op) {
   std::string n = string_arg(info, i, op);
   ts::Device d;
-  if (!ts::device_from_name(n, &d)) ts::fail(op, "unknown device '", n, "' (expected 'cpu', 'cuda' or 'cuda:N')");
+  if (!ts::device_from_name(n, &d)) ts::fail(op, "unknown device '", n, "' (expected 'cpu', 'cpu:N', 'cuda' or 'cuda:N')");
   return d;
 }
 

@@ -20,10 +20,16 @@ TS_NAPI(adamwStep) {
   return info.Env().Undefined();
 }
 
-// sumOfSquares(tensors) -> number: sum of x^2 over all of them (double).
+// sumOfSquares(tensors) -> handle: float64 [1] on their device, the sum of x^2 over all of them.
 TS_NAPI(sumOfSquares) {
   const char* op = "sumOfSquares";
-  return Napi::Number::New(info.Env(), ts::sum_of_squares(tensor_list_arg(info, 0, op)));
+  return wrap(info.Env(), ts::sum_of_squares(tensor_list_arg(info, 0, op)));
+}
+// clipByNorm_(tensors, sumsq, maxNorm): x *= maxNorm / (sqrt(sumsq) + 1e-6) when below 1, on the device.
+TS_NAPI(clipByNorm_) {
+  const char* op = "clipByNorm_";
+  ts::clip_by_norm_(tensor_list_arg(info, 0, op), tensor_arg(info, 1, op), number_arg(info, 2, op));
+  return info.Env().Undefined();
 }
 // scale_(tensors, s): x *= s in place for each.
 TS_NAPI(scale_) {

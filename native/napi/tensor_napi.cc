@@ -168,6 +168,16 @@ TS_NAPI(memory) {
   o.Set("peakBytes", Napi::Number::New(env, static_cast<double>(s.peak_bytes)));
   o.Set("cudaReservedBytes", Napi::Number::New(env, static_cast<double>(s.cuda_reserved)));
   o.Set("cpuCachedBytes", Napi::Number::New(env, static_cast<double>(s.cpu_cached)));
+  o.Set("hostReads", Napi::Number::New(env, static_cast<double>(s.host_reads)));
+  o.Set("hostReadBytes", Napi::Number::New(env, static_cast<double>(s.host_read_bytes)));
+  Napi::Object devs = Napi::Object::New(env);
+  for (const ts::DeviceMemory& d : ts::device_memory()) {
+    Napi::Object e = Napi::Object::New(env);
+    e.Set("bytes", Napi::Number::New(env, static_cast<double>(d.bytes)));
+    e.Set("peakBytes", Napi::Number::New(env, static_cast<double>(d.peak)));
+    devs.Set(d.device.str(), e);
+  }
+  o.Set("devices", devs);
   return o;
 }
 
@@ -268,6 +278,7 @@ TS_NAPI(info) {
     da.Set(static_cast<uint32_t>(i), d);
   }
   cuda.Set("devices", da);
+  o.Set("hostDevices", Napi::Number::New(env, ts::host_device_count()));
   if (!ok) cuda.Set("reason", why);
   o.Set("cuda", cuda);
   return o;

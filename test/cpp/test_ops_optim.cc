@@ -42,12 +42,16 @@ std::vector<Tensor> loop_helpers(Device d, bool strided) {
     shadow.push_back(input(sh, seed++, d).contiguous());
     params.push_back(input(sh, seed++, d, strided && sh.size() == 2));
   }
-  double ss = sum_of_squares(xs);
+  Tensor ss = sum_of_squares(xs);  // float64 [1] on d
   std::vector<Tensor> dense;
   for (const Tensor& x : xs) dense.push_back(x.contiguous());
   scale_(dense, 0.37);
+  std::vector<Tensor> clipped;  // clipped to norm 3 on the device, from the sum of squares
+  for (const Tensor& x : dense) clipped.push_back(x.clone());
+  clip_by_norm_(clipped, sum_of_squares(clipped), 3.0);
   ema_update_(shadow, params, 0.9);
-  std::vector<Tensor> out{full({1}, ss, DType::Float32, Device{})};
+  std::vector<Tensor> out{to_dtype(ss, DType::Float32)};
+  out.insert(out.end(), clipped.begin(), clipped.end());
   out.insert(out.end(), dense.begin(), dense.end());
   out.insert(out.end(), shadow.begin(), shadow.end());
   return out;
@@ -158,14 +162,34 @@ void check_validation() {
   std::vector<float> hv = optable::host(big);
   double want = 0;
   for (float x : hv) want += static_cast<double>(x) * x;
-  double got2 = sum_of_squares({big});
+  auto value = [](const Tensor& t) {
+    double v = 0;
+    to_host(t, DType::Float64, &v, sizeof v);
+    return v;
+  };
+  double got2 = value(sum_of_squares({big}));
   int saved = num_threads();
   set_num_threads(1);
-  double got1 = sum_of_squares({big});
+  double got1 = value(sum_of_squares({big}));
   set_num_threads(saved);
   std::printf("  sumOfSquares: %.17g vs loop %.17g (1 thread: %.17g)\n", got2, want, got1);
   expect(std::fabs(got2 - want) <= 1e-12 * want, "sumOfSquares matches a double loop");
   expect(got1 == got2, "sumOfSquares is the same for 1 and 2 threads");
+  // clip_by_norm_: scales to the wanted norm, leaves small gradients and non-finite norms alone.
+  std::vector<Tensor> g1{big.clone()};
+  clip_by_norm_(g1, sum_of_squares(g1), 1.0);
+  double n1 = std::sqrt(value(sum_of_squares(g1)));
+  expect(std::fabs(n1 - 1.0) < 1e-5, "clipByNorm_ scales to max_norm");
+  std::vector<Tensor> g2{big.clone()};
+  clip_by_norm_(g2, sum_of_squares(g2), 1e9);
+  expect(value(sum_of_squares(g2)) == got2, "clipByNorm_ leaves a gradient under max_norm unchanged");
+  Tensor inf = full({1}, INFINITY, DType::Float64, Device{});
+  std::vector<Tensor> g3{big.clone()};
+  clip_by_norm_(g3, inf, 1.0);
+  expect(value(sum_of_squares(g3)) == got2, "clipByNorm_ leaves gradients alone when the norm is not finite");
+  expect(throws_with([&] { clip_by_norm_(g3, full({1}, 1.0, DType::Float32, Device{}), 1.0); },
+                     "clipByNorm_: expected sumsq as a float64 [1] tensor"),
+         "clipByNorm_ wants the float64 sum of squares");
 }
 
 }  // namespace
