@@ -154,6 +154,24 @@ export interface NativeAddon {
   // Ctrl-C for synchronous loops (interrupt_napi.cc): a SIGINT handler that only sets a flag
   interruptInstall(): void;
   interruptPending(): boolean;
+  // distributed (native/napi/dist_napi.cc; lib/distributed): collectives return a work
+  // id at once; distWait(id) blocks until done (CPU) or stream-ordered (CUDA)
+  distInfo(): { mpiBuilt: boolean; mpiVersion: string; cudaBuilt: boolean; ncclLoaded: boolean; initialized: boolean };
+  distInit(
+    timeoutSeconds: number, expectedRank: number, expectedSize: number,
+  ): { rank: number; worldSize: number; localRank: number; localSize: number; library: string };
+  distFinalize(): void;
+  distAbort(message: string, code: number): never;
+  distNcclLoad(candidates: string[]): { loaded: boolean; path: string; version: number; why: string };
+  distAllReduce(t: Handle, op: 'sum' | 'mean' | 'max'): number;
+  /** Copies the tensors into one fresh 1-D bucket, reduced in place: [work, bucket]. */
+  distAllReduceCoalesced(ts: Handle[], op: 'sum' | 'mean' | 'max'): [number, Handle];
+  distBroadcast(t: Handle, root: number): number;
+  /** [work, out] with out = [worldSize, ...t.shape]. */
+  distAllGather(t: Handle): [number, Handle];
+  distBarrier(): number;
+  distWait(work: number): void;
+  distDone(work: number): boolean;
 }
 
 const ROOT = path.resolve(__dirname, '..');
