@@ -56,6 +56,7 @@ function addInto<K>(map: Map<K, Tensor>, k: K, g: Tensor): void {
 
 /** Adds g into a leaf's .grad (gradients accumulate until zeroed). */
 function accumulateLeaf(t: Tensor, g: Tensor): void {
+  if (depth > 1) nestedLeaves?.add(t);
   if (t.grad && !t.grad.isDisposed) {
     const sum = keep(new Tensor(native.binary('add', t.grad.h, g.h), true));
     t.grad.dispose();
@@ -70,10 +71,99 @@ const FREED =
   'backward: the graph was already freed by an earlier backward(); pass { retainGraph: true } to the first call';
 
 /**
+ * Backward hooks: how DistributedDataParallel learns, during backward, that a
+ * parameter's gradient is final, so its bucket can be all-reduced while the rest
+ * of backward runs. Only the outermost backward call reports:
+ *  - leafReady(leaf): once per leaf that this call's graph reaches, as soon as no
+ *    node left in the call can add to leaf.grad (the gradient of this call is then
+ *    final; leaf.grad may still be null when no gradient reached it). Leaves that
+ *    receive gradients inside a nested backward (checkpoint's recomputation, run by
+ *    nodes named 'checkpoint') are reported once no checkpoint node is left, since
+ *    any of them may add to any leaf.
+ *  - end(): after the walk, before backward() returns; not when backward throws.
+ * Hooks run under noGrad, in registration order; an exception from one ends the
+ * backward call with it.
+ */
+export interface BackwardHooks {
+  leafReady?(leaf: Tensor): void;
+  end?(): void;
+}
+
+const hooks = new Set<BackwardHooks>();
+let depth = 0; // nesting of backwardMany calls (checkpoint runs one inside a node)
+let nestedLeaves: Set<Tensor> | null = null; // leaves given gradients by nested calls
+
+/** Registers backward hooks; returns the function that removes them. */
+export function addBackwardHooks(h: BackwardHooks): () => void {
+  hooks.add(h);
+  return () => {
+    hooks.delete(h);
+  };
+}
+
+const NESTED_BACKWARD_NODES: readonly string[] = ['checkpoint'];
+
+/**
+ * Tracks, for the outermost backward with hooks registered, how many node inputs
+ * still point at each leaf; a leaf whose count reaches zero is final.
+ */
+class LeafTracker {
+  private readonly pending = new Map<Tensor, number>();
+  private readonly reported = new Set<Tensor>();
+  private readonly deferred: Tensor[] = [];
+  private nestedLeft = 0;
+
+  constructor(order: Node[], roots: Tensor[]) {
+    for (const node of order) {
+      if (NESTED_BACKWARD_NODES.includes(node.name)) this.nestedLeft++;
+      for (const inp of node.inputs) if (inp && !inp._node) this.pending.set(inp, (this.pending.get(inp) ?? 0) + 1);
+    }
+    for (const r of roots) if (!r._node && !this.pending.has(r)) this.ready(r);
+  }
+
+  /** Called after a node's backward has run (or been skipped for want of a gradient). */
+  nodeDone(node: Node): void {
+    for (const inp of node.inputs) {
+      if (!inp || inp._node) continue;
+      const n = (this.pending.get(inp) ?? 1) - 1;
+      this.pending.set(inp, n);
+      if (n === 0) this.ready(inp);
+    }
+    if (NESTED_BACKWARD_NODES.includes(node.name) && --this.nestedLeft === 0) {
+      for (const t of this.deferred.splice(0)) this.fire(t);
+      for (const t of nestedLeaves ?? []) if (!this.pending.get(t)) this.fire(t);
+    }
+  }
+
+  private ready(t: Tensor): void {
+    if (this.nestedLeft > 0) this.deferred.push(t);
+    else this.fire(t);
+  }
+
+  private fire(t: Tensor): void {
+    if (this.reported.has(t)) return;
+    this.reported.add(t);
+    for (const h of hooks) h.leafReady?.(t);
+  }
+}
+
+/**
  * Backpropagates `grads` (one per root; a one-element root may omit it) through
  * the graph. Leaves receive `.grad`; nothing is returned.
  */
 export function backwardMany(roots: Tensor[], grads: (Tensor | undefined)[], opts: { retainGraph?: boolean } = {}): void {
+  depth++;
+  const outermost = depth === 1 && hooks.size > 0;
+  if (outermost) nestedLeaves = new Set();
+  try {
+    walk(roots, grads, opts, outermost);
+  } finally {
+    depth--;
+    if (depth === 0) nestedLeaves = null;
+  }
+}
+
+function walk(roots: Tensor[], grads: (Tensor | undefined)[], opts: { retainGraph?: boolean }, outermost: boolean): void {
   const nodeGrads = new Map<Node, Tensor>();
   noGrad(() => {
     roots.forEach((r, i) => {
@@ -97,11 +187,13 @@ export function backwardMany(roots: Tensor[], grads: (Tensor | undefined)[], opt
       else accumulateLeaf(r, g);
     });
     const order = topoOrder(roots);
+    const tracker = outermost ? new LeafTracker(order, roots) : null;
     for (let k = order.length - 1; k >= 0; k--) {
       const node = order[k];
       const g = nodeGrads.get(node);
       nodeGrads.delete(node);
       if (!g) {
+        tracker?.nodeDone(node);
         if (!opts.retainGraph) node.release();
         continue;
       }
@@ -134,9 +226,11 @@ export function backwardMany(roots: Tensor[], grads: (Tensor | undefined)[], opt
         if (inp._node) addInto(nodeGrads, inp._node, gi);
         else accumulateLeaf(inp, gi);
       });
+      tracker?.nodeDone(node);
       if (!opts.retainGraph) node.release();
     }
     for (const g of nodeGrads.values()) g.dispose();
+    if (outermost) for (const h of hooks) h.end?.();
   });
 }
 
