@@ -29,6 +29,40 @@ namespace {
 class CudaBackend final : public Backend {
  public:
   const char* name() const override { return "cuda"; }
+  // Every family below has CUDA kernels; the GEMMs need cuBLAS (a build linked without
+  // it still registers the backend, so that "no device" and "not supported" are checked).
+  bool supports(OpKind op, DType dt) const override {
+    switch (op) {
+      case OpKind::Copy:
+      case OpKind::Fill:
+        return true;  // every storage dtype
+      case OpKind::Matmul:
+        return dt == DType::Float32 && have_cublas();
+      case OpKind::Random:
+      case OpKind::Unary:
+      case OpKind::Binary:
+      case OpKind::Reduce:
+      case OpKind::Softmax:
+      case OpKind::LayerNorm:
+      case OpKind::GroupNorm:
+      case OpKind::RmsNorm:
+      case OpKind::Modulate:
+      case OpKind::Embedding:
+      case OpKind::Dropout:
+      case OpKind::Loss:
+      case OpKind::GaussianKL:
+      case OpKind::Interpolate:
+      case OpKind::Patchify:
+      case OpKind::Attention:
+      case OpKind::Conv3d:
+      case OpKind::AdamW:
+      case OpKind::TrainingHelpers:
+      case OpKind::GroupNormSiLU:
+      case OpKind::LayerNormModulate:
+        return dt == DType::Float32;
+    }
+    return false;
+  }
 
   // ---- data movement -------------------------------------------------------------------
   void copy(Tensor& dst, const Tensor& src) override { cuda::copy(dst, src); }

@@ -14,10 +14,74 @@
 
 namespace ts {
 
+// The kernel families of the Backend interface, one per group of methods below. A
+// backend answers supports() from an explicit list, so callers (the op table) learn
+// what it lacks before running anything, never from an error message.
+enum class OpKind {
+  Copy,             // copy, copy_from_host, copy_to_host
+  Fill,             // fill, arange
+  Random,           // rand, randn
+  Unary,            // unary, unary_backward
+  Binary,           // binary, binary_scalar
+  Reduce,           // reduce
+  Matmul,           // gemm, linear_forward
+  Softmax,          // softmax_forward / _backward (log too)
+  LayerNorm,        // layernorm_forward / _backward
+  GroupNorm,        // groupnorm_forward / _backward
+  RmsNorm,          // rmsnorm_forward / _backward
+  Modulate,         // modulate_forward / _backward
+  Embedding,        // embedding_forward / _backward
+  Dropout,          // dropout_forward / _backward
+  Loss,             // loss_forward / _backward
+  GaussianKL,       // gaussian_kl_forward / _backward
+  Interpolate,      // upsample_nearest3d_forward / _backward
+  Patchify,         // patchify, unpatchify
+  Attention,        // attention_forward / _backward
+  Conv3d,           // conv3d_forward / _backward
+  AdamW,            // adamw
+  TrainingHelpers,  // the training-loop helpers (sum_squares, scale_inplace, ema_update, ...)
+  GroupNormSiLU,    // groupnorm_silu_forward / _backward
+  LayerNormModulate,  // layernorm_modulate_forward / _backward
+};
+
+inline const char* op_kind_name(OpKind k) {
+  switch (k) {
+    case OpKind::Copy: return "copy";
+    case OpKind::Fill: return "fill";
+    case OpKind::Random: return "random";
+    case OpKind::Unary: return "unary";
+    case OpKind::Binary: return "binary";
+    case OpKind::Reduce: return "reduce";
+    case OpKind::Matmul: return "matmul";
+    case OpKind::Softmax: return "softmax";
+    case OpKind::LayerNorm: return "layerNorm";
+    case OpKind::GroupNorm: return "groupNorm";
+    case OpKind::RmsNorm: return "rmsNorm";
+    case OpKind::Modulate: return "modulate";
+    case OpKind::Embedding: return "embedding";
+    case OpKind::Dropout: return "dropout";
+    case OpKind::Loss: return "loss";
+    case OpKind::GaussianKL: return "gaussianKL";
+    case OpKind::Interpolate: return "interpolate";
+    case OpKind::Patchify: return "patchify";
+    case OpKind::Attention: return "scaledDotProductAttention";
+    case OpKind::Conv3d: return "conv3d";
+    case OpKind::AdamW: return "adamw";
+    case OpKind::TrainingHelpers: return "training helpers";
+    case OpKind::GroupNormSiLU: return "groupNormSiLU";
+    case OpKind::LayerNormModulate: return "layerNormModulate";
+  }
+  return "op";
+}
+
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual const char* name() const = 0;
+  // Whether this backend has the kernels of family op for tensors of dtype dt (the
+  // dtype the kernels read and write: float32 for every compute family, any storage
+  // dtype for Copy and Fill). Each backend answers from an explicit list.
+  virtual bool supports(OpKind op, DType dt) const = 0;
 
   // data movement within the backend's device (dst and src of one shape)
   virtual void copy(Tensor& dst, const Tensor& src) { unsupported("copy"); }

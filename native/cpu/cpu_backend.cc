@@ -34,6 +34,39 @@ const Features& features() {
 class CpuBackend final : public Backend {
  public:
   const char* name() const override { return "cpu"; }
+  // Every family has CPU kernels (reference loops and the optimized path): the CPU is
+  // the reference the op table compares other backends with.
+  bool supports(OpKind op, DType dt) const override {
+    switch (op) {
+      case OpKind::Copy:
+      case OpKind::Fill:
+        return true;  // every storage dtype
+      case OpKind::Random:
+      case OpKind::Unary:
+      case OpKind::Binary:
+      case OpKind::Reduce:
+      case OpKind::Matmul:
+      case OpKind::Softmax:
+      case OpKind::LayerNorm:
+      case OpKind::GroupNorm:
+      case OpKind::RmsNorm:
+      case OpKind::Modulate:
+      case OpKind::Embedding:
+      case OpKind::Dropout:
+      case OpKind::Loss:
+      case OpKind::GaussianKL:
+      case OpKind::Interpolate:
+      case OpKind::Patchify:
+      case OpKind::Attention:
+      case OpKind::Conv3d:
+      case OpKind::AdamW:
+      case OpKind::TrainingHelpers:
+      case OpKind::GroupNormSiLU:
+      case OpKind::LayerNormModulate:
+        return dt == DType::Float32;
+    }
+    return false;
+  }
   void copy(Tensor& dst, const Tensor& src) override { cpu::copy(dst, src); }
   void copy_from_host(Tensor& dst, const void* src) override { std::memcpy(dst.raw(), src, dst.nbytes()); }
   void copy_to_host(void* dst, const Tensor& src) override { std::memcpy(dst, src.raw(), src.nbytes()); }

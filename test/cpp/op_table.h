@@ -3,8 +3,10 @@
 // case says, backward kernels) on a device, and returns its outputs. Every case is
 // run three ways: CPU reference loops (the truth), the CPU optimized path, and CUDA.
 // Outputs are compared by normalized MSE against the reference, checked for
-// NaN/Inf, and the guard allocator catches out-of-bounds writes. A backend that
-// lacks an op reports "not supported"; CUDA without a device reports "skipped".
+// NaN/Inf, and the guard allocator catches out-of-bounds writes. Before running a
+// case on a backend the table asks it (Backend::supports) for the case's kernel
+// family and dtypes: a backend that does not claim them reports "not supported"; one
+// that claims them and throws is a FAIL. CUDA without a device reports "skipped".
 #pragma once
 #include <cmath>
 #include <cstdio>
@@ -12,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "core/backend.h"
 #include "core/device_info.h"
 #include "core/ops.h"
 #include "cpu/cpu.h"
@@ -19,20 +22,32 @@
 namespace optable {
 
 struct Case {
+  ts::OpKind kind;     // the kernel family under test, asked of each backend first
   std::string op;      // "conv3d"
   std::string params;  // "B=1,C=5,T=7,k=3,causal,strided"
   // Runs the op on dev; returns its outputs (any device: they are read back).
   std::function<std::vector<ts::Tensor>(ts::Device dev)> run;
   double max_nmse = 1e-9;  // float32 ops with long reductions may need more
+  std::vector<ts::DType> dtypes{ts::DType::Float32};  // the dtypes `kind` runs on
 };
 
 inline std::vector<Case>& table() {
   static std::vector<Case> t;
   return t;
 }
-struct Add {
-  Add(Case c) { table().push_back(std::move(c)); }
-};
+
+// Whether backend b claims every dtype of the case's kernel family.
+inline bool claims(const ts::Backend& b, const Case& c) {
+  for (ts::DType dt : c.dtypes)
+    if (!b.supports(c.kind, dt)) return false;
+  return true;
+}
+
+inline std::string dtype_list(const Case& c) {
+  std::string s;
+  for (ts::DType dt : c.dtypes) s += (s.empty() ? "" : ", ") + std::string(ts::dtype_name(dt));
+  return s;
+}
 
 // A seeded input of `shape` on dev: normal values scaled by `scale`, shifted by
 // `shift`. strided = true returns a non-contiguous view holding the same values.
@@ -90,6 +105,13 @@ inline int run(int argc, char** argv) {
     std::string name = c.op + "(" + c.params + ")";
     if (name.find(filter) == std::string::npos) continue;
     std::vector<std::vector<float>> ref;
+    if (!claims(ts::cpu_backend(), c)) {
+      // The CPU is the reference: a case it does not claim names the wrong family or dtype.
+      std::printf("  %-60s reference: FAIL (the cpu backend does not claim %s on %s)\n", name.c_str(),
+                  ts::op_kind_name(c.kind), dtype_list(c).c_str());
+      ++failed;
+      continue;
+    }
     try {
       ts::cpu::set_reference_kernels(true);
       for (auto& t : c.run(ts::Device{})) ref.push_back(host(t));
@@ -101,19 +123,20 @@ inline int run(int argc, char** argv) {
       continue;
     }
     auto compare = [&](const char* backend, ts::Device dev) {
+      if (!claims(ts::backend_for(dev, c.op.c_str()), c)) {
+        std::printf("  %-60s %s: not supported (%s on %s)\n", name.c_str(), backend, ts::op_kind_name(c.kind),
+                    dtype_list(c).c_str());
+        ++unsupported;
+        return;
+      }
       int64_t before = ts::guard_violations();
       std::vector<ts::Tensor> outs;
       try {
         outs = c.run(dev);
       } catch (const std::exception& e) {
-        std::string msg = e.what();
-        if (msg.find("not supported") != std::string::npos) {
-          std::printf("  %-60s %s: not supported\n", name.c_str(), backend);
-          ++unsupported;
-        } else {
-          std::printf("  %-60s %s: FAIL (%s)\n", name.c_str(), backend, e.what());
-          ++failed;
-        }
+        // The backend claimed the op: any error is a failure.
+        std::printf("  %-60s %s: FAIL (%s)\n", name.c_str(), backend, e.what());
+        ++failed;
         return;
       }
       if (outs.size() != ref.size()) {
@@ -169,5 +192,3 @@ inline int run(int argc, char** argv) {
 }
 
 }  // namespace optable
-
-#define OP_CASE(id) static optable::Add op_case_##id

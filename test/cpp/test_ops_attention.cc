@@ -105,7 +105,7 @@ std::string params(const Spec& s) {
 }
 
 void add(const Spec& s) {
-  optable::table().push_back({"scaledDotProductAttention", params(s), [s](Device d) { return run_spec(s, d); }, 1e-10});
+  optable::table().push_back({OpKind::Attention, "scaledDotProductAttention", params(s), [s](Device d) { return run_spec(s, d); }, 1e-10});
 }
 
 struct Reg {

@@ -12,7 +12,7 @@ struct Reg {
   Reg() {
     for (UnaryOp op : kUnary)
       for (bool strided : {false, true}) {
-        optable::table().push_back({unary_name(op), std::string("5x7x13") + (strided ? ",strided" : ""),
+        optable::table().push_back({OpKind::Unary, unary_name(op), std::string("5x7x13") + (strided ? ",strided" : ""),
                                     [op, strided](Device d) -> std::vector<Tensor> {
                                       Tensor x = input({5, 7, 13}, 11, d, strided);
                                       Tensor g = input({5, 7, 13}, 12, d);
@@ -25,7 +25,7 @@ struct Reg {
     // ragged tail) spread over [-24, 24] (exp's range reduction, tanh's two branches,
     // saturated sigmoids), backward without the saved output (recomputed in-kernel).
     for (UnaryOp op : {UnaryOp::Exp, UnaryOp::Tanh, UnaryOp::Sigmoid, UnaryOp::Silu, UnaryOp::Gelu, UnaryOp::GeluTanh})
-      optable::table().push_back({unary_name(op), std::string("70001,wide,no saved output"),
+      optable::table().push_back({OpKind::Unary, unary_name(op), std::string("70001,wide,no saved output"),
                                   [op](Device d) -> std::vector<Tensor> {
                                     Tensor x = input({70001}, 13, d, false, 8);
                                     Tensor g = input({70001}, 14, d);
@@ -34,7 +34,7 @@ struct Reg {
                                   1e-12});
     // log / sqrt / rsqrt on positive inputs
     for (UnaryOp op : {UnaryOp::Log, UnaryOp::Sqrt, UnaryOp::Rsqrt})
-      optable::table().push_back({unary_name(op), "13x11,positive", [op](Device d) -> std::vector<Tensor> {
+      optable::table().push_back({OpKind::Unary, unary_name(op), "13x11,positive", [op](Device d) -> std::vector<Tensor> {
                                     Tensor x = unary(UnaryOp::Exp, input({13, 11}, 21, d));
                                     Tensor g = input({13, 11}, 22, d);
                                     Tensor y = unary(op, x);
@@ -49,7 +49,7 @@ struct Reg {
       for (auto& sh : shapes)
         for (bool strided : {false, true}) {
           Shape a = sh[0], b = sh[1];
-          optable::table().push_back({binary_name(op), shape_str(a) + "," + shape_str(b) + (strided ? ",strided" : ""),
+          optable::table().push_back({OpKind::Binary, binary_name(op), shape_str(a) + "," + shape_str(b) + (strided ? ",strided" : ""),
                                       [op, a, b, strided](Device d) -> std::vector<Tensor> {
                                         Tensor x = input(a, 31, d, strided);
                                         Tensor y = input(b, 32, d, false, 1, op == BinaryOp::Div ? 4.0f : 0.0f);
@@ -63,7 +63,7 @@ struct Reg {
       for (auto& ax : axes)
         for (bool strided : {false, true}) {
           std::string p = "5x7x13,axes=" + shape_str(ax) + (strided ? ",strided" : "");
-          optable::table().push_back({op == ReduceOp::Sum ? "sum" : op == ReduceOp::Mean ? "mean" : op == ReduceOp::Max ? "max" : "min",
+          optable::table().push_back({OpKind::Reduce, op == ReduceOp::Sum ? "sum" : op == ReduceOp::Mean ? "mean" : op == ReduceOp::Max ? "max" : "min",
                                       p, [op, ax, strided](Device d) -> std::vector<Tensor> {
                                         Tensor x = input({5, 7, 13}, 41, d, strided);
                                         return {reduce(op, x, ax, false), reduce(op, x, ax, true)};
@@ -75,7 +75,7 @@ struct Reg {
       for (int variant = 0; variant < 3; ++variant) {
         int64_t M = s[0], K = s[1], N = s[2];
         const char* vn[] = {"plain", "a^T view", "batched+broadcast"};
-        optable::table().push_back({"matmul", "M=" + std::to_string(M) + ",K=" + std::to_string(K) + ",N=" + std::to_string(N) + "," + vn[variant],
+        optable::table().push_back({OpKind::Matmul, "matmul", "M=" + std::to_string(M) + ",K=" + std::to_string(K) + ",N=" + std::to_string(N) + "," + vn[variant],
                                     [M, K, N, variant](Device d) -> std::vector<Tensor> {
                                       if (variant == 0) return {matmul(input({M, K}, 51, d), input({K, N}, 52, d))};
                                       if (variant == 1) return {matmul(input({K, M}, 51, d).transpose(0, 1), input({K, N}, 52, d))};
@@ -84,15 +84,15 @@ struct Reg {
                                     1e-10});
       }
     for (DType dt : {DType::BFloat16, DType::Float16, DType::Float64, DType::Int32})
-      optable::table().push_back({"cast", std::string("float32->") + dtype_name(dt) + "->float32,strided",
+      optable::table().push_back({OpKind::Copy, "cast", std::string("float32->") + dtype_name(dt) + "->float32,strided",
                                   [dt](Device d) -> std::vector<Tensor> {
                                     Tensor x = input({7, 13}, 61, d, true, 3);
                                     return {to_dtype(to_dtype(x, dt), DType::Float32)};
                                   },
-                                  1e-14});
+                                  1e-14, {DType::Float32, dt}});
     // the other storage dtypes (saturating / truncating casts), both directions strided
     for (DType dt : {DType::Int64, DType::UInt8, DType::Bool})
-      optable::table().push_back({"cast", std::string("float32->") + dtype_name(dt) + "->float32,strided",
+      optable::table().push_back({OpKind::Copy, "cast", std::string("float32->") + dtype_name(dt) + "->float32,strided",
                                   [dt](Device d) -> std::vector<Tensor> {
                                     Tensor x = input({7, 13}, 62, d, true, 100);  // strided source
                                     Tensor y = to_dtype(x, dt);
@@ -100,24 +100,24 @@ struct Reg {
                                     copy_(back, y);  // into a strided destination
                                     return {to_dtype(y, DType::Float32), back};
                                   },
-                                  1e-14});
-    optable::table().push_back({"cast", "bfloat16<->float16<->int32 chains", [](Device d) -> std::vector<Tensor> {
+                                  1e-14, {DType::Float32, dt}});
+    optable::table().push_back({OpKind::Copy, "cast", "bfloat16<->float16<->int32 chains", [](Device d) -> std::vector<Tensor> {
                                   Tensor x = input({5, 11}, 63, d, false, 40);
                                   Tensor h = to_dtype(to_dtype(x, DType::BFloat16), DType::Float16);
                                   Tensor i = to_dtype(to_dtype(h, DType::Int32), DType::BFloat16);
                                   return {to_dtype(h, DType::Float32), to_dtype(i, DType::Float32)};
-                                }, 1e-14});
+                                }, 1e-14, {DType::Float32, DType::BFloat16, DType::Float16, DType::Int32}});
     // creation on the device: fills of every dtype, arange, and the Philox draws (the same
     // numbers on every backend for one seed and offset)
-    optable::table().push_back({"full/arange", "float32,bfloat16,int32,int64,uint8,bool", [](Device d) -> std::vector<Tensor> {
+    optable::table().push_back({OpKind::Fill, "full/arange", "float32,bfloat16,int32,int64,uint8,bool", [](Device d) -> std::vector<Tensor> {
                                   std::vector<Tensor> r;
                                   for (DType dt : {DType::Float32, DType::BFloat16, DType::Int32, DType::Int64, DType::UInt8, DType::Bool})
                                     r.push_back(to_dtype(full({3, 5}, 2.7, dt, d), DType::Float32));
                                   r.push_back(arange(-3, 5, 0.75, DType::Float32, d));
                                   r.push_back(to_dtype(arange(0, 20, 3, DType::Int64, d), DType::Float32));
                                   return r;
-                                }, 0});
-    optable::table().push_back({"rand/randn", "seed=77,offset=5,odd sizes", [](Device d) -> std::vector<Tensor> {
+                                }, 0, {DType::Float32, DType::BFloat16, DType::Int32, DType::Int64, DType::UInt8, DType::Bool}});
+    optable::table().push_back({OpKind::Random, "rand/randn", "seed=77,offset=5,odd sizes", [](Device d) -> std::vector<Tensor> {
                                   Generator g;
                                   g.seed = 77;
                                   g.offset = 5;
@@ -126,10 +126,10 @@ struct Reg {
                                   Tensor b = randn({7}, DType::BFloat16, d, g);
                                   return {u, n, to_dtype(b, DType::Float32)};
                                 }, 1e-14});
-    optable::table().push_back({"cat", "axis=1,strided", [](Device d) -> std::vector<Tensor> {
+    optable::table().push_back({OpKind::Copy, "cat", "axis=1,strided", [](Device d) -> std::vector<Tensor> {
                                   return {cat({input({3, 5, 2}, 71, d, true), input({3, 1, 2}, 72, d)}, 1)};
                                 }, 0});
-    optable::table().push_back({"contiguous", "permuted 4x5x6", [](Device d) -> std::vector<Tensor> {
+    optable::table().push_back({OpKind::Copy, "contiguous", "permuted 4x5x6", [](Device d) -> std::vector<Tensor> {
                                   return {input({4, 5, 6}, 81, d).permute({2, 0, 1}).contiguous()};
                                 }, 0});
   }

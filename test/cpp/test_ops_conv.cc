@@ -96,7 +96,7 @@ struct Reg {
     }
     for (const ConvCase& c : all) {
       optable::table().push_back(
-          {"conv3d", describe(c),
+          {OpKind::Conv3d, "conv3d", describe(c),
            [c](Device d) -> std::vector<Tensor> {
              Conv3dOptions o;
              o.stride = c.stride;
@@ -119,7 +119,7 @@ struct Reg {
            1e-10});
     }
     // Only some gradients asked for: the others stay undefined and the asked ones agree.
-    optable::table().push_back({"conv3d", "B=2,Cin=3,Cout=7,k=[3, 3, 3],causal,dweight only / dinp only",
+    optable::table().push_back({OpKind::Conv3d, "conv3d", "B=2,Cin=3,Cout=7,k=[3, 3, 3],causal,dweight only / dinp only",
                                 [](Device d) -> std::vector<Tensor> {
                                   Conv3dOptions o;
                                   o.padding = {0, 1, 1};

@@ -56,14 +56,14 @@ struct Reg {
         for (bool strided : {false, true}) {
           Shape s = c.s;
           int64_t G = c.G;
-          optable::table().push_back({"groupNormSiLU",
+          optable::table().push_back({OpKind::GroupNormSiLU, "groupNormSiLU",
                                       sh(s) + ",G=" + std::to_string(G) + (affine ? ",affine" : "") +
                                           (strided ? ",strided" : ""),
                                       [=](Device d) { return run_gn(s, G, affine, strided, d); }, 1e-10});
         }
     for (const Shape& s : kLn)
       for (bool strided : {false, true})
-        optable::table().push_back({"layerNormModulate", sh(s) + (strided ? ",strided" : ""),
+        optable::table().push_back({OpKind::LayerNormModulate, "layerNormModulate", sh(s) + (strided ? ",strided" : ""),
                                     [=](Device d) { return run_ln(s, strided, d); }, 1e-10});
   }
 } reg;

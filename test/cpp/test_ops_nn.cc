@@ -29,9 +29,9 @@ std::vector<int64_t> some_ids(int64_t n, int64_t V, uint64_t seed) {
 std::string sh(const Shape& s) { return shape_str(s); }
 const char* strided_tag(bool s) { return s ? ",strided" : ""; }
 
-void add(const std::string& op, const std::string& params, std::function<std::vector<Tensor>(Device)> fn,
+void add(OpKind kind, const std::string& op, const std::string& params, std::function<std::vector<Tensor>(Device)> fn,
          double bound = 1e-10) {
-  optable::table().push_back({op, params, std::move(fn), bound});
+  optable::table().push_back({kind, op, params, std::move(fn), bound});
 }
 
 struct Reg {
@@ -47,7 +47,7 @@ struct Reg {
         for (bool strided : {false, true}) {
           Shape s = c.s;
           int64_t axis = c.axis;
-          add(log ? "logSoftmax" : "softmax", sh(s) + ",axis=" + std::to_string(axis) + strided_tag(strided),
+          add(OpKind::Softmax, log ? "logSoftmax" : "softmax", sh(s) + ",axis=" + std::to_string(axis) + strided_tag(strided),
               [=](Device d) -> std::vector<Tensor> {
                 Tensor x = input(s, 101, d, strided, 3);
                 Tensor y = softmax(x, axis, log);
@@ -66,7 +66,7 @@ struct Reg {
         for (bool strided : {false, true}) {
           Shape s = c.s, ns = c.ns;
           const char* an[] = {"no affine", "weight", "weight+bias"};
-          add("layerNorm", sh(s) + ",ns=" + sh(ns) + "," + an[affine] + strided_tag(strided),
+          add(OpKind::LayerNorm, "layerNorm", sh(s) + ",ns=" + sh(ns) + "," + an[affine] + strided_tag(strided),
               [=](Device d) -> std::vector<Tensor> {
                 Tensor x = input(s, 111, d, strided, 2, 0.5f);
                 Tensor w = affine >= 1 ? input(ns, 112, d, false, 1, 1) : Tensor();
@@ -91,7 +91,7 @@ struct Reg {
         for (bool strided : {false, true}) {
           Shape s = c.s;
           int64_t G = c.G;
-          add("groupNorm", sh(s) + ",G=" + std::to_string(G) + (affine ? ",affine" : "") + strided_tag(strided),
+          add(OpKind::GroupNorm, "groupNorm", sh(s) + ",G=" + std::to_string(G) + (affine ? ",affine" : "") + strided_tag(strided),
               [=](Device d) -> std::vector<Tensor> {
                 Tensor x = input(s, 121, d, strided, 2, -0.5f);
                 Tensor w = affine ? input({s[1]}, 122, d, false, 1, 1) : Tensor();
@@ -107,7 +107,7 @@ struct Reg {
     for (Shape s : {Shape{5, 7, 13}, Shape{300, 100}, Shape{7}})
       for (bool affine : {false, true})
         for (bool strided : {false, true})
-          add("rmsNorm", sh(s) + (affine ? ",weight" : "") + strided_tag(strided), [=](Device d) -> std::vector<Tensor> {
+          add(OpKind::RmsNorm, "rmsNorm", sh(s) + (affine ? ",weight" : "") + strided_tag(strided), [=](Device d) -> std::vector<Tensor> {
             Tensor x = input(s, 131, d, strided);
             Tensor w = affine ? input({s.back()}, 132, d, false, 1, 1) : Tensor();
             NormOut f = rms_norm(x, w, 1e-6);
@@ -128,7 +128,7 @@ struct Reg {
                            {{1, 600}, 517, true, false},   {{37, 1}, 5, true, true},    {{2, 0, 4}, 3, true, false},
                            {{3, 0}, 4, true, false},       {{70, 300}, 16, false, false}};
     for (const LinCase& c : lin)
-      add("linear", "x=" + sh(c.x) + ",N=" + std::to_string(c.N) + (c.bias ? ",bias" : "") + strided_tag(c.strided),
+      add(OpKind::Matmul, "linear", "x=" + sh(c.x) + ",N=" + std::to_string(c.N) + (c.bias ? ",bias" : "") + strided_tag(c.strided),
           [c](Device d) -> std::vector<Tensor> {
             const int64_t K = c.x.back();
             Tensor x = input(c.x, 161, d, c.strided), w = input({c.N, K}, 162, d, false, 0.3f);
@@ -143,7 +143,7 @@ struct Reg {
 
     for (Shape s : {Shape{2, 7, 13}, Shape{3, 5, 130}, Shape{1, 200, 64}})
       for (bool strided : {false, true})
-        add("modulate", sh(s) + strided_tag(strided), [=](Device d) -> std::vector<Tensor> {
+        add(OpKind::Modulate, "modulate", sh(s) + strided_tag(strided), [=](Device d) -> std::vector<Tensor> {
           Tensor x = input(s, 141, d, strided);
           Tensor shift = input({s[0], s[2]}, 142, d, strided), scale = input({s[0], s[2]}, 143, d, false, 0.5f);
           ModulateGrads g = modulate_backward(input(s, 144, d), x, scale);
@@ -162,7 +162,7 @@ struct Reg {
                          {{37}, 5, 130, DType::Int64, false},
                          {{}, 3, 7, DType::Int32, false}};
     for (const EmCase& c : em)
-      add("embedding", "ids=" + sh(c.ids) + "," + dtype_name(c.dt) + ",V=" + std::to_string(c.V) + ",D=" +
+      add(OpKind::Embedding, "embedding", "ids=" + sh(c.ids) + "," + dtype_name(c.dt) + ",V=" + std::to_string(c.V) + ",D=" +
                            std::to_string(c.D) + strided_tag(c.strided),
           [c](Device d) -> std::vector<Tensor> {
             int64_t n = shape_numel(c.ids);
@@ -179,7 +179,7 @@ struct Reg {
     for (Shape s : {Shape{5, 7, 13}, Shape{3, 1001}})
       for (double p : {0.1, 0.5})
         for (bool strided : {false, true})
-          add("dropout", sh(s) + ",p=" + std::to_string(p).substr(0, 3) + strided_tag(strided),
+          add(OpKind::Dropout, "dropout", sh(s) + ",p=" + std::to_string(p).substr(0, 3) + strided_tag(strided),
               [=](Device d) -> std::vector<Tensor> {
                 Generator g;
                 g.seed = 1234;
@@ -194,7 +194,7 @@ struct Reg {
         for (Shape s : {Shape{5, 7, 13}, Shape{40, 1000}})
           for (bool strided : {false, true}) {
             const char* rn = r == Reduction::Mean ? "mean" : r == Reduction::Sum ? "sum" : "none";
-            add(loss_name(k), sh(s) + "," + rn + strided_tag(strided), [=](Device d) -> std::vector<Tensor> {
+            add(OpKind::Loss, loss_name(k), sh(s) + "," + rn + strided_tag(strided), [=](Device d) -> std::vector<Tensor> {
               Tensor a = input(s, 171, d, strided), b = input(s, 172, d);
               Tensor out = loss(k, a, b, r);
               Tensor g = r == Reduction::None ? input(s, 173, d) : input({}, 173, d);
@@ -205,7 +205,7 @@ struct Reg {
 
     for (Shape s : {Shape{5, 7, 13}, Shape{2, 4, 3, 5, 7}, Shape{3, 30000}})
       for (bool strided : {false, true})
-        add("gaussianKL", sh(s) + strided_tag(strided), [=](Device d) -> std::vector<Tensor> {
+        add(OpKind::GaussianKL, "gaussianKL", sh(s) + strided_tag(strided), [=](Device d) -> std::vector<Tensor> {
           Tensor m = input(s, 181, d, strided), lv = input(s, 182, d, strided, 0.5f);
           auto g = gaussian_kl_backward(input({}, 183, d), m, lv);
           return {gaussian_kl(m, lv), g[0], g[1]};
@@ -221,7 +221,7 @@ struct Reg {
         Shape s = c.s, os = c.s;
         std::vector<int64_t> f = c.f;
         for (int i = 0; i < 3; ++i) os[2 + i] *= f[i];
-        add("interpolate", sh(s) + ",scale=" + sh(f) + strided_tag(strided), [=](Device d) -> std::vector<Tensor> {
+        add(OpKind::Interpolate, "interpolate", sh(s) + ",scale=" + sh(f) + strided_tag(strided), [=](Device d) -> std::vector<Tensor> {
           Tensor x = input(s, 191, d, strided);
           return {interpolate_nearest(x, f), interpolate_nearest_backward(input(os, 192, d, strided), f)};
         });
@@ -240,7 +240,7 @@ struct Reg {
         Shape s = c.s;
         std::vector<int64_t> p = c.p;
         const char* ln_[] = {"", ",strided", ",channels-last"};
-        add("patchify", sh(s) + ",patch=" + sh(p) + ln_[layout], [=](Device d) -> std::vector<Tensor> {
+        add(OpKind::Patchify, "patchify", sh(s) + ",patch=" + sh(p) + ln_[layout], [=](Device d) -> std::vector<Tensor> {
           Tensor x;
           if (layout == 2) x = input({s[0], s[2], s[3], s[4], s[1]}, 201, d).permute({0, 4, 1, 2, 3});
           else x = input(s, 201, d, layout == 1);
@@ -250,7 +250,7 @@ struct Reg {
           return {tok, back};
         }, 0);
         if (layout == 2) continue;
-        add("unpatchify", sh(s) + ",patch=" + sh(p) + (layout ? ",transposed tokens" : ""),
+        add(OpKind::Patchify, "unpatchify", sh(s) + ",patch=" + sh(p) + (layout ? ",transposed tokens" : ""),
             [=](Device d) -> std::vector<Tensor> {
               std::vector<int64_t> grid{s[2] / p[0], s[3] / p[1], s[4] / p[2]};
               int64_t N = grid[0] * grid[1] * grid[2], F = s[1] * p[0] * p[1] * p[2];

@@ -60,7 +60,7 @@ std::vector<Tensor> loop_helpers(Device d, bool strided) {
 struct Reg {
   Reg() {
     for (bool strided : {false, true})
-      optable::table().push_back({"sumOfSquares+scale_+emaUpdate", strided ? "5 tensors,strided" : "5 tensors",
+      optable::table().push_back({OpKind::TrainingHelpers, "sumOfSquares+scale_+emaUpdate", strided ? "5 tensors,strided" : "5 tensors",
                                   [strided](Device d) { return loop_helpers(d, strided); }, 1e-12});
     const Shape shapes[] = {{1}, {7}, {5, 13}, {3, 1000, 41}};
     for (const Shape& sh : shapes)
@@ -69,7 +69,7 @@ struct Reg {
           for (int64_t first : {1, 1000}) {
             std::string p = shape_str(sh) + ",wd=" + std::to_string(wd).substr(0, 3) + ",step=" + std::to_string(first) +
                             (strided ? ",strided grad" : "");
-            optable::table().push_back({"adamw", p, [sh, wd, strided, first](Device d) -> std::vector<Tensor> {
+            optable::table().push_back({OpKind::AdamW, "adamw", p, [sh, wd, strided, first](Device d) -> std::vector<Tensor> {
                                           return adamw_steps(d, sh, wd, strided, first);
                                         },
                                         1e-12});

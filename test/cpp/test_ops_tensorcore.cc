@@ -54,7 +54,7 @@ struct Reg {
         {1, 13, 8, 2, 64, false, false, {0, 4, 4, 13}, {0, 3, 8, 8}},           // empty q seq, seq with no keys
     };
     for (const AttnCase& c : attn)
-      optable::table().push_back({"scaledDotProductAttention", describe(c),
+      optable::table().push_back({OpKind::Attention, "scaledDotProductAttention", describe(c),
                                   [c](Device d) -> std::vector<Tensor> {
                                     MatmulPrecisionScope scope(MatmulPrecision::Medium);
                                     Tensor q, k, v;
@@ -101,7 +101,7 @@ struct Reg {
                       ",s=" + shape_str({c.stride[0], c.stride[1], c.stride[2]}) +
                       ",p=" + shape_str({c.padding[0], c.padding[1], c.padding[2]}) + (c.causal ? ",causal" : "") +
                       (c.replicate ? ",replicate" : "");
-      optable::table().push_back({"conv3d", p,
+      optable::table().push_back({OpKind::Conv3d, "conv3d", p,
                                   [c](Device d) -> std::vector<Tensor> {
                                     MatmulPrecisionScope scope(MatmulPrecision::Medium);
                                     Conv3dOptions o;
@@ -124,7 +124,7 @@ struct Reg {
     for (auto& s : mm)
       for (MatmulPrecision prec : {MatmulPrecision::Medium, MatmulPrecision::High}) {
         int64_t M = s[0], K = s[1], N = s[2];
-        optable::table().push_back({"matmul", std::string(prec == MatmulPrecision::Medium ? "bf16" : "tf32") +
+        optable::table().push_back({OpKind::Matmul, "matmul", std::string(prec == MatmulPrecision::Medium ? "bf16" : "tf32") +
                                                   ",M=" + std::to_string(M) + ",K=" + std::to_string(K) +
                                                   ",N=" + std::to_string(N) + ",batched+a^T",
                                     [M, K, N, prec](Device d) -> std::vector<Tensor> {
