@@ -2,6 +2,7 @@
 #include <cstring>
 
 #include "check.h"
+#include "core/device_info.h"
 #include "core/ops.h"
 #include "core/parallel.h"
 #include "cpu/cpu.h"
@@ -211,7 +212,16 @@ TEST(cat_and_disposed_inputs) {
   EXPECT_NEAR(v[9], 5, 0);
   EXPECT_THROWS(cat({a, b}, 0), "cat: expected shapes equal except on axis 0");
   EXPECT_THROWS(unary(UnaryOp::Exp, Tensor()), "exp: input is an undefined (disposed) tensor");
-  EXPECT_THROWS(to_device(a, Device{DeviceType::CUDA, 0}), "not available");
+  // Without a usable device, moving to cuda names the reason; with one, the move round
+  // trips and an index past the last device is refused.
+  std::string why;
+  std::vector<CudaDeviceInfo> devs;
+  if (cuda_available(&why, &devs)) {
+    EXPECT(values(to_device(to_device(a, Device{DeviceType::CUDA, 0}), Device{})) == values(a));
+    EXPECT_THROWS(to_device(a, Device{DeviceType::CUDA, static_cast<int>(devs.size())}), "not available");
+  } else {
+    EXPECT_THROWS(to_device(a, Device{DeviceType::CUDA, 0}), "not available");
+  }
 }
 
 TEST(guard_mode_catches_out_of_bounds_writes) {
