@@ -127,6 +127,10 @@ struct Reg {
       // no queries (dk = dv = 0), no keys (out = 0, lse = -inf)
       add({2, 0, 5, 2, 8, causal});
       add({2, 4, 0, 2, 8, causal, Layout::Plain, {}, {}, 0, false});
+      // D = 128: CUDA's float32 kernels then need more than 48 KB of shared memory (opt-in)
+      add({1, 70, 70, 2, 128, causal});
+      add({2, 33, 65, 2, 128, causal, Layout::FusedKv});
+      add({1, 70, 33, 2, 128, causal, Layout::StridedD});  // Nq > Nk
     }
   }
 } reg;

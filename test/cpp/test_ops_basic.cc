@@ -70,6 +70,23 @@ struct Reg {
                                       },
                                       1e-12});
         }
+    // Rows on each reduction path: one warp per row (n <= 1024, many rows), one block per
+    // row, and a few long rows split over blocks whose partials are added in order.
+    struct RowCase {
+      Shape s;
+      const char* path;
+    };
+    const RowCase rows[] = {{{2000, 37}, "warp rows"}, {{40, 3001}, "block rows"}, {{3, 100003}, "split rows"}};
+    for (ReduceOp op : {ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min})
+      for (const RowCase& rc : rows) {
+        Shape s = rc.s;
+        optable::table().push_back({OpKind::Reduce,
+                                    op == ReduceOp::Sum ? "sum" : op == ReduceOp::Mean ? "mean" : op == ReduceOp::Max ? "max" : "min",
+                                    shape_str(s) + ",axes=[1]," + rc.path, [op, s](Device d) -> std::vector<Tensor> {
+                                      return {reduce(op, input(s, 42, d, false, 1, 0.25f), {1}, false)};
+                                    },
+                                    1e-12});
+      }
     const int64_t mm[][3] = {{1, 1, 1}, {5, 7, 13}, {64, 96, 128}, {130, 33, 257}};
     for (auto& s : mm)
       for (int variant = 0; variant < 3; ++variant) {
@@ -83,6 +100,23 @@ struct Reg {
                                     },
                                     1e-10});
       }
+    // Operands that are views at odd offsets inside larger tensors (pointers 4-byte
+    // aligned only, leading dims and batch strides not multiples of 4): cuBLASLt must be
+    // told their real alignment.
+    for (auto& s : mm) {
+      int64_t M = s[0], K = s[1], N = s[2];
+      optable::table().push_back({OpKind::Matmul, "matmul", "M=" + std::to_string(M) + ",K=" + std::to_string(K) +
+                                                                ",N=" + std::to_string(N) + ",offset views",
+                                  [M, K, N](Device d) -> std::vector<Tensor> {
+                                    Tensor a = input({M + 1, K + 3}, 53, d).slice(0, 1, M + 1).slice(1, 1, K + 1);
+                                    Tensor b = input({K, N + 1}, 54, d).slice(1, 1, N + 1);
+                                    Tensor bt = input({N + 1, K}, 55, d).slice(0, 1, N + 1).transpose(0, 1);
+                                    Tensor ab = input({3, M, K + 1}, 56, d).slice(2, 1, K + 1);
+                                    Tensor bb = input({3, K, N + 1}, 57, d).slice(2, 1, N + 1);
+                                    return {matmul(a, b), matmul(a, bt), matmul(ab, bb)};
+                                  },
+                                  1e-10});
+    }
     for (DType dt : {DType::BFloat16, DType::Float16, DType::Float64, DType::Int32})
       optable::table().push_back({OpKind::Copy, "cast", std::string("float32->") + dtype_name(dt) + "->float32,strided",
                                   [dt](Device d) -> std::vector<Tensor> {

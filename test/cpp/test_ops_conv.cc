@@ -5,7 +5,8 @@
 // and Cout panels, position panels that cross output rows), dinp as a flipped-weight
 // convolution (unit stride, zero padding <= k - 1) and dinp by GEMM + col2im (strides,
 // replicate, large padding), dweight by the row kernel over vol2col panels or, on AVX2,
-// over the padded window (chunked or not), and AVX2's offset-path forward.
+// over the padded window (chunked or not), and AVX2's offset-path forward; on CUDA,
+// Cout over one 64-wide tile, and B = 0 (no output positions: zero gradients).
 #include <iterator>
 
 #include "core/conv.h"
@@ -74,9 +75,16 @@ struct Reg {
         // packed panels.
         {1, 5, 10, 3, 4, 16, {3, 3, 3}, s1, p1, false, false, true, false},
         {1, 6, 3, 2, 3, 16, {3, 3, 3}, s1, {0, 1, 1}, true, false, true, true},
+        // Cout = 130: three 64-wide column tiles of CUDA's float32 GEMMs (forward N, and
+        // dweight M), the last one ragged.
+        {1, 5, 130, 3, 6, 7, {3, 3, 3}, s1, p1, false, false, true, false},
+        {2, 4, 130, 3, 5, 6, {1, 3, 3}, {1, 2, 1}, {0, 1, 1}, false, true, true, false},
+        // B = 0: no output positions; every gradient is an empty sum (dweight = dbias = 0).
+        {0, 3, 7, 5, 7, 13, {3, 3, 3}, s1, p1, false, false, true, false},
+        {0, 3, 7, 5, 7, 13, {3, 3, 3}, s1, {0, 1, 1}, true, true, true, false},
         // AVX2's offset path (W' a multiple of 16: B rows read in place from a padded copy
-        // of the input) with replicate padding, T/H strides and pads > 1; the two above
-        // and the W' = 32 cases take it too on AVX2.
+        // of the input) with replicate padding, T/H strides and pads > 1; the two W' = 16
+        // cases and the W' = 32 cases above take it too on AVX2.
         {1, 4, 8, 5, 7, 16, {3, 3, 3}, {2, 2, 1}, {1, 2, 1}, false, true, true, false},
         {2, 3, 7, 3, 4, 32, {3, 3, 5}, s1, {0, 1, 2}, true, true, false, true},
     };

@@ -21,14 +21,16 @@ struct GnCase {
   Shape s;
   int64_t G;
 };
-// [B, C] (S = 1), odd spatial sizes (vector tails), G = 1 / C / between, and a group
-// longer than the 512-value sum blocks. (No group or row of 1 or 2 values: there the
-// input gradient is 0 analytically, and float cancellation noise, amplified by rstd,
-// is all a float kernel can return.)
-const GnCase kGn[] = {{{5, 6}, 2}, {{2, 6, 5, 7}, 3}, {{3, 4, 3, 5, 7}, 2}, {{2, 5, 7, 13}, 1}, {{2, 5, 7, 13}, 5},
-                      {{1, 8, 4, 16, 17}, 2}};
-// D below, at and above the vector widths; N spanning several backward row chunks.
-const Shape kLn[] = {{2, 7, 13}, {3, 5, 130}, {1, 200, 64}, {2, 3, 3}, {2, 70, 384}};
+// [B, C] (S = 1), odd spatial sizes (vector tails), G = 1 / C / between, a group
+// longer than the 512-value sum blocks, and groups of 76,800 values (several chunks per
+// group on CUDA). (No group or row of 1 or 2 values: there the input gradient is 0
+// analytically, and float cancellation noise, amplified by rstd, is all a float kernel
+// can return.)
+const GnCase kGn[] = {{{5, 6}, 2},           {{2, 6, 5, 7}, 3},      {{3, 4, 3, 5, 7}, 2}, {{2, 5, 7, 13}, 1},
+                      {{2, 5, 7, 13}, 5},    {{1, 8, 4, 16, 17}, 2}, {{1, 4, 3, 80, 160}, 2}};
+// D below, at and above the vector widths; N spanning several backward row chunks (CUDA:
+// several token chunks per sample); D = 1500 (CUDA: a block per row, not a warp).
+const Shape kLn[] = {{2, 7, 13}, {3, 5, 130}, {1, 200, 64}, {2, 3, 3}, {2, 70, 384}, {3, 300, 40}, {2, 5, 1500}};
 
 std::vector<Tensor> run_gn(const Shape& s, int64_t G, bool affine, bool strided, Device d) {
   Tensor x = input(s, 201, d, strided, 2, -0.5f);

@@ -36,12 +36,14 @@ void add(OpKind kind, const std::string& op, const std::string& params, std::fun
 
 struct Reg {
   Reg() {
-    // softmax / logSoftmax over each axis, plus a middle axis wider than one column block.
+    // softmax / logSoftmax over each axis, plus a middle axis wider than one column block,
+    // and rows longer than 1024 (one block per row on CUDA instead of one warp).
     struct SmCase {
       Shape s;
       int64_t axis;
     };
-    const SmCase sm[] = {{{5, 7, 13}, -1}, {{5, 7, 13}, 0}, {{5, 7, 13}, 1}, {{2, 5, 130}, 1}, {{3, 1000}, 1}};
+    const SmCase sm[] = {{{5, 7, 13}, -1}, {{5, 7, 13}, 0}, {{5, 7, 13}, 1}, {{2, 5, 130}, 1}, {{3, 1000}, 1},
+                           {{5, 1500}, 1},    {{3, 2, 4100}, -1}};
     for (bool log : {false, true})
       for (const SmCase& c : sm)
         for (bool strided : {false, true}) {
@@ -56,11 +58,13 @@ struct Reg {
         }
 
     // layerNorm: trailing 1 or 2 dims, with and without affine params; 300x100 spans
-    // several row chunks of the optimized backward.
+    // several row chunks of the optimized backward; rows of 2000 and 2x1500 take CUDA's
+    // block-per-row path.
     struct LnCase {
       Shape s, ns;
     };
-    const LnCase ln[] = {{{5, 7, 13}, {13}}, {{5, 7, 13}, {7, 13}}, {{300, 100}, {100}}, {{4, 1}, {1}}};
+    const LnCase ln[] = {{{5, 7, 13}, {13}}, {{5, 7, 13}, {7, 13}}, {{300, 100}, {100}}, {{4, 1}, {1}},
+                          {{7, 2000}, {2000}}, {{3, 2, 1500}, {2, 1500}}};
     for (const LnCase& c : ln)
       for (int affine = 0; affine < 3; ++affine)
         for (bool strided : {false, true}) {
@@ -80,12 +84,14 @@ struct Reg {
               });
         }
 
-    // groupNorm on [B, C], [B, C, H, W] and [B, C, T, H, W], with G = 1, C and between.
+    // groupNorm on [B, C], [B, C, H, W] and [B, C, T, H, W], with G = 1, C and between;
+    // groups of 76,800 values (several chunks per group on CUDA, combined in order).
     struct GnCase {
       Shape s;
       int64_t G;
     };
-    const GnCase gn[] = {{{5, 6}, 3}, {{2, 6, 5, 7}, 3}, {{3, 4, 3, 5, 7}, 2}, {{2, 5, 7, 13}, 1}, {{2, 5, 7, 13}, 5}};
+    const GnCase gn[] = {{{5, 6}, 3},        {{2, 6, 5, 7}, 3},  {{3, 4, 3, 5, 7}, 2},
+                         {{2, 5, 7, 13}, 1}, {{2, 5, 7, 13}, 5}, {{1, 4, 3, 80, 160}, 2}};
     for (const GnCase& c : gn)
       for (bool affine : {false, true})
         for (bool strided : {false, true}) {
@@ -104,7 +110,7 @@ struct Reg {
               });
         }
 
-    for (Shape s : {Shape{5, 7, 13}, Shape{300, 100}, Shape{7}})
+    for (Shape s : {Shape{5, 7, 13}, Shape{300, 100}, Shape{7}, Shape{6, 3000}})
       for (bool affine : {false, true})
         for (bool strided : {false, true})
           add(OpKind::RmsNorm, "rmsNorm", sh(s) + (affine ? ",weight" : "") + strided_tag(strided), [=](Device d) -> std::vector<Tensor> {
@@ -228,13 +234,17 @@ struct Reg {
       }
 
     // patchify with contiguous, inner-strided and channels-last inputs; unpatchify with
-    // contiguous and transposed-view tokens. Each checks the other as its backward.
+    // contiguous and transposed-view tokens. Each checks the other as its backward. The
+    // last three reach CUDA's other paths: 16-byte loads and stores (W and the runs a
+    // multiple of 4), channels split over several slabs (100 channels, 48 per slab), and
+    // the direct gather (a patch row of 4x4x804 floats does not fit a slab).
     struct PCase {
       Shape s;
       std::vector<int64_t> p;
     };
     const PCase pc[] = {{{2, 3, 6, 8, 10}, {2, 2, 2}}, {{1, 5, 7, 13, 13}, {7, 13, 1}}, {{2, 4, 1, 6, 6}, {1, 3, 2}},
-                        {{1, 2, 5, 7, 13}, {1, 1, 1}}};
+                        {{1, 2, 5, 7, 13}, {1, 1, 1}},  {{2, 4, 2, 8, 16}, {1, 2, 2}},  {{1, 100, 2, 4, 60}, {2, 2, 2}},
+                        {{1, 2, 4, 4, 800}, {4, 4, 2}}};
     for (const PCase& c : pc)
       for (int layout = 0; layout < 3; ++layout) {
         Shape s = c.s;

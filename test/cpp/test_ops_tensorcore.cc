@@ -52,6 +52,9 @@ struct Reg {
         {1, 300, 300, 2, 128, true, true, {}, {}},    // several tiles each way
         {1, 190, 190, 2, 64, true, false, {0, 5, 130, 190}, {0, 17, 150, 190}},  // packed
         {1, 13, 8, 2, 64, false, false, {0, 4, 4, 13}, {0, 3, 8, 8}},           // empty q seq, seq with no keys
+        {1, 200, 77, 2, 64, true, false, {}, {}},     // Nq > Nk, causal: late rows see every key
+        {2, 0, 70, 2, 64, true, false, {}, {}},       // no queries: dk = dv = 0
+        {2, 70, 0, 2, 128, false, false, {}, {}},     // no keys: out = 0, lse = -inf
     };
     for (const AttnCase& c : attn)
       optable::table().push_back({OpKind::Attention, "scaledDotProductAttention", describe(c),
@@ -76,7 +79,7 @@ struct Reg {
                                     Tensor g = input({c.B, c.Nq, c.H, c.D}, 305, d);
                                     AttentionGrads gr = scaled_dot_product_attention_backward(g, q, k, v, f.out, f.lse, o);
                                     // lse is -inf for queries without keys (nmse undefined): left out there
-                                    if (c.Nk < c.Nq && !c.cu_q.empty()) return {f.out, gr.dq, gr.dk, gr.dv};
+                                    if (c.Nk == 0 || (c.Nk < c.Nq && !c.cu_q.empty())) return {f.out, gr.dq, gr.dk, gr.dv};
                                     return {f.out, f.lse, gr.dq, gr.dk, gr.dv};
                                   },
                                   kBf16AttentionBound});
