@@ -55,8 +55,9 @@ check(ddp.buckets.length === 2, `expected 2 buckets, got ${ddp.buckets.length}`)
 for (const p of model.parameters()) check(sameOnAllRanks(p), 'parameters differ across ranks after construction');
 const opt = new optim.AdamW(model.parameters(), { lr: 1e-2, weightDecay: 0.05 });
 const refOpt = ref && new optim.AdamW(ref.parameters(), { lr: 1e-2, weightDecay: 0.05 });
-let gradRel = 0, paramRel = 0;
+let gradRel = 0, paramRel = 0, liveAfterFirst = 0;
 for (let s = 0; s < STEPS; s++) {
+  if (s === 1) liveAfterFirst = ts.memory().tensors;
   ts.tidy(() => {
     const [x, y] = batch(s, n * B);
     opt.zeroGrad();
@@ -72,6 +73,8 @@ for (let s = 0; s < STEPS; s++) {
     opt.step();
   });
 }
+// gradients are views of the buckets: freed with them, nothing piles up step after step
+check(ts.memory().tensors === liveAfterFirst, `live tensors ${liveAfterFirst} after step 1, ${ts.memory().tensors} after step ${STEPS}`);
 for (const p of model.parameters()) check(sameOnAllRanks(p), 'parameters differ across ranks after training');
 if (ref) {
   ref.parameters().forEach((q, i) => (paramRel = Math.max(paramRel, relDiff(model.parameters()[i], q))));
