@@ -29,7 +29,9 @@
 // - The step is armed by forward() (under grad mode, outside noSync); a step that
 //   runs the model through other methods (e.g. a VAE's encode and decode) calls
 //   prepareForBackward() itself. A forward under noGrad leaves the arming as it is.
-// - With one rank nothing is communicated and the model trains exactly as unwrapped.
+// - With one rank nothing is communicated and the model trains exactly as unwrapped
+//   (except CUDA parameters with NCCL loaded: their buckets go through a one-rank NCCL
+//   communicator, an identity that exercises the GPU path).
 import { addBackwardHooks } from '../autograd/engine';
 import { isGradEnabled, noGrad } from '../autograd/node';
 import { Handle, native } from '../native';
@@ -98,7 +100,10 @@ export class DistributedDataParallel extends Module {
     this.module = this.registerModule('module', module);
     this.findUnused = opts.findUnusedParameters ?? false;
     this.broadcastBuffers = opts.broadcastBuffers ?? false;
-    this.active = group.worldSize() > 1;
+    // One rank has nothing to average; but CUDA parameters with NCCL loaded still go
+    // through it (a world of one GPU), so that the NCCL path runs wherever a GPU does.
+    const onCuda = module.parameters().some((p) => p.device.startsWith('cuda'));
+    this.active = group.worldSize() > 1 || (onCuda && native.distInfo().ncclLoaded);
 
     const params = module.parameters().filter((p) => p.requiresGrad).reverse();
     const cap = capMB * 2 ** 20;
