@@ -1,9 +1,8 @@
 // Tensor creation: from JS data, constants, ranges and the seeded Philox RNG.
 import { native, TypedArrayData } from './native';
 import { live, shapeStr } from './ops/basic';
+import { isDeviceName, sizes } from './checks';
 import { DType, Device, DTYPES, NestedArray, Tensor, TensorData, TensorOptions, typeName } from './tensor';
-
-const DEVICE_RE = /^(cpu|cuda|cuda:\d+)$/;
 
 /** @internal Validates the options object shared by the creation functions. */
 export function checkOptions(op: string, opts: unknown): TensorOptions {
@@ -13,22 +12,13 @@ export function checkOptions(op: string, opts: unknown): TensorOptions {
   const o = opts as TensorOptions;
   if (o.dtype !== undefined && !(DTYPES as readonly string[]).includes(o.dtype))
     throw new TypeError(`${op}: unknown dtype '${String(o.dtype)}' (expected one of ${DTYPES.join(', ')})`);
-  if (o.device !== undefined && (typeof o.device !== 'string' || !DEVICE_RE.test(o.device)))
-    throw new TypeError(`${op}: unknown device '${String(o.device)}' (expected 'cpu', 'cuda' or 'cuda:N')`);
+  if (o.device !== undefined && !isDeviceName(o.device))
+    throw new TypeError(`${op}: unknown device '${String(o.device)}' (expected 'cpu', 'cpu:N', 'cuda' or 'cuda:N')`);
   if (o.requiresGrad !== undefined && typeof o.requiresGrad !== 'boolean')
     throw new TypeError(`${op}: expected requiresGrad to be a boolean, got ${typeName(o.requiresGrad)}`);
   return o;
 }
 
-/** @internal Validates a shape argument. */
-export function checkShape(op: string, shape: unknown): number[] {
-  if (!Array.isArray(shape)) throw new TypeError(`${op}: expected a shape (array of sizes), got ${typeName(shape)}`);
-  for (const s of shape)
-    if (typeof s !== 'number' || !Number.isInteger(s) || s < 0)
-      throw new RangeError(`${op}: expected a shape of non-negative integers, got ${shapeStr(shape.map((v) => (typeof v === 'number' ? v : NaN)))}`);
-  if (shape.length > 16) throw new RangeError(`${op}: expected at most 16 dimensions, got ${shape.length}`);
-  return shape as number[];
-}
 
 function finish(t: Tensor, o: TensorOptions, op: string): Tensor {
   if (o.requiresGrad) {
@@ -83,13 +73,13 @@ export function tensor(data: TensorData, opts?: TensorOptions): Tensor {
     if (!(kind in defaults))
       throw new TypeError(`tensor: unsupported typed array ${kind} (use Float32Array, Float64Array, Int32Array, BigInt64Array or Uint8Array)`);
     arr = data as TypedArrayData;
-    shape = o.shape ? checkShape('tensor', o.shape) : [arr.length];
+    shape = o.shape ? sizes('tensor', o.shape) : [arr.length];
     dtype = o.dtype ?? defaults[kind];
   } else if (typeof data === 'number' || typeof data === 'boolean' || Array.isArray(data)) {
     const inferred = inferShape(data, 'tensor');
     const flat: number[] = [];
     flattenInto(data, inferred, 0, flat, 'tensor', '');
-    shape = o.shape ? checkShape('tensor', o.shape) : inferred;
+    shape = o.shape ? sizes('tensor', o.shape) : inferred;
     let isBool = typeof data === 'boolean';
     if (Array.isArray(data)) {
       let cur: NestedArray = data;
@@ -108,7 +98,7 @@ export function tensor(data: TensorData, opts?: TensorOptions): Tensor {
 }
 
 export function full(shape: number[], value: number, opts?: TensorOptions): Tensor {
-  const s = checkShape('full', shape);
+  const s = sizes('full', shape);
   if (typeof value !== 'number') throw new TypeError(`full: expected a number fill value, got ${typeName(value)}`);
   const o = checkOptions('full', opts);
   return finish(new Tensor(native.full(s, value, o.dtype ?? 'float32', o.device ?? 'cpu')), o, 'full');
@@ -137,15 +127,26 @@ export function arange(a: number, b?: number, step = 1, opts?: TensorOptions): T
 
 /** Uniform [0, 1) from the seeded Philox generator (same numbers on every backend). */
 export function rand(shape: number[], opts?: TensorOptions): Tensor {
-  const s = checkShape('rand', shape);
+  const s = sizes('rand', shape);
   const o = checkOptions('rand', opts);
   return finish(new Tensor(native.rand(s, o.dtype ?? 'float32', o.device ?? 'cpu')), o, 'rand');
 }
 /** Standard normal from the seeded Philox generator. */
 export function randn(shape: number[], opts?: TensorOptions): Tensor {
-  const s = checkShape('randn', shape);
+  const s = sizes('randn', shape);
   const o = checkOptions('randn', opts);
   return finish(new Tensor(native.randn(s, o.dtype ?? 'float32', o.device ?? 'cpu')), o, 'randn');
+}
+
+/**
+ * An int32 index tensor [n] on `device` that remembers its host values (for ops that need
+ * the indices on the host, such as attention's segment table, without reading a device).
+ */
+export function indexTensor(values: ArrayLike<number>, device: Device = 'cpu'): Tensor {
+  const host = Int32Array.from(values);
+  const t = new Tensor(native.fromData(host, [host.length], 'int32', device));
+  t.hostValues = host;
+  return t;
 }
 
 /** Seeds the global generator (resets its counter). */

@@ -13,6 +13,9 @@ export interface NativeMemory {
   peakBytes: number;
   cudaReservedBytes: number;
   cpuCachedBytes: number;
+  hostReads: number;
+  hostReadBytes: number;
+  devices: Record<string, { bytes: number; peakBytes: number }>;
 }
 
 export interface NativeInfo {
@@ -23,6 +26,7 @@ export interface NativeInfo {
     devices: { index: number; name: string; totalMemory: number; computeCapability: string }[];
     reason?: string;
   };
+  hostDevices: number;
 }
 
 export type TypedArrayData = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | Uint16Array;
@@ -101,12 +105,12 @@ export interface NativeAddon {
   // cuSeqlens int32 prefix sums (packed sequences, B = 1) or null. Returns [out, lse].
   scaledDotProductAttention(
     q: Handle, k: Handle, v: Handle, scale: number | null, causal: boolean,
-    cuSeqlensQ: Handle | null, cuSeqlensK: Handle | null,
+    cuSeqlensQ: Handle | null, cuSeqlensK: Handle | null, hostQ?: Int32Array | null, hostK?: Int32Array | null,
   ): [Handle, Handle];
   /** Returns [dq, dk, dv] given the forward's out and lse [B, H, Nq] and its options. */
   scaledDotProductAttentionBackward(
     dout: Handle, q: Handle, k: Handle, v: Handle, out: Handle, lse: Handle, scale: number | null, causal: boolean,
-    cuSeqlensQ: Handle | null, cuSeqlensK: Handle | null,
+    cuSeqlensQ: Handle | null, cuSeqlensK: Handle | null, hostQ?: Int32Array | null, hostK?: Int32Array | null,
   ): [Handle, Handle, Handle];
   // conv3d: stride / padding as [t, h, w]; paddingMode 'zeros' | 'replicate'
   conv3d(
@@ -127,8 +131,10 @@ export interface NativeAddon {
   /** Returns [dinp, dshift, dscale]. */
   layerNormModulateBackward(dout: Handle, x: Handle, scale: Handle, mean: Handle, rstd: Handle): [Handle, Handle, Handle];
   // optimizers (in place on param, m, v)
-  /** Sum of x^2 over every element of every tensor (double, deterministic). */
-  sumOfSquares(xs: Handle[]): number;
+  /** Sum of x^2 over every element of every tensor: float64 [1] on their device (deterministic). */
+  sumOfSquares(xs: Handle[]): Handle;
+  /** x *= maxNorm / (sqrt(sumsq) + 1e-6) in place when below 1 and finite, computed on the device. */
+  clipByNorm_(xs: Handle[], sumsq: Handle, maxNorm: number): void;
   /** x *= s in place for each (float32, contiguous). */
   scale_(xs: Handle[], s: number): void;
   /** shadow = decay * shadow + (1 - decay) * param for each pair, in place. */

@@ -6,9 +6,11 @@
 import { Handle, native } from './native';
 import type { Node } from './autograd/node';
 import * as ops from './ops/basic';
+import { typeName } from './checks';
 
 export type DType = 'float32' | 'float64' | 'bfloat16' | 'float16' | 'int32' | 'int64' | 'uint8' | 'bool';
-export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
+/** 'cpu' (the host), 'cpu:N' (a simulated host device, TESSERA_HOST_DEVICES), 'cuda', 'cuda:N'. */
+export type Device = 'cpu' | `cpu:${number}` | 'cuda' | `cuda:${number}`;
 export const DTYPES: readonly DType[] = ['float32', 'float64', 'bfloat16', 'float16', 'int32', 'int64', 'uint8', 'bool'];
 
 export type NestedArray = number | boolean | NestedArray[];
@@ -100,13 +102,6 @@ export function tidy<T>(fn: () => T): T {
   return result;
 }
 
-function typeName(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'array';
-  if (v instanceof Tensor) return 'Tensor';
-  return typeof v;
-}
-
 // Safety net for tensors nobody disposed: when V8 collects the JS object, its
 // native tensor is freed (on a later event-loop turn). tidy/dispose free memory
 // deterministically and are the way to manage memory in loops.
@@ -120,6 +115,12 @@ export class Tensor {
   requiresGrad = false;
   /** The accumulated gradient of a leaf after backward(). */
   grad: Tensor | null = null;
+  /**
+   * @internal The host values of a small int32 index tensor made from them (indexTensor):
+   * ops that need the indices on the host (attention's segments) use them instead of
+   * reading the device. Cleared by copy_; aliases and views do not carry them.
+   */
+  hostValues: Int32Array | null = null;
 
   /** @internal Wraps a native handle; tracked by the innermost tidy unless untracked. */
   constructor(h: Handle, untracked = false) {
@@ -277,6 +278,7 @@ export class Tensor {
   }
   /** Copies src's values into this tensor in place (no autograd). */
   copy_(src: Tensor): this {
+    this.hostValues = null;
     native.copyInto(this.handle('copy_'), src.handle('copy_'));
     return this;
   }

@@ -52,7 +52,9 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
   if (typeof causal !== 'boolean') throw new TypeError(`${OP}: expected causal to be a boolean, got ${typeName(causal)}`);
   const cuQ = cuArg(opts.cuSeqlensQ, 'cuSeqlensQ'), cuK = cuArg(opts.cuSeqlensK, 'cuSeqlensK');
   const sc = scale ?? null;
-  const [ho, hl] = native.scaledDotProductAttention(qt.h, kt.h, vt.h, sc, causal, cuQ?.h ?? null, cuK?.h ?? null);
+  // Host copies of index tensors made from host values (indexTensor) spare a device read per call.
+  const hq = cuQ?.hostValues ?? null, hk = cuK?.hostValues ?? null;
+  const [ho, hl] = native.scaledDotProductAttention(qt.h, kt.h, vt.h, sc, causal, cuQ?.h ?? null, cuK?.h ?? null, hq, hk);
   const out = wrap(ho), lse = wrap(hl); // lse [B, H, Nq]: kept only by the backward
   try {
     return record(out, OP, [qt, kt, vt], (save, needs) => {
@@ -60,7 +62,7 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
       const scq = cuQ ? save(cuQ) : null, sck = cuK ? save(cuK) : null;
       return (g) => {
         const [dq, dk, dv] = native
-          .scaledDotProductAttentionBackward(g.h, sq.h, sk.h, sv.h, so.h, sl.h, sc, causal, scq?.h ?? null, sck?.h ?? null)
+          .scaledDotProductAttentionBackward(g.h, sq.h, sk.h, sv.h, so.h, sl.h, sc, causal, scq?.h ?? null, sck?.h ?? null, hq, hk)
           .map(wrap);
         return [needs[0] ? dq : null, needs[1] ? dk : null, needs[2] ? dv : null];
       };

@@ -25,17 +25,31 @@ Tensor unit_inner(const Tensor& x) {
   return (x.strides()[3] == 1 || x.shape()[3] <= 1) ? x : x.contiguous();
 }
 
-// Validates one cu_seqlens tensor against n tokens; returns its values.
-std::vector<int64_t> check_cu_seqlens(const Tensor& cu, const char* what, int64_t n, const Tensor& q) {
+// Validates one cu_seqlens tensor against n tokens; returns its values: read in place on
+// host-memory devices, taken from `host` (the caller's copy) elsewhere when given, and
+// only otherwise read back from the device.
+std::vector<int64_t> check_cu_seqlens(const Tensor& cu, const char* what, int64_t n, const Tensor& q,
+                                      const std::vector<int32_t>& host) {
   if (!cu.defined()) fail(kOp, what, " is an undefined (disposed) tensor");
   if (cu.dtype() != DType::Int32) fail(kOp, "expected ", what, " of dtype int32, got ", dtype_name(cu.dtype()));
   if (cu.dim() != 1 || cu.shape()[0] < 2)
     fail(kOp, "expected ", what, " of shape [S + 1] with S >= 1 sequences, got ", shape_str(cu.shape()));
   if (cu.device() != q.device())
     fail(kOp, "expected ", what, " on ", q.device().str(), " like q, got ", cu.device().str());
-  std::vector<int32_t> raw(static_cast<size_t>(cu.shape()[0]));
-  to_host(cu, DType::Int32, raw.data(), raw.size() * sizeof(int32_t));
-  std::vector<int64_t> v(raw.begin(), raw.end());
+  std::vector<int64_t> v(static_cast<size_t>(cu.shape()[0]));
+  if (cu.device().is_cpu()) {
+    Tensor c = cu.contiguous();
+    const int32_t* p = c.data<int32_t>();
+    for (size_t i = 0; i < v.size(); ++i) v[i] = p[i];
+  } else if (!host.empty()) {
+    if (host.size() != v.size())
+      fail(kOp, "expected the host copy of ", what, " to hold ", v.size(), " values, got ", host.size());
+    for (size_t i = 0; i < v.size(); ++i) v[i] = host[i];
+  } else {
+    std::vector<int32_t> raw(v.size());
+    to_host(cu, DType::Int32, raw.data(), raw.size() * sizeof(int32_t));
+    for (size_t i = 0; i < v.size(); ++i) v[i] = raw[i];
+  }
   if (v[0] != 0) fail(kOp, "expected ", what, " to start at 0, got ", v[0]);
   for (size_t i = 1; i < v.size(); ++i)
     if (v[i] < v[i - 1])
@@ -77,8 +91,8 @@ Checked check_inputs(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in,
   c.p.max_seqlen_k = c.Nk;
   if (has_q) {
     if (c.B != 1) fail(kOp, "expected B = 1 with packed sequences (cuSeqlensQ/K), got q ", shape_str(qs));
-    std::vector<int64_t> cq = check_cu_seqlens(o.cu_seqlens_q, "cuSeqlensQ", c.Nq, q_in);
-    std::vector<int64_t> ck = check_cu_seqlens(o.cu_seqlens_k, "cuSeqlensK", c.Nk, q_in);
+    std::vector<int64_t> cq = check_cu_seqlens(o.cu_seqlens_q, "cuSeqlensQ", c.Nq, q_in, o.host_cu_q);
+    std::vector<int64_t> ck = check_cu_seqlens(o.cu_seqlens_k, "cuSeqlensK", c.Nk, q_in, o.host_cu_k);
     if (cq.size() != ck.size())
       fail(kOp, "expected cuSeqlensQ and cuSeqlensK to hold the same number of sequences, got ", cq.size() - 1,
            " and ", ck.size() - 1);

@@ -12,6 +12,7 @@
 // sees no key (a sequence with no keys) gets out = 0 and lse = -inf.
 #pragma once
 #include <optional>
+#include <vector>
 
 #include "tensor.h"
 
@@ -21,6 +22,10 @@ struct AttentionOptions {
   std::optional<double> scale;  // default 1/sqrt(D)
   bool causal = false;
   Tensor cu_seqlens_q, cu_seqlens_k;  // both undefined, or both int32 [S + 1]
+  // Optional host copies of cu_seqlens_q / _k (the caller built them from these values):
+  // on a device whose memory the host cannot read, they size the launch without a
+  // device-to-host read per call. Checked against the tensors' shapes.
+  std::vector<int32_t> host_cu_q, host_cu_k;
 };
 
 // What a backend kernel receives once the core has validated everything.
