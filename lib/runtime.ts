@@ -16,6 +16,15 @@ export interface MemoryInfo {
   cudaReservedBytes: number;
   /** Bytes of freed CPU blocks (>= 1 MiB) kept for reuse; see cpuCache. */
   cpuCachedBytes: number;
+  /**
+   * Reads from a device to the host so far: tensor values read from any device but cpu
+   * (item, dataSync, toArray, to('cpu'), copies into cpu tensors). A training step on a
+   * device does one, at its logging cadence; hostReadBytes counts their bytes.
+   */
+  hostReads: number;
+  hostReadBytes: number;
+  /** Live bytes and their peak (since resetPeakMemory) per device: 'cpu', 'cpu:1', 'cuda:0', ... */
+  devices: Record<string, { bytes: number; peakBytes: number }>;
 }
 
 export function memory(): MemoryInfo {
@@ -49,6 +58,7 @@ export const version: string = (() => {
 })();
 
 export interface Info extends NativeInfo {
+  /** hostDevices: cpu plus the simulated host devices cpu:1.. (TESSERA_HOST_DEVICES). */
   version: string;
   backend: 'cpu' | 'cuda';
 }

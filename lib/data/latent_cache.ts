@@ -8,30 +8,12 @@
 // Shards are written atomically and index.json last, so a cache with an index is complete.
 import * as fs from 'fs';
 import * as path from 'path';
-import { noGrad } from '../autograd/node';
-import { tensor } from '../creation';
 import { writeJsonAtomic } from '../io/atomic';
 import { loadSafetensors, saveSafetensors } from '../io/safetensors';
-import type { VideoVAE } from '../models/vae';
-import type { ChunkOptions } from '../models/vae_tiling';
-import { cat } from '../ops/basic';
-import { Tensor, tidy, typeName } from '../tensor';
-import { checkDataset, getChecked, VideoDataset } from './dataset';
+import { Device, Tensor } from '../tensor';
+import { device as checkDevice, typeName } from '../checks';
 
 const FORMAT = 'tessera-latents';
-
-export interface EncodeDatasetOptions {
-  batchSize?: number; // default 4
-  /** Samples per shard (default 256). */
-  shardSize?: number;
-  /** Also store the posterior's logvar (default false: the mean only). */
-  logvar?: boolean;
-  /** Encode only the first `count` samples (default all). */
-  count?: number;
-  /** Chunked / tiled encoding for long or large videos. */
-  chunk?: ChunkOptions;
-  onProgress?: (done: number, total: number) => void;
-}
 
 export interface LatentCacheIndex {
   format: string;
@@ -45,71 +27,47 @@ export interface LatentCacheIndex {
   logvar: boolean;
 }
 
-/** Encodes a dataset with `vae` (posterior means; logvars too when asked) into shards under dir. */
-export function encodeDataset(vae: VideoVAE, data: VideoDataset, dir: string, opts: EncodeDatasetOptions = {}): LatentCacheIndex {
-  const op = 'encodeDataset';
-  checkDataset(data, op);
-  if (typeof dir !== 'string' || !dir) throw new TypeError(`${op}: expected a directory path, got ${typeName(dir)}`);
-  const B = opts.batchSize ?? 4, shardSize = opts.shardSize ?? 256, count = opts.count ?? data.length;
-  for (const [v, n] of [[B, 'batchSize'], [shardSize, 'shardSize'], [count, 'count']] as const)
-    if (!Number.isInteger(v) || v < 1) throw new RangeError(`${op}: expected ${n} to be a positive integer, got ${String(v)}`);
-  if (count > data.length) throw new RangeError(`${op}: count ${count} exceeds the dataset's ${data.length} samples`);
-  const [C, T, H, W] = data.shape;
-  vae.checkShape([1, C, T, H, W], 'encodeDataset');
-  const per = C * T * H * W;
-  fs.mkdirSync(dir, { recursive: true });
-  const shards: LatentCacheIndex['shards'] = [];
-  let latentShape: number[] = [];
-  let sum = 0, sumSq = 0, n = 0;
-  const wasTraining = vae.training;
-  vae.eval();
-  try {
-    for (let s0 = 0; s0 < count; s0 += shardSize) {
-      const sn = Math.min(shardSize, count - s0);
-      const captions: (string | null)[] = [], metas: unknown[] = [];
-      const means: Tensor[] = [], logvars: Tensor[] = [];
-      for (let i = s0; i < s0 + sn; i += B) {
-        const b = Math.min(B, s0 + sn - i);
-        const x = new Float32Array(b * per);
-        for (let k = 0; k < b; k++) {
-          const s = getChecked(data, i + k, op);
-          x.set(s.video, k * per);
-          captions.push(s.caption ?? null);
-          metas.push(s.meta ?? null);
-        }
-        const [m, lv] = tidy(() =>
-          noGrad(() => {
-            const post = vae.encode(tensor(x, { shape: [b, C, T, H, W] }).mul(2).sub(1), opts.chunk ?? {});
-            return [post.mean, post.logvar];
-          }),
-        );
-        for (const v of m.toFloat32Array()) (sum += v), (sumSq += v * v), n++;
-        means.push(m);
-        if (opts.logvar) logvars.push(lv);
-        else lv.dispose();
-      }
-      const tensors: Record<string, Tensor> = { mean: cat(means, 0) };
-      if (opts.logvar) tensors.logvar = cat(logvars, 0);
-      latentShape = tensors.mean.shape.slice(1) as number[];
-      const file = `latents-${String(shards.length).padStart(5, '0')}.safetensors`;
-      try {
-        saveSafetensors(path.join(dir, file), tensors, { captions: JSON.stringify(captions), meta: JSON.stringify(metas), first: String(s0) });
-      } finally {
-        for (const t of [...means, ...logvars, ...Object.values(tensors)]) t.dispose();
-      }
-      shards.push({ file, count: sn });
-      opts.onProgress?.(s0 + sn, count);
-    }
-  } finally {
-    vae.train(wasTraining);
+/**
+ * Writes a latent cache: shards of posterior means (and logvars) as they come, then the
+ * index with the statistics of every mean, last (a cache with an index is complete).
+ * encodeDataset (lib/train/encode.ts) drives it with a VideoVAE.
+ */
+export class LatentCacheWriter {
+  private readonly shards: LatentCacheIndex['shards'] = [];
+  private latentShape: number[] = [];
+  private sum = 0;
+  private sumSq = 0;
+  private n = 0;
+  private count = 0;
+
+  constructor(readonly dir: string) {
+    if (typeof dir !== 'string' || !dir) throw new TypeError(`LatentCacheWriter: expected a directory path, got ${typeName(dir)}`);
+    fs.mkdirSync(dir, { recursive: true });
   }
-  const mean = sum / n, std = Math.sqrt(Math.max(0, sumSq / n - mean * mean));
-  const index: LatentCacheIndex = {
-    format: FORMAT, version: 1, count, latentShape: latentShape as LatentCacheIndex['latentShape'], shards, vae: vae.config,
-    stats: { mean, std }, scalingFactor: std > 0 ? 1 / std : 1, logvar: !!opts.logvar,
-  };
-  writeJsonAtomic(path.join(dir, 'index.json'), index, 1);
-  return index;
+
+  /** Writes one shard: mean [n, Z, T', H', W'] (logvar likewise, or null) with a caption and meta per sample. */
+  addShard(mean: Tensor, logvar: Tensor | null, captions: (string | null)[], metas: unknown[]): void {
+    const first = this.count;
+    for (const v of mean.toFloat32Array()) (this.sum += v), (this.sumSq += v * v), this.n++;
+    this.latentShape = mean.shape.slice(1) as number[];
+    const tensors: Record<string, Tensor> = { mean };
+    if (logvar) tensors.logvar = logvar;
+    const file = `latents-${String(this.shards.length).padStart(5, '0')}.safetensors`;
+    saveSafetensors(path.join(this.dir, file), tensors, { captions: JSON.stringify(captions), meta: JSON.stringify(metas), first: String(first) });
+    this.shards.push({ file, count: mean.shape[0] });
+    this.count += mean.shape[0];
+  }
+
+  /** Writes index.json (atomically) and returns it. */
+  finish(vae: unknown, logvar: boolean): LatentCacheIndex {
+    const mean = this.sum / this.n, std = Math.sqrt(Math.max(0, this.sumSq / this.n - mean * mean));
+    const index: LatentCacheIndex = {
+      format: FORMAT, version: 1, count: this.count, latentShape: this.latentShape as LatentCacheIndex['latentShape'], shards: this.shards, vae,
+      stats: { mean, std }, scalingFactor: std > 0 ? 1 / std : 1, logvar,
+    };
+    writeJsonAtomic(path.join(this.dir, 'index.json'), index, 1);
+    return index;
+  }
 }
 
 export interface LatentSample {
@@ -143,9 +101,12 @@ export class LatentCache {
   private loadedBytes = 0;
   private readonly starts: number[] = [];
   readonly maxBytes: number;
+  /** The device latentDataset(cache) reads samples to by default. */
+  readonly device: Device;
 
-  constructor(readonly dir: string, opts: { maxBytes?: number } = {}) {
+  constructor(readonly dir: string, opts: { maxBytes?: number; device?: Device } = {}) {
     this.maxBytes = opts.maxBytes ?? LATENT_CACHE_MEMORY;
+    this.device = opts.device === undefined ? 'cpu' : checkDevice('loadLatentCache', 'device', opts.device);
     if (typeof this.maxBytes !== 'number' || !(this.maxBytes >= 0))
       throw new RangeError(`loadLatentCache: expected maxBytes >= 0, got ${String(opts.maxBytes)}`);
     const op = 'loadLatentCache';
@@ -230,8 +191,11 @@ export class LatentCache {
   }
 }
 
-/** Opens a latent cache written by encodeDataset (maxBytes: see LatentCache). */
-export function loadLatentCache(dir: string, opts: { maxBytes?: number } = {}): LatentCache {
+/**
+ * Opens a latent cache written by encodeDataset (maxBytes: see LatentCache; device: where
+ * latentDataset(cache) puts its samples by default).
+ */
+export function loadLatentCache(dir: string, opts: { maxBytes?: number; device?: Device } = {}): LatentCache {
   if (typeof dir !== 'string' || !dir) throw new TypeError(`loadLatentCache: expected a directory path, got ${typeName(dir)}`);
   return new LatentCache(dir, opts);
 }

@@ -11,9 +11,10 @@
 // A model must accept both (a DiT embeds t per frame and adds each token its frame's
 // embedding). GaussianDiffusion passes integer timesteps 0..timesteps-1 (as floats),
 // RectifiedFlow passes t * timestepScale (t in [0, 1], 0 = clean, scale 1000 by default).
-import { getRngState, manualSeed, rand, randn as tsRandn, setRngState, tensor } from '../creation';
-import { cat, live, shapeStr } from '../ops/basic';
-import { Tensor, typeName } from '../tensor';
+import { arange, getRngState, manualSeed, rand, randn as tsRandn, setRngState, tensor, zeros } from '../creation';
+import { cat, clamp, eq, live, lt, shapeStr } from '../ops/basic';
+import { Device, Tensor } from '../tensor';
+import { batchShape, finiteNumber, posInt, typeName } from '../checks';
 
 /** A denoiser: noisy latents x_t [B, C, ...], timesteps t ([B] or [B, T]), conditioning -> output [B, C', ...]. */
 export type ModelFn<C = unknown> = (xt: Tensor, t: Tensor, cond: C) => Tensor;
@@ -49,8 +50,13 @@ export interface SampleOptionsBase<C> {
    * restored afterwards, so sampling in the middle of training does not disturb it.
    */
   seed?: number;
-  /** Replaces the noise source (default ts.randn): the initial noise, then per-step noise in step order. */
+  /** Replaces the noise source (default ts.randn on `device`): the initial noise, then per-step noise in step order. */
   noise?: NoiseFn;
+  /**
+   * The device the latents are made on (noise, timesteps, masks). Default: the device of
+   * conditionFrames.latents when given, else 'cpu'. The model must run there.
+   */
+  device?: Device;
   conditionFrames?: ConditionFrames;
   /** Called after each step with its index and the new state (valid only during the call). */
   onStep?: (step: number, x: Tensor) => void;
@@ -58,23 +64,10 @@ export interface SampleOptionsBase<C> {
 
 // ---- argument checks -------------------------------------------------------------------
 
-export function checkPosInt(op: string, name: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1)
-    throw new RangeError(`${op}: expected ${name} to be a positive integer, got ${typeName(v)} ${String(v)}`);
-  return v;
-}
-
-export function checkNumber(op: string, name: string, v: unknown, lo = -Infinity, hi = Infinity): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < lo || v > hi)
-    throw new RangeError(`${op}: expected ${name} to be a number in [${lo}, ${hi}], got ${typeName(v)} ${String(v)}`);
-  return v;
-}
-
-export function checkShape(op: string, shape: unknown): number[] {
-  if (!Array.isArray(shape) || shape.length < 2 || !shape.every((s) => Number.isInteger(s) && s > 0))
-    throw new TypeError(`${op}: expected shape [B, C, ...] of positive integers, got ${Array.isArray(shape) ? shapeStr(shape) : typeName(shape)}`);
-  return shape as number[];
-}
+// Kept under their old names for the diffusion modules; they are lib/checks.ts's.
+export const checkPosInt = (op: string, name: string, v: unknown): number => posInt(op, name, v);
+export const checkNumber = (op: string, name: string, v: unknown, lo = -Infinity, hi = Infinity): number => finiteNumber(op, name, v, lo, hi);
+export const checkShape = (op: string, shape: unknown): number[] => batchShape(op, shape);
 
 export function checkModel(op: string, model: unknown): void {
   if (typeof model !== 'function') throw new TypeError(`${op}: expected model to be a function (xt, t, cond) => Tensor, got ${typeName(model)}`);
@@ -108,6 +101,21 @@ export function modelTimesteps(values: ArrayLike<number>, frames: number | null,
   return tensor(out, { shape: [B, frames], device });
 }
 
+/**
+ * Timesteps t [B] (already in the model's units) as the model sees them: [B], or [B, T]
+ * with 0 at the conditioning frames of a frame mask [B, 1, T, 1, 1]. On t's device.
+ */
+export function frameTimesteps(t: Tensor, mask: Tensor | null): Tensor {
+  if (!mask) return t; // [B]
+  const [B, , T] = mask.shape;
+  return t.reshape([B, 1]).mul(mask.reshape([B, T]).mul(-1).add(1)); // [B, T]
+}
+
+/** A per-sample tensor t [B] as a coefficient [B, 1, ..., 1] broadcasting over x of `rank`. */
+export function perSampleOf(t: Tensor, rank: number): Tensor {
+  return t.reshape([t.shape[0], ...new Array<number>(rank - 1).fill(1)]);
+}
+
 // ---- conditioning frames -------------------------------------------------------------
 
 /** Checks per-sample conditioning frame indices against a video latent [B, C, T, H, W]. */
@@ -124,7 +132,7 @@ export function checkFrameIndices(op: string, idx: unknown, B: number, T: number
   });
 }
 
-/** Frame mask [B, 1, T, 1, 1]: 1 at conditioning frames. */
+/** Frame mask [B, 1, T, 1, 1]: 1 at conditioning frames (from host indices, made on device). */
 export function frameMask(idx: number[][], T: number, device: Tensor['device']): Tensor {
   const m = new Float32Array(idx.length * T);
   idx.forEach((list, b) => list.forEach((f) => (m[b * T + f] = 1)));
@@ -161,7 +169,7 @@ export function resolveConditionFrames(op: string, cf: ConditionFrames | undefin
   const parts: Tensor[] = [];
   for (let f = 0; f < T; f++) {
     const k = cf.indices.indexOf(f);
-    parts.push(k >= 0 ? latB.slice(2, k, k + 1) : tensor(new Float32Array(B * C * H * W), { shape: [B, C, 1, H, W], device: lat.device }));
+    parts.push(k >= 0 ? latB.slice(2, k, k + 1) : zeros([B, C, 1, H, W], { device: lat.device }));
   }
   return { clean: cat(parts, 2), mask: frameMask(indices, T, lat.device), indices, frames: T };
 }
@@ -173,7 +181,7 @@ export function resolveConditionFrames(op: string, cf: ConditionFrames | undefin
  * mask [B, 1, T, 1, 1] (1 = conditioning frame), the masked frames are left out: each
  * sample's mean is over its generated frames only.
  */
-export function maskedMean(perElement: Tensor, mask: Tensor | null): Tensor {
+export function frameMaskedMean(perElement: Tensor, mask: Tensor | null): Tensor {
   const dims = perElement.shape.map((_, i) => i).slice(1);
   if (!mask) return perElement.mean(dims).mean();
   const [B, C, T, H, W] = perElement.shape;
@@ -274,9 +282,16 @@ export function withSeed<T>(seed: number | undefined, fn: () => T): T {
   }
 }
 
-export function noiseSource(o: { noise?: NoiseFn }): NoiseFn {
+export function noiseSource(o: { noise?: NoiseFn }, device: Device): NoiseFn {
   if (o.noise !== undefined && typeof o.noise !== 'function') throw new TypeError(`sample: expected noise to be a function (shape) => Tensor, got ${typeName(o.noise)}`);
-  return o.noise ?? ((shape: number[]) => tsRandn(shape));
+  return o.noise ?? ((shape: number[]) => tsRandn(shape, { device }));
+}
+
+/** The device a sampler works on: opts.device, else the conditioning latents', else 'cpu'. */
+export function samplingDevice(o: { device?: Device; conditionFrames?: ConditionFrames }): Device {
+  if (o.device !== undefined) return o.device;
+  const lat = o.conditionFrames?.latents;
+  return lat instanceof Tensor && !lat.isDisposed ? lat.device : 'cpu';
 }
 
 /**
@@ -304,6 +319,32 @@ export function randomConditionFrames(batch: number, frames: number, opts: { pro
     }
   }
   return out;
+}
+
+/**
+ * The device form of randomConditionFrames: the same draws (rand([3 * batch]) from the
+ * tensor RNG, so a seed gives the same frames) turned into a frame mask [batch, 1, frames,
+ * 1, 1] (1 = conditioning frame) on `device`, without reading anything back: a training
+ * step on a GPU keeps its conditioning frames there.
+ */
+export function randomFrameMask(batch: number, frames: number, opts: { prob: number; firstFrameShare?: number; device?: Device }): Tensor {
+  const op = 'randomFrameMask';
+  checkPosInt(op, 'batch', batch);
+  checkPosInt(op, 'frames', frames);
+  const p = checkNumber(op, 'prob', opts?.prob, 0, 1);
+  const share = checkNumber(op, 'firstFrameShare', opts.firstFrameShare ?? 0.5, 0, 1);
+  const device = opts.device ?? 'cpu';
+  if (frames < 2) return zeros([batch, 1, frames, 1, 1], { device });
+  const u = rand([batch, 3], { device }); // [B, 3]: conditioned?, first frame only?, prefix length
+  const on = lt(u.slice(1, 0, 1), p); // [B, 1]
+  const first = lt(u.slice(1, 1, 2), share); // [B, 1]
+  // k = 1 + min(frames - 2, floor(u2 * (frames - 1))): the prefix length (int conversion truncates: floor for u >= 0)
+  const k = clamp(u.slice(1, 2, 3).mul(frames - 1).to('int32').to('float32'), null, frames - 2).add(1); // [B, 1]
+  const f = arange(frames, undefined, 1, { device }).reshape([1, frames]); // [1, T]
+  const prefix = lt(f, k); // [B, T]
+  const only0 = eq(f, 0); // [1, T]
+  const pattern = first.mul(only0).add(first.mul(-1).add(1).mul(prefix)); // [B, T]
+  return on.mul(pattern).reshape([batch, 1, frames, 1, 1]);
 }
 
 function rand3(batch: number): Float32Array {

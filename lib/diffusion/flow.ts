@@ -16,14 +16,16 @@
 // N / shiftBaseTokens matters, any unit works if both use it (e.g. DiT tokens).
 // The model receives t * timestepScale (default 1000, the range of DDPM timesteps,
 // which a DiT's sinusoidal timestep embedding expects).
-import { rand, randn } from '../creation';
+import { rand, randn, tensor } from '../creation';
 import { noGrad } from '../autograd/node';
-import { live, shapeStr } from '../ops/basic';
-import { Tensor, tidy, typeName } from '../tensor';
+import { live } from '../ops/basic';
+import { Device, Tensor, tidy } from '../tensor';
+import { typeName } from '../checks';
 import {
-  ModelFn, SampleOptionsBase, callModel, checkFrameIndices, checkModel, checkNumber, checkPosInt, checkShape, frameMask,
-  guidedModel, keepFrames, maskedMean, modelTimesteps, noiseSource, perSample, resolveConditionFrames, withSeed,
+  ModelFn, SampleOptionsBase, callModel, checkNumber, checkPosInt, checkShape, frameMaskedMean, frameTimesteps, guidedModel,
+  keepFrames, modelTimesteps, noiseSource, perSampleOf, resolveConditionFrames, samplingDevice, withSeed,
 } from './common';
+import { composeTrainingLoss, Diffusion, TrainingBatch, TrainingLoss, TrainingLossOptions } from './diffusion';
 
 export interface RectifiedFlowOptions {
   /** Training timestep density: 'logit-normal' (SD3's default, default here) or 'uniform'. */
@@ -41,22 +43,9 @@ export interface RectifiedFlowOptions {
   timestepScale?: number;
 }
 
-export interface FlowLossOptions<C> {
-  cond?: C;
-  /** Timesteps per sample in [0, 1], used as given (no shift). Default: drawn from the density, shifted. */
-  t?: number[];
-  noise?: Tensor;
-  /** Per-sample conditioning frames of a video latent (clean, model t = 0, not in the loss). */
-  conditionFrames?: number[][];
-  /** Tokens per sample for the shift (default latent positions per sample). */
-  numTokens?: number;
-}
-
-export interface FlowLoss {
-  loss: Tensor;
-  mse: Tensor;
-  t: number[];
-}
+/** @deprecated names: the loss options and result are the shared ones of every Diffusion. */
+export type FlowLossOptions<C> = TrainingLossOptions<C>;
+export type FlowLoss = TrainingLoss;
 
 export interface FlowSampleOptions<C> extends SampleOptionsBase<C> {
   /** 'euler' (the only one). */
@@ -70,7 +59,9 @@ export function timestepShift(t: number, s: number): number {
   return (s * t) / (1 + (s - 1) * t);
 }
 
-export class RectifiedFlow {
+export class RectifiedFlow implements Diffusion {
+  readonly samplers = ['euler'] as const;
+  readonly defaultSampler = 'euler';
   readonly timestepSampling: 'uniform' | 'logit-normal';
   readonly logitMean: number;
   readonly logitStd: number;
@@ -112,52 +103,60 @@ export class RectifiedFlow {
     return shape.slice(2).reduce((a, b) => a * b, 1);
   }
 
-  /** x_t = (1 - t) x0 + t noise, t per sample. */
-  interpolate(x0: Tensor, t: number[], noise: Tensor): Tensor {
-    const x = live(x0, 'RectifiedFlow.interpolate', 'x0');
-    return x.mul(perSample(t.map((v) => 1 - v), x.rank, x.device)).add(noise.mul(perSample(t, x.rank, x.device)));
+  /** The velocity has as many channels as the latent. */
+  outputChannels(C: number): number {
+    return C;
   }
 
-  /** Draws B training timesteps from the density, shifted for numTokens when shiftTraining. */
-  sampleTimesteps(B: number, numTokens: number): number[] {
-    const u = tidy(() => noGrad(() => (this.timestepSampling === 'uniform' ? rand([B]) : randn([B])).toFloat32Array()));
-    const s = this.shiftTraining ? this.shiftFor(numTokens) : 1;
-    return Array.from(u, (v) => {
-      const t = this.timestepSampling === 'uniform' ? v : 1 / (1 + Math.exp(-(this.logitMean + this.logitStd * v)));
-      return timestepShift(t, s);
-    });
+  /**
+   * Draws B training timesteps [B] in [0, 1] on `device`: uniform, or logit-normal
+   * sigmoid(m + s n); shifted for numTokens when shiftTraining. Computed on the device.
+   */
+  sampleTimesteps(B: number, opts: { device?: Device; numTokens?: number } = {}): Tensor {
+    const op = 'RectifiedFlow.sampleTimesteps';
+    checkPosInt(op, 'B', B);
+    const device = opts.device ?? 'cpu';
+    const u = this.timestepSampling === 'uniform' ? rand([B], { device }) : randn([B], { device }); // [B]
+    const t = this.timestepSampling === 'uniform' ? u : u.mul(this.logitStd).add(this.logitMean).sigmoid();
+    const s = this.shiftTraining ? this.shiftFor(opts.numTokens ?? 1) : 1;
+    return s === 1 ? t : t.mul(s).div(t.mul(s - 1).add(1)); // shift_s(t) = s t / (1 + (s - 1) t)
+  }
+
+  /** x_t = (1 - t) x0 + t noise, t [B] per sample. */
+  addNoise(x0: Tensor, noise: Tensor, t: Tensor): Tensor {
+    const tc = perSampleOf(t, x0.rank); // [B, 1, ...]
+    return x0.mul(tc.mul(-1).add(1)).add(noise.mul(tc));
+  }
+
+  /** x_t = (1 - t) x0 + t noise, t per sample (numbers). */
+  interpolate(x0: Tensor, t: number[], noise: Tensor): Tensor {
+    const x = live(x0, 'RectifiedFlow.interpolate', 'x0');
+    return this.addNoise(x, noise, tensor(Float32Array.from(t), { device: x.device }));
+  }
+
+  /** The model sees t * timestepScale ([B], or [B, T] with 0 at conditioning frames). */
+  modelTimesteps(t: Tensor, frameMask: Tensor | null = null): Tensor {
+    return frameTimesteps(t.mul(this.timestepScale), frameMask);
+  }
+
+  /** The velocity dx_t/dt = noise - x0. */
+  target(x0: Tensor, noise: Tensor): Tensor {
+    return noise.sub(x0);
   }
 
   /** Mean squared error between the model's velocity and noise - x0 (conditioning frames left out). */
-  trainingLoss<C>(model: ModelFn<C>, x0: Tensor, opts: FlowLossOptions<C> = {}): FlowLoss {
+  loss(out: Tensor, b: TrainingBatch): TrainingLoss {
+    const loss = frameMaskedMean(out.sub(this.target(b.x0, b.noise)).square(), b.frameMask);
+    return { loss, mse: loss.detach(), vb: null, t: b.t };
+  }
+
+  /** The loss of one batch with one model call (see Diffusion). */
+  trainingLoss<C>(model: ModelFn<C>, x0: Tensor, opts: TrainingLossOptions<C> = {}): TrainingLoss {
     const op = 'RectifiedFlow.trainingLoss';
-    checkModel(op, model);
-    const x = live(x0, op, 'x0');
-    if (x.rank < 2) throw new Error(`${op}: expected x0 [B, C, ...], got ${shapeStr(x.shape)}`);
-    const [B, C] = x.shape;
-    let t: number[];
-    if (opts.t !== undefined) {
-      if (!Array.isArray(opts.t) || opts.t.length !== B || !opts.t.every((v) => typeof v === 'number' && v >= 0 && v <= 1))
-        throw new RangeError(`${op}: expected t to be ${B} numbers in [0, 1], got ${typeName(opts.t)}`);
-      t = opts.t;
-    } else t = this.sampleTimesteps(B, this.tokens(op, x.shape, opts.numTokens));
-    let condIdx: number[][] | null = null;
-    if (opts.conditionFrames !== undefined) {
-      if (x.rank !== 5) throw new Error(`${op}: conditionFrames need a video latent x0 [B, C, T, H, W], got ${shapeStr(x.shape)}`);
-      condIdx = checkFrameIndices(op, opts.conditionFrames, B, x.shape[2]);
-    }
-    const r = tidy(() => {
-      const noise = opts.noise !== undefined ? live(opts.noise, op, 'noise') : randn(x.shape as number[]);
-      if (noise.shape.some((s, i) => s !== x.shape[i])) throw new Error(`${op}: expected noise of shape ${shapeStr(x.shape)}, got ${shapeStr(noise.shape)}`);
-      let xt = this.interpolate(x, t, noise);
-      const mask = condIdx ? frameMask(condIdx, x.shape[2], x.device) : null;
-      if (mask) xt = keepFrames(xt, x, mask);
-      const tm = modelTimesteps(t.map((v) => v * this.timestepScale), condIdx ? x.shape[2] : null, condIdx, x.device);
-      const v = callModel(op, model, xt, tm, opts.cond as C, C);
-      const loss = maskedMean(v.sub(noise.sub(x)).square(), mask);
-      return { loss, mse: loss.detach() };
+    return composeTrainingLoss(this, op, model, x0, opts, (t, B) => {
+      if (!Array.isArray(t) || t.length !== B || !t.every((v) => typeof v === 'number' && v >= 0 && v <= 1))
+        throw new RangeError(`${op}: expected t to be ${B} numbers in [0, 1], got ${typeName(t)}`);
     });
-    return { ...r, t };
   }
 
   /** Integrates dx/dt = v from t = 1 (noise) to 0 with `steps` Euler steps (default 50). */
@@ -169,7 +168,8 @@ export class RectifiedFlow {
     const steps = checkPosInt(op, 'steps', opts.steps ?? 50);
     const sig = this.sigmas(steps, this.tokens(op, shape, opts.numTokens));
     const gm = guidedModel(op, model, opts, shape[1]);
-    const noise = noiseSource(opts);
+    const device = samplingDevice(opts);
+    const noise = noiseSource(opts, device);
     return withSeed(opts.seed, () => noGrad(() => tidy(() => {
       const frames = resolveConditionFrames(op, opts.conditionFrames, shape);
       const keep = (x: Tensor): Tensor => (frames ? keepFrames(x, frames.clean, frames.mask) : x);
@@ -177,7 +177,7 @@ export class RectifiedFlow {
       for (let k = 0; k < steps; k++) {
         const cur = x;
         const next = tidy(() => {
-          const tm = modelTimesteps(new Array(shape[0]).fill(sig[k] * this.timestepScale), frames ? frames.frames : null, frames ? frames.indices : null, cur.device);
+          const tm = modelTimesteps(new Array(shape[0]).fill(sig[k] * this.timestepScale), frames ? frames.frames : null, frames ? frames.indices : null, device);
           const v = callModel(op, gm, cur, tm, opts.cond as C, shape[1]);
           return keep(cur.add(v.mul(sig[k + 1] - sig[k])));
         });

@@ -12,15 +12,17 @@
 // [B, T], see common.ts); with learnSigma its output has 2C channels: the prediction,
 // then v in [-1, 1] that interpolates the log variance between the posterior's
 // (clipped) log variance and log beta_t.
-import { rand, randn, tensor } from '../creation';
+import { rand, tensor } from '../creation';
 import { noGrad } from '../autograd/node';
-import { wrap, live, maximum, minimum, shapeStr } from '../ops/basic';
-import { native } from '../native';
-import { Tensor, tidy, typeName } from '../tensor';
+import { gt, live, lt, maximum, minimum, shapeStr } from '../ops/basic';
+import { indexSelect } from '../ops/nn';
+import { Device, Tensor, keep as keepTensor, tidy } from '../tensor';
+import { typeName } from '../checks';
 import {
-  ModelFn, SampleOptionsBase, callModel, checkFrameIndices, checkModel, checkNumber, checkPosInt, checkShape, frameMask,
-  guidedModel, keepFrames, maskedMean, modelTimesteps, noiseSource, perSample, resolveConditionFrames, withSeed,
+  ModelFn, SampleOptionsBase, callModel, checkNumber, checkPosInt, checkShape, frameMaskedMean, frameTimesteps, guidedModel,
+  keepFrames, modelTimesteps, noiseSource, perSampleOf, resolveConditionFrames, samplingDevice, withSeed,
 } from './common';
+import { composeTrainingLoss, Diffusion, TrainingBatch, TrainingLoss, TrainingLossOptions } from './diffusion';
 
 export type BetaSchedule = 'linear' | 'cosine';
 export type Prediction = 'eps' | 'v';
@@ -132,33 +134,35 @@ export interface GaussianSampleOptions<C> extends SampleOptionsBase<C> {
   clipDenoised?: boolean;
 }
 
-export interface TrainingLossOptions<C> {
-  cond?: C;
-  /** Timesteps per sample (integers in [0, timesteps)); default uniform from the tensor RNG. */
-  t?: number[];
-  /** Noise like x0; default ts.randn. */
-  noise?: Tensor;
-  /**
-   * Per-sample conditioning frame indices (x0 is a video latent [B, C, T, H, W]): those
-   * frames stay clean in x_t, get timestep 0 and are left out of the loss; the model
-   * then sees t of shape [B, T]. See randomConditionFrames.
-   */
-  conditionFrames?: number[][];
-}
+export type { TrainingLoss, TrainingLossOptions };
 
-export interface TrainingLoss {
-  /** The scalar to minimize (mse + vlbWeight * vb), with gradient. */
-  loss: Tensor;
-  /** Detached scalar terms for logging. */
-  mse: Tensor;
-  vb: Tensor | null;
-  /** The timesteps used, per sample. */
-  t: number[];
+/**
+ * Per-sample schedule coefficients by name: plain numbers while sampling (every sample at
+ * one step), columns of a table gathered per sample while training (t is a tensor).
+ */
+const COEFS = [
+  'sqrtAb', 'sqrt1mAb', 'sqrtRecipAb', 'sqrtRecipm1Ab', 'coef1', 'coef2', 'logVarClipped', 'lvHalfRange', 'lvMid', 'isZero',
+] as const;
+type CoefName = (typeof COEFS)[number];
+type Coefs = (name: CoefName) => Coef;
+
+/** Every coefficient of schedule s at index i (float64). */
+function coefValues(s: GaussianSchedule, i: number): Record<CoefName, number> {
+  const ab = s.alphasCumprod[i], minLog = s.posteriorLogVarianceClipped[i], maxLog = Math.log(s.betas[i]);
+  return {
+    sqrtAb: Math.sqrt(ab), sqrt1mAb: Math.sqrt(1 - ab), sqrtRecipAb: Math.sqrt(1 / ab), sqrtRecipm1Ab: Math.sqrt(1 / ab - 1),
+    coef1: s.posteriorMeanCoef1[i], coef2: s.posteriorMeanCoef2[i], logVarClipped: minLog,
+    lvHalfRange: (maxLog - minLog) / 2, lvMid: (maxLog + minLog) / 2, isZero: i === 0 ? 1 : 0,
+  };
 }
 
 type Coef = number | Tensor;
 
-export class GaussianDiffusion {
+export class GaussianDiffusion implements Diffusion {
+  readonly samplers = ['ddpm', 'ddim', 'dpm++2m'] as const;
+  readonly defaultSampler = 'ddpm';
+  /** The coefficient table [timesteps, COEFS] per device, made once (training gathers rows of it). */
+  private readonly tables = new Map<Device, Tensor>();
   readonly betaSchedule: BetaSchedule;
   readonly timesteps: number;
   readonly prediction: Prediction;
@@ -199,6 +203,43 @@ export class GaussianDiffusion {
     return t as number[];
   }
 
+  /** The full schedule's coefficients as a float32 table [timesteps, COEFS] on `device` (cached). */
+  private table(device: Device): Tensor {
+    let tab = this.tables.get(device);
+    if (!tab || tab.isDisposed) {
+      const K = COEFS.length, v = new Float32Array(this.timesteps * K);
+      for (let i = 0; i < this.timesteps; i++) {
+        const c = coefValues(this.schedule, i);
+        COEFS.forEach((n, k) => (v[i * K + k] = c[n]));
+      }
+      tab = keepTensor(tensor(v, { shape: [this.timesteps, K], device }));
+      this.tables.set(device, tab);
+    }
+    return tab;
+  }
+
+  /** Coefficients of the full schedule at timesteps t [B] (integers as float32), per sample, on t's device. */
+  private coefsAt(t: Tensor, rank: number): Coefs {
+    const rows = indexSelect(this.table(t.device), t.to('int32')); // [B, K]
+    const B = t.shape[0], ones = new Array<number>(rank - 1).fill(1);
+    return (name) => {
+      const k = COEFS.indexOf(name);
+      return rows.slice(1, k, k + 1).reshape([B, ...ones]); // [B, 1, ...]
+    };
+  }
+
+  /** Coefficients of schedule s at index i, the same for every sample (sampling). */
+  private coefsOf(s: GaussianSchedule, i: number): Coefs {
+    const c = coefValues(s, i);
+    return (name) => c[name];
+  }
+
+  /** Frees the cached coefficient tables (they are made again when needed). */
+  dispose(): void {
+    for (const t of this.tables.values()) t.dispose();
+    this.tables.clear();
+  }
+
   /** Samples x_t ~ q(x_t | x0) = sqrt(ab_t) x0 + sqrt(1 - ab_t) noise, t per sample. */
   qSample(x0: Tensor, t: number[], noise: Tensor): Tensor {
     const op = 'GaussianDiffusion.qSample';
@@ -207,50 +248,90 @@ export class GaussianDiffusion {
     if (n.shape.length !== x.shape.length || n.shape.some((s, i) => s !== x.shape[i]))
       throw new Error(`${op}: expected noise of shape ${shapeStr(x.shape)}, got ${shapeStr(n.shape)}`);
     const ts = this.checkT(op, t, x.shape[0]);
-    const ab = this.schedule.alphasCumprod;
-    return x.mul(this.coef(ts.map((i) => Math.sqrt(ab[i])), x)).add(n.mul(this.coef(ts.map((i) => Math.sqrt(1 - ab[i])), x)));
+    return this.addNoise(x, n, tensor(Float32Array.from(ts), { device: x.device }));
   }
 
-  /** A per-sample coefficient: a plain number when every sample shares it (sampling), else [B, 1, ...]. */
-  private coef(vals: number[], like: Tensor): Coef {
-    return vals.every((v) => v === vals[0]) ? vals[0] : perSample(vals, like.rank, like.device);
+  // ---- the Diffusion pieces ------------------------------------------------------------
+
+  /**
+   * B training timesteps uniform over [0, timesteps): integers as float32 [B] on `device`,
+   * floor(u * timesteps) of u from the tensor RNG, computed on the device.
+   */
+  sampleTimesteps(B: number, opts: { device?: Device; numTokens?: number } = {}): Tensor {
+    checkPosInt('GaussianDiffusion.sampleTimesteps', 'B', B);
+    const u = rand([B], { device: opts.device ?? 'cpu' });
+    // int conversion truncates: floor for u * T >= 0; the clamp guards float32 rounding up to T.
+    return u.mul(this.timesteps).to('int32').to('float32').clamp(null, this.timesteps - 1); // [B]
   }
 
-  /** x0 and eps from the model's prediction at schedule s, indices idx (per sample). */
-  private predictions(s: GaussianSchedule, x: Tensor, pred: Tensor, idx: number[], clip: boolean): { x0: Tensor; eps: Tensor } {
-    const ab = idx.map((i) => s.alphasCumprod[i]);
-    let x0: Tensor, eps: Tensor | null = null;
+  /** x_t = sqrt(ab_t) x0 + sqrt(1 - ab_t) noise, t [B] per sample. */
+  addNoise(x0: Tensor, noise: Tensor, t: Tensor): Tensor {
+    const c = this.coefsAt(t, x0.rank);
+    return x0.mul(c('sqrtAb')).add(noise.mul(c('sqrt1mAb')));
+  }
+
+  /** The model sees the integer timesteps ([B], or [B, T] with 0 at conditioning frames). */
+  modelTimesteps(t: Tensor, frameMask: Tensor | null = null): Tensor {
+    return frameTimesteps(t, frameMask);
+  }
+
+  /** eps (the noise), or v = sqrt(ab) eps - sqrt(1 - ab) x0. */
+  target(x0: Tensor, noise: Tensor, t: Tensor): Tensor {
+    if (this.prediction === 'eps') return noise;
+    const c = this.coefsAt(t, x0.rank);
+    return noise.mul(c('sqrtAb')).sub(x0.mul(c('sqrt1mAb')));
+  }
+
+  /**
+   * mse between the model's prediction and its target (eps or v), plus with learnSigma the
+   * variational bound term on the learned variance with a stop-gradient on the mean
+   * (improved-DDPM's hybrid loss). Conditioning frames are left out.
+   */
+  loss(out: Tensor, b: TrainingBatch): TrainingLoss {
+    const C = b.x0.shape[1];
+    const [pred, varValues] = this.split(out, C);
+    const mse = frameMaskedMean(pred.sub(this.target(b.x0, b.noise, b.t)).square(), b.frameMask);
+    if (!varValues) return { loss: mse, mse: mse.detach(), vb: null, t: b.t };
+    const vb = frameMaskedMean(this.vbTerm(b.x0, b.xt, pred.detach(), varValues, this.coefsAt(b.t, b.x0.rank)), b.frameMask);
+    const loss = this.vlbWeight === 1 ? mse.add(vb) : mse.add(vb.mul(this.vlbWeight));
+    return { loss, mse: mse.detach(), vb: vb.detach(), t: b.t };
+  }
+
+  /** The loss of one batch with one model call (see Diffusion). */
+  trainingLoss<C>(model: ModelFn<C>, x0: Tensor, opts: TrainingLossOptions<C> = {}): TrainingLoss {
+    const op = 'GaussianDiffusion.trainingLoss';
+    return composeTrainingLoss(this, op, model, x0, opts, (t, B) => void this.checkT(op, t, B));
+  }
+
+  /** x0 and eps from the model's prediction under coefficients c. */
+  private predictions(x: Tensor, pred: Tensor, c: Coefs, clip: boolean): { x0: Tensor; eps: Tensor } {
+    let x0: Tensor, eps: Tensor;
     if (this.prediction === 'eps') {
-      x0 = x.mul(this.coef(ab.map((a) => Math.sqrt(1 / a)), x)).sub(pred.mul(this.coef(ab.map((a) => Math.sqrt(1 / a - 1)), x)));
+      x0 = x.mul(c('sqrtRecipAb')).sub(pred.mul(c('sqrtRecipm1Ab')));
       eps = pred;
     } else {
-      x0 = x.mul(this.coef(ab.map(Math.sqrt), x)).sub(pred.mul(this.coef(ab.map((a) => Math.sqrt(1 - a)), x)));
-      eps = x.mul(this.coef(ab.map((a) => Math.sqrt(1 - a)), x)).add(pred.mul(this.coef(ab.map(Math.sqrt), x)));
+      x0 = x.mul(c('sqrtAb')).sub(pred.mul(c('sqrt1mAb')));
+      eps = x.mul(c('sqrt1mAb')).add(pred.mul(c('sqrtAb')));
     }
     if (clip) {
       x0 = clamp(x0, -1, 1);
       // eps consistent with the clipped x0 (improved-DDPM's _predict_eps_from_xstart)
-      eps = x.mul(this.coef(ab.map((a) => Math.sqrt(1 / a)), x)).sub(x0).div(this.coef(ab.map((a) => Math.sqrt(1 / a - 1)), x));
+      eps = x.mul(c('sqrtRecipAb')).sub(x0).div(c('sqrtRecipm1Ab'));
     }
     return { x0, eps };
   }
 
   /** Log variance of p(x_{t-1} | x_t): learned range from v in [-1, 1], or fixed. */
-  private logVariance(s: GaussianSchedule, varValues: Tensor | null, idx: number[], like: Tensor): Coef {
-    if (varValues) {
-      const minLog = idx.map((i) => s.posteriorLogVarianceClipped[i]), maxLog = idx.map((i) => Math.log(s.betas[i]));
-      // frac = (v + 1) / 2; log var = frac * max + (1 - frac) * min = v * (max - min) / 2 + (max + min) / 2
-      return varValues
-        .mul(this.coef(idx.map((_, k) => (maxLog[k] - minLog[k]) / 2), like))
-        .add(this.coef(idx.map((_, k) => (maxLog[k] + minLog[k]) / 2), like));
-    }
-    if (this.fixedVariance === 'small') return this.coef(idx.map((i) => s.posteriorLogVarianceClipped[i]), like);
-    return this.coef(idx.map((i) => Math.log(i === 0 ? s.posteriorVariance[1] ?? s.betas[0] : s.betas[i])), like);
+  private logVariance(s: GaussianSchedule, varValues: Tensor | null, i: number, c: Coefs): Coef {
+    // frac = (v + 1) / 2; log var = frac * max + (1 - frac) * min = v * (max - min) / 2 + (max + min) / 2
+    if (varValues) return varValues.mul(c('lvHalfRange')).add(c('lvMid'));
+    if (this.fixedVariance === 'small') return c('logVarClipped');
+    return Math.log(i === 0 ? s.posteriorVariance[1] ?? s.betas[0] : s.betas[i]);
   }
 
   /** Posterior mean coef1 * x0 + coef2 * x_t. */
-  private posteriorMean(s: GaussianSchedule, x0: Tensor, xt: Tensor, idx: number[]): Tensor {
-    return x0.mul(this.coef(idx.map((i) => s.posteriorMeanCoef1[i]), xt)).add(xt.mul(this.coef(idx.map((i) => s.posteriorMeanCoef2[i]), xt)));
+  private posteriorMean(x0: Tensor, xt: Tensor, c: Coefs): Tensor {
+    return x0.mul(c('coef1')).add(xt.mul(c('coef2')));
   }
 
   /** Splits a model output into prediction [B, C, ...] and variance values (learnSigma) or null. */
@@ -258,76 +339,27 @@ export class GaussianDiffusion {
     return this.learnSigma ? [out.slice(1, 0, C), out.slice(1, C, 2 * C)] : [out, null];
   }
 
-  // ---- training ------------------------------------------------------------------------
-
-  /**
-   * The training loss of a batch x0 [B, C, ...]: mse between the model's prediction and
-   * its target (eps or v), plus with learnSigma the variational bound term on the
-   * learned variance with a stop-gradient on the mean (improved-DDPM's hybrid loss).
-   */
-  trainingLoss<C>(model: ModelFn<C>, x0: Tensor, opts: TrainingLossOptions<C> = {}): TrainingLoss {
-    const op = 'GaussianDiffusion.trainingLoss';
-    checkModel(op, model);
-    const x = live(x0, op, 'x0');
-    if (x.rank < 2) throw new Error(`${op}: expected x0 [B, C, ...], got ${shapeStr(x.shape)}`);
-    const [B, C] = x.shape;
-    let t: number[];
-    if (opts.t !== undefined) t = this.checkT(op, opts.t, B);
-    else {
-      const u = tidy(() => noGrad(() => rand([B]).toFloat32Array()));
-      t = Array.from(u, (v) => Math.min(this.timesteps - 1, Math.floor(v * this.timesteps)));
-    }
-    let condIdx: number[][] | null = null;
-    if (opts.conditionFrames !== undefined) {
-      if (x.rank !== 5) throw new Error(`${op}: conditionFrames need a video latent x0 [B, C, T, H, W], got ${shapeStr(x.shape)}`);
-      condIdx = checkFrameIndices(op, opts.conditionFrames, B, x.shape[2]);
-    }
-    const result = tidy(() => {
-      const noise = opts.noise !== undefined ? live(opts.noise, op, 'noise') : randn(x.shape as number[]);
-      let xt = this.qSample(x, t, noise);
-      const mask = condIdx ? frameMask(condIdx, x.shape[2], x.device) : null;
-      if (mask) xt = keepFrames(xt, x, mask);
-      const tm = modelTimesteps(t, condIdx ? x.shape[2] : null, condIdx, x.device);
-      const out = callModel(op, model, xt, tm, opts.cond as C, this.outputChannels(C));
-      const [pred, varValues] = this.split(out, C);
-      const ab = t.map((i) => this.schedule.alphasCumprod[i]);
-      const target = this.prediction === 'eps'
-        ? noise
-        : noise.mul(this.coef(ab.map(Math.sqrt), x)).sub(x.mul(this.coef(ab.map((a) => Math.sqrt(1 - a)), x)));
-      const mseMap = pred.sub(target).square();
-      const mse = maskedMean(mseMap, mask);
-      if (!varValues) return { loss: mse, mse: mse.detach(), vb: null };
-      const vbMap = this.vbTerm(x, xt, pred.detach(), varValues, t);
-      const vb = maskedMean(vbMap, mask);
-      const loss = this.vlbWeight === 1 ? mse.add(vb) : mse.add(vb.mul(this.vlbWeight));
-      return { loss, mse: mse.detach(), vb: vb.detach() };
-    });
-    return { ...result, t };
-  }
-
   /**
    * Per-element variational bound term in bits: KL(q(x_{t-1} | x_t, x0) || p(x_{t-1} | x_t))
-   * for t > 0, the discretized Gaussian decoder NLL of x0 for t = 0. The model's mean
-   * comes from a detached prediction, so only the variance learns from this term.
+   * for t > 0, the discretized Gaussian decoder NLL of x0 for t = 0 (chosen per sample by
+   * the isZero coefficient, so no timestep is read back). The model's mean comes from a
+   * detached prediction, so only the variance learns from this term.
    */
-  private vbTerm(x0: Tensor, xt: Tensor, predDetached: Tensor, varValues: Tensor, t: number[]): Tensor {
-    const s = this.schedule;
-    const { x0: x0Pred } = this.predictions(s, xt, predDetached, t, false);
-    const modelMean = this.posteriorMean(s, x0Pred, xt, t);
-    const modelLogVar = this.logVariance(s, varValues, t, xt) as Tensor;
-    const trueMean = this.posteriorMean(s, x0, xt, t);
-    const trueLogVar = this.coef(t.map((i) => s.posteriorLogVarianceClipped[i]), xt);
+  private vbTerm(x0: Tensor, xt: Tensor, predDetached: Tensor, varValues: Tensor, c: Coefs): Tensor {
+    const { x0: x0Pred } = this.predictions(xt, predDetached, c, false);
+    const modelMean = this.posteriorMean(x0Pred, xt, c);
+    const modelLogVar = varValues.mul(c('lvHalfRange')).add(c('lvMid'));
+    const trueMean = this.posteriorMean(x0, xt, c);
+    const trueLogVar = c('logVarClipped');
     // KL of N(m1, e^{l1}) from N(m2, e^{l2}) = 0.5 (-1 + l2 - l1 + e^{l1 - l2} + (m1 - m2)^2 e^{-l2})
     const kl = modelLogVar.mul(-1).add(trueLogVar).exp() // e^{l1 - l2}
       .add(modelLogVar.sub(trueLogVar)) // + l2 - l1
       .add(trueMean.sub(modelMean).square().mul(modelLogVar.mul(-1).exp()))
       .sub(1)
       .mul(0.5 / Math.LN2);
-    if (!t.some((i) => i === 0)) return kl;
     const nll = discretizedGaussianLogLikelihood(x0, modelMean, modelLogVar.mul(0.5)).mul(-1 / Math.LN2);
-    const isZero = this.coef(t.map((i) => (i === 0 ? 1 : 0)), xt);
-    const notZero = this.coef(t.map((i) => (i === 0 ? 0 : 1)), xt);
-    return kl.mul(notZero).add(nll.mul(isZero));
+    const isZero = c('isZero') as Tensor;
+    return kl.mul(isZero.mul(-1).add(1)).add(nll.mul(isZero));
   }
 
   // ---- sampling ------------------------------------------------------------------------
@@ -352,13 +384,14 @@ export class GaussianDiffusion {
     const eta = checkNumber(op, 'eta', opts.eta ?? 0, 0);
     const C = shape[1];
     const gm = guidedModel(op, model, opts, C);
-    const noise = noiseSource(opts);
+    const device = samplingDevice(opts);
+    const noise = noiseSource(opts, device);
     return withSeed(opts.seed, () => noGrad(() => tidy(() => {
       const frames = resolveConditionFrames(op, opts.conditionFrames, shape);
       const keep = (x: Tensor): Tensor => (frames ? keepFrames(x, frames.clean, frames.mask) : x);
       const B = shape[0];
       const callAt = (x: Tensor, modelT: number): Tensor => {
-        const tm = modelTimesteps(new Array(B).fill(modelT), frames ? frames.frames : null, frames ? frames.indices : null, x.device);
+        const tm = modelTimesteps(new Array(B).fill(modelT), frames ? frames.frames : null, frames ? frames.indices : null, device);
         return callModel(op, gm, x, tm, opts.cond as C, this.outputChannels(C));
       };
       let x = keep(noise(shape));
@@ -376,12 +409,12 @@ export class GaussianDiffusion {
         const i = steps - 1 - k;
         const next = tidy(() => {
           const [pred, varValues] = this.split(callAt(x, s.timestepMap[i]), C);
-          const idx = new Array<number>(B).fill(i);
-          const { x0, eps } = this.predictions(s, x, pred, idx, opts.clipDenoised ?? false);
+          const c = this.coefsOf(s, i);
+          const { x0, eps } = this.predictions(x, pred, c, opts.clipDenoised ?? false);
           if (sampler === 'ddpm') {
-            const mean = this.posteriorMean(s, x0, x, idx);
+            const mean = this.posteriorMean(x0, x, c);
             if (i === 0) return keep(mean);
-            const logVar = this.logVariance(s, varValues, idx, x);
+            const logVar = this.logVariance(s, varValues, i, c);
             const std = typeof logVar === 'number' ? Math.exp(0.5 * logVar) : logVar.mul(0.5).exp();
             return keep(mean.add(noise(shape).mul(std)));
           }
@@ -420,7 +453,7 @@ export class GaussianDiffusion {
       const cur = x, prev = prevX0;
       const [next, d0] = tidy(() => {
         const [pred] = this.split(callAt(cur, s), C);
-        const { x0 } = this.predictions(this.schedule, cur, pred, new Array<number>(cur.shape[0]).fill(s), clip);
+        const { x0 } = this.predictions(cur, pred, this.coefsOf(this.schedule, s), clip);
         if (k === steps - 1) return [keep(x0), x0]; // to sigma = 0, alpha = 1: x = x0
         const t = taus[k + 1];
         const h = lambda(t) - lambda(s);
@@ -468,12 +501,12 @@ export function discretizedGaussianLogLikelihood(x: Tensor, means: Tensor, logSc
   const tiny = tensor([1e-12], { device: x.device });
   const logCdfPlus = maximum(zPlus.sigmoid(), tiny).log();
   const logOneMinusCdfMin = maximum(zMin.mul(-1).sigmoid(), tiny).log();
-  const above = wrap(native.binaryScalar('gt', centered.h, 0, false)); // bin above the mean
+  const above = gt(centered, 0); // bin above the mean
   const below = above.mul(-1).add(1);
   const delta = zMin.mul(-1).sigmoid().sub(zPlus.mul(-1).sigmoid()).mul(above).add(zPlus.sigmoid().sub(zMin.sigmoid()).mul(below));
   const logDelta = maximum(delta, tiny).log();
-  const lo = wrap(native.binaryScalar('lt', x.h, -0.999, false));
-  const hi = wrap(native.binaryScalar('gt', x.h, 0.999, false));
+  const lo = lt(x, -0.999);
+  const hi = gt(x, 0.999);
   const mid = lo.add(hi).mul(-1).add(1);
   return logCdfPlus.mul(lo).add(logOneMinusCdfMin.mul(hi)).add(logDelta.mul(mid));
 }

@@ -4,23 +4,30 @@
 // full 3D or factorized (spatial, then temporal) self-attention, and batches of one
 // grid or packed sequences of many (NaViT). Parameter names follow
 // facebookresearch/DiT, whose class-conditional image checkpoints load directly.
+// Token layouts (packing, factorized attention) live in token_layout.ts; loose inputs
+// become tensors on the model's device in dit_inputs.ts, at the model's boundary.
 //   B: batch rows, S: samples (= B, or the samples of a packed sequence), C: latent
-//   channels, T/H/W: latent size, grid [T', H', W'], N: tokens per row, D: hidden
-//   size, Dt: text width, L: text tokens per prompt, M: valid text tokens in a batch,
-//   P = pt*ph*pw, Cout = C (or 2C with learnSigma).
-import { noGrad } from '../autograd/node';
+//   channels, T/H/W: latent size, grid [T', H', W'], N: tokens per row, D: hidden size,
+//   Dt: text width, L: text tokens per prompt, M: valid text tokens in a batch,
+//   P = pt*ph*pw, Cout = C (or 2C with learnSigma), R: conditioning rows.
 import { tensor } from '../creation';
 import { loadSafetensors, saveSafetensors } from '../io/safetensors';
 import * as F from '../ops/functional';
-import { cat, cos, live, shapeStr, sin } from '../ops/basic';
-import { Tensor, tidy, typeName } from '../tensor';
+import { cat, cos, live, sin } from '../ops/basic';
+import { Device, keep, Tensor, tidy } from '../tensor';
+import { patchTriple, posInt, shapeStr, Triple, typeName } from '../checks';
 import { normal, uniform, xavierUniform, zeros as zeroInit } from '../nn/init';
 import { LayerOptions, Linear, MLP, ModuleList, Sequential, SiLU } from '../nn/layers';
-import { AttentionCallOptions, Embedding, LayerNorm, MultiHeadAttention } from '../nn/layers_more';
+import { Embedding, LayerNorm, MultiHeadAttention } from '../nn/layers_more';
 import { LoadStateDictResult, Module, StateDict } from '../nn/module';
-import { Grid, Packed, Patchifier, PositionKind, Triple, patchTriple } from './patchifier';
-import { applyRotary, sincos2dDiT } from './positions';
-import { PackedText, TextEncoder, TextEncoderConfig, TextEncoding, maskValues, maskedMean, packTokens } from './text';
+import { Grid, Packed, Patchifier, PositionKind } from './patchifier';
+import { sincos2dDiT } from './positions';
+import { packTokens, PackedText, TextEncoder, TextEncoderConfig, TextEncoding } from './text';
+import { AttentionMode, TextContext, TokenLayout } from './token_layout';
+import { frameTimesteps, labelIds, sampleTimesteps, textInputs, Timesteps } from './dit_inputs';
+
+export type { AttentionMode, TextContext, Timesteps };
+export { TokenLayout };
 
 export type DiTConditionKind = 'text' | 'class' | 'none';
 export type DiTAttention = 'full' | 'factorized';
@@ -98,13 +105,25 @@ export class TimestepEmbedder extends Module {
     return out;
   }
 
-  /** t [S] (float, may be fractional) -> [S, frequencySize]: [cos(t w), sin(t w)]. */
+  private static readonly freqTables = new Map<string, Tensor>();
+
+  /** The frequencies [1, half] on a device, made once per (dim, device). */
+  private static freqs(dim: number, device: Device): Tensor {
+    const key = `${dim}@${device}`;
+    let f = TimestepEmbedder.freqTables.get(key);
+    if (!f || f.isDisposed) {
+      f = keep(tensor(TimestepEmbedder.frequencies(dim), { shape: [1, Math.floor(dim / 2)], device }));
+      TimestepEmbedder.freqTables.set(key, f);
+    }
+    return f;
+  }
+
+  /** t [S] (float, may be fractional) -> [S, frequencySize]: [cos(t w), sin(t w)], on t's device. */
   static timestepFeatures(t: Tensor, dim = 256): Tensor {
     const S = t.shape[0];
-    const freqs = tensor(TimestepEmbedder.frequencies(dim), { shape: [1, Math.floor(dim / 2)], device: t.device }); // [1, half]
-    const args = t.reshape([S, 1]).mul(freqs); // [S, half]
+    const args = t.reshape([S, 1]).mul(TimestepEmbedder.freqs(dim, t.device)); // [S, half]
     const emb = cat([cos(args), sin(args)], 1); // [S, 2*half]
-    return dim % 2 ? cat([emb, tensor(new Float32Array(S), { shape: [S, 1] })], 1) : emb; // [S, dim]
+    return dim % 2 ? cat([emb, tensor(new Float32Array(S), { shape: [S, 1], device: t.device })], 1) : emb; // [S, dim]
   }
 
   forward(t: Tensor): Tensor {
@@ -124,181 +143,6 @@ export class LabelEmbedder extends Module {
   }
 }
 
-// ---- token layouts: a batch of one grid, or a packed sequence ---------------------------
-
-export type AttentionMode = 'full' | 'spatial' | 'temporal';
-
-/** Text tokens packed for cross-attention: keys [1, M, Dt] with per-sample cuSeqlens. */
-export interface TextContext {
-  keys: Tensor;
-  cuSeqlensK: Tensor;
-}
-
-const i32 = (v: number[] | Int32Array): Tensor => tensor(Int32Array.from(v), { dtype: 'int32' });
-const prefix = (ns: number[]): number[] => ns.reduce((a, n) => (a.push(a[a.length - 1] + n), a), [0]);
-
-/**
- * How the tokens x [B, N, D] of a forward are laid out, and what that means for
- * modulation (per-sample rows to per-token), attention segments (cuSeqlens) and
- * factorized attention (frames, or the tokens of one place across frames).
- * Batch: B rows of one grid. Packed: B = 1 holding S samples of their own grids.
- */
-export class TokenLayout {
-  private readonly cache = new Map<string, unknown>();
-
-  private constructor(
-    readonly B: number,
-    readonly N: number,
-    readonly grids: Grid[],
-    readonly packed: boolean,
-    private readonly sampleIndex: Tensor | null,
-    private readonly cu: Tensor | null,
-    readonly rope: { cos: Tensor; sin: Tensor } | null,
-    /** Per-frame conditioning: token -> its (sample, frame) row of c [sum T'_s, D]. */
-    private readonly frameIndex: Tensor | null = null,
-  ) {}
-
-  /**
-   * The same layout with conditioning rows per (sample, frame): c [sum_s T'_s, D] in
-   * sample-major order (timesteps per latent frame, for conditioning frames).
-   */
-  perFrame(): TokenLayout {
-    const idx = new Int32Array(this.B * this.N);
-    let j = 0, row = 0;
-    const add = ([T, H, W]: Grid): void => {
-      for (let t = 0; t < T; t++) idx.fill(row + t, j, (j += H * W));
-      row += T;
-    };
-    if (this.packed) this.grids.forEach(add);
-    else for (let b = 0; b < this.B; b++) add(this.grids[0]);
-    return new TokenLayout(this.B, this.N, this.grids, this.packed, this.sampleIndex, this.cu, this.rope, i32(idx));
-  }
-
-  /** B rows of tokens of one grid (tables for 'rope3d' per token of one row). */
-  static batch(B: number, grid: Grid, rope: { cos: Tensor; sin: Tensor } | null = null): TokenLayout {
-    return new TokenLayout(B, grid[0] * grid[1] * grid[2], [grid], false, null, null, rope);
-  }
-
-  static fromPacked(p: Packed): TokenLayout {
-    const N = p.seqlens.reduce((a, b) => a + b, 0);
-    return new TokenLayout(1, N, p.grids, true, p.sampleIndex, p.cuSeqlens, p.rope);
-  }
-
-  /**
-   * Conditioning rows v [R, K] (one per sample, or per (sample, frame)) as modulation
-   * rows for modulate()/gated(): [B, K] or [B*T', K] as they are (a batch), per token
-   * [N, K] (packed). Apply it to each chunk of the adaLN output, not to the whole: the
-   * per-token rows are N long, and slicing them would cost as much again in backward.
-   */
-  rows(v: Tensor): Tensor {
-    if (!this.packed) return v; // [B, K] | [B*T', K]
-    return F.embedding(this.frameIndex ?? this.sampleIndex!, v); // [N, K]
-  }
-
-  /** Frames per row and tokens per frame when a batch is conditioned per frame. */
-  private get frameView(): { T: number; HW: number } | null {
-    if (this.packed || !this.frameIndex) return null;
-    const [T, H, W] = this.grids[0];
-    return { T, HW: H * W };
-  }
-
-  /** x * (1 + scale) + shift with rows from rows(): x [B, N, D]. */
-  modulate(x: Tensor, shift: Tensor, scale: Tensor): Tensor {
-    const { B, N } = this, D = x.shape[2];
-    const fv = this.frameView;
-    if (fv) return F.modulate(x.reshape([B * fv.T, fv.HW, D]), shift, scale).reshape([B, N, D]); // rows per frame
-    if (!this.packed) return F.modulate(x, shift, scale); // [B, N, D]
-    return F.modulate(x.reshape([N, 1, D]), shift, scale).reshape([1, N, D]); // one token per "row"
-  }
-
-  /** gate * y for a gate row g from rows() and y [B, N, D]. */
-  gated(g: Tensor, y: Tensor): Tensor {
-    const { B, N } = this, D = y.shape[2];
-    const fv = this.frameView;
-    if (fv) return y.reshape([B, fv.T, fv.HW, D]).mul(g.reshape([B, fv.T, 1, D])).reshape([B, N, D]);
-    return this.packed ? y.mul(g.unsqueeze(0)) : y.mul(g.unsqueeze(1)); // [B, N, D]
-  }
-
-  private memo<T>(key: string, make: () => T): T {
-    if (!this.cache.has(key)) this.cache.set(key, make());
-    return this.cache.get(key) as T;
-  }
-
-  /** Token order for temporal attention: place by place, frame by frame within each sample. */
-  private temporalOrder(): { perm: Tensor; inv: Tensor; cu: Tensor; permHost: Int32Array } {
-    return this.memo('temporal', () => {
-      const perm = new Int32Array(this.packed ? this.N : this.grids[0][0] * this.grids[0][1] * this.grids[0][2]);
-      const segs: number[] = [];
-      let j = 0, base = 0;
-      for (const [T, H, W] of this.grids) {
-        const HW = H * W;
-        for (let s = 0; s < HW; s++) {
-          for (let t = 0; t < T; t++) perm[j++] = base + t * HW + s;
-          segs.push(T);
-        }
-        base += T * HW;
-        if (!this.packed) break;
-      }
-      const inv = new Int32Array(perm.length);
-      perm.forEach((p, k) => (inv[p] = k));
-      return { perm: i32(perm), inv: i32(inv), cu: i32(prefix(segs)), permHost: perm };
-    });
-  }
-
-  /** Rotary tables in temporal token order (rows permuted like the tokens). */
-  private temporalRope(): { cos: Tensor; sin: Tensor } | null {
-    if (!this.rope) return null;
-    return this.memo('ropeT', () => {
-      const { perm } = this.temporalOrder();
-      return noGrad(() => ({ cos: F.embedding(perm, this.rope!.cos), sin: F.embedding(perm, this.rope!.sin) }));
-    });
-  }
-
-  private rotary(tables: { cos: Tensor; sin: Tensor } | null, heads: number, headDim: number): AttentionCallOptions['rotary'] {
-    if (!tables) return undefined;
-    // q/k arrive as [B', N', heads, Dh] for the arrangement in use; the tables are per
-    // token of one row in that arrangement's order, so view them as [B, N, heads, Dh].
-    const rows = tables.cos.shape[0];
-    return (q) => applyRotary(q.reshape([-1, rows, heads, headDim]), tables.cos, tables.sin).reshape(q.shape as number[]);
-  }
-
-  /** Self-attention of x [B, N, D] over the tokens each one may see in `mode`. */
-  selfAttention(attn: MultiHeadAttention, x: Tensor, mode: AttentionMode): Tensor {
-    const { B, N } = this;
-    const D = x.shape[2], Hh = attn.numHeads, Dh = attn.headDim;
-    const [T, H, W] = this.grids[0];
-    if (mode === 'full') {
-      const cu = this.packed ? { cuSeqlensQ: this.cu!, cuSeqlensK: this.cu! } : {};
-      return attn.forward(x, null, { ...cu, rotary: this.rotary(this.rope, Hh, Dh) }); // [B, N, D]
-    }
-    if (mode === 'spatial') {
-      const rot = this.rotary(this.rope, Hh, Dh);
-      if (!this.packed) return attn.forward(x.reshape([B * T, H * W, D]), null, { rotary: rot }).reshape([B, N, D]); // per frame
-      const cu = this.memo('frames', () => i32(prefix(this.grids.flatMap(([t, h, w]) => new Array<number>(t).fill(h * w)))));
-      return attn.forward(x, null, { cuSeqlensQ: cu, cuSeqlensK: cu, rotary: rot }); // [1, N, D]
-    }
-    const order = this.temporalOrder();
-    const rot = this.rotary(this.temporalRope(), Hh, Dh);
-    if (!this.packed) {
-      const xt = x.reshape([B, T, H * W, D]).permute([0, 2, 1, 3]).reshape([B * H * W, T, D]); // [B*H'W', T', D]
-      const y = attn.forward(xt, null, { rotary: rot }); // [B*H'W', T', D]
-      return y.reshape([B, H * W, T, D]).permute([0, 2, 1, 3]).reshape([B, N, D]); // [B, N, D]
-    }
-    const xt = F.embedding(order.perm, x.reshape([N, D])).unsqueeze(0); // [1, N, D] in temporal order
-    const y = attn.forward(xt, null, { cuSeqlensQ: order.cu, cuSeqlensK: order.cu, rotary: rot }); // [1, N, D]
-    return F.embedding(order.inv, y.reshape([N, D])).unsqueeze(0); // [1, N, D] back in (t, h, w) order
-  }
-
-  /** Cross-attention of every token to its own sample's text tokens (ctx.keys [1, M, Dt]). */
-  crossAttention(attn: MultiHeadAttention, x: Tensor, ctx: TextContext): Tensor {
-    const { B, N } = this;
-    const D = x.shape[2];
-    const cuQ = this.packed ? this.cu! : this.memo('rowsCu', () => i32(prefix(new Array<number>(B).fill(N))));
-    const y = attn.forward(x.reshape([1, B * N, D]), ctx.keys, { cuSeqlensQ: cuQ, cuSeqlensK: ctx.cuSeqlensK }); // [1, B*N, D]
-    return y.reshape([B, N, D]); // [B, N, D]
-  }
-}
-
 // ---- blocks ----------------------------------------------------------------------------
 
 export interface DiTBlockOptions extends LayerOptions {
@@ -307,12 +151,31 @@ export interface DiTBlockOptions extends LayerOptions {
   crossDim?: number | null;
 }
 
+/**
+ * Attention whose tokens are grouped by a TokenLayout: self-attention over a row, a
+ * frame or one place across frames (attend), or cross-attention of every token to its
+ * own sample's text (attendText). Parameters as MultiHeadAttention's (qkv, proj; q, kv).
+ */
+export class SpacetimeAttention extends MultiHeadAttention {
+  /** x [B, N, D] -> [B, N, D], each token attending to those `mode` lets it see. */
+  attend(x: Tensor, layout: TokenLayout, mode: AttentionMode): Tensor {
+    const a = layout.arrange(x, mode, this.numHeads, this.headDim);
+    return a.back(this.forward(a.x, null, a.opts));
+  }
+
+  /** x [B, N, D] -> [B, N, D], each token attending to its sample's text tokens ctx.keys [1, M, Dt]. */
+  attendText(x: Tensor, layout: TokenLayout, ctx: TextContext): Tensor {
+    const a = layout.arrangeCross(x); // [1, B*N, D]
+    return a.back(this.forward(a.x, ctx.keys, { cuSeqlensQ: a.cuSeqlensQ, cuSeqlensK: ctx.cuSeqlensK }));
+  }
+}
+
 /** adaLN-Zero block: self-attention, [cross-attention], MLP; shift/scale/gate from c. */
 export class DiTBlock extends Module {
   readonly norm1: LayerNorm;
-  readonly attn: MultiHeadAttention;
+  readonly attn: SpacetimeAttention;
   readonly normCross: LayerNorm | null;
-  readonly crossAttn: MultiHeadAttention | null;
+  readonly crossAttn: SpacetimeAttention | null;
   readonly norm2: LayerNorm;
   readonly mlp: MLP;
   readonly adaLNModulation: Sequential;
@@ -322,29 +185,27 @@ export class DiTBlock extends Module {
     const D = hiddenSize, lo = { dtype: opts.dtype, device: opts.device };
     const cross = opts.crossDim ?? null;
     this.norm1 = this.registerModule('norm1', new LayerNorm(D, { ...lo, elementwiseAffine: false, eps: 1e-6 }));
-    this.attn = this.registerModule('attn', new MultiHeadAttention(D, numHeads, lo));
+    this.attn = this.registerModule('attn', new SpacetimeAttention(D, numHeads, lo));
     this.normCross = this.registerModule('norm_cross', cross === null ? null : new LayerNorm(D, { ...lo, eps: 1e-6 }));
-    this.crossAttn = this.registerModule('cross_attn', cross === null ? null : new MultiHeadAttention(D, numHeads, { ...lo, kvDim: cross }));
+    this.crossAttn = this.registerModule('cross_attn', cross === null ? null : new SpacetimeAttention(D, numHeads, { ...lo, kvDim: cross }));
     this.norm2 = this.registerModule('norm2', new LayerNorm(D, { ...lo, elementwiseAffine: false, eps: 1e-6 }));
     this.mlp = this.registerModule('mlp', new MLP(D, { ...lo, hiddenFeatures: Math.floor(D * (opts.mlpRatio ?? 4)) }));
     this.adaLNModulation = this.registerModule('adaLN_modulation', new Sequential(new SiLU(), new Linear(D, 6 * D, lo)));
   }
 
   /**
-   * x [B, N, D], c [S, D] (one row per sample). Without a layout, x is a batch of
-   * B = S rows each attending over all its N tokens.
+   * x [B, N, D], c [R, D] (one row per sample, or per (sample, token frame)). Without a
+   * layout, x is a batch of B = R rows each attending over all its N tokens.
    */
   forward(x: Tensor, c: Tensor, layout?: TokenLayout, mode: AttentionMode = 'full', ctx: TextContext | null = null): Tensor {
-    const lay = layout ?? TokenLayout.batch(x.shape[0], [1, 1, x.shape[1]]);
+    const lay = layout ?? TokenLayout.batch(x.shape[0], [1, 1, x.shape[1]], null, { device: x.device });
     const [shMsa, scMsa, gMsa, shMlp, scMlp, gMlp] = this.adaLNModulation.forward(c).chunk(6, 1).map((r: Tensor) => lay.rows(r)); // 6 x [B | B*T' | N, D]
-    const h = lay.modulate(this.norm1.forward(x), shMsa, scMsa); // [B, N, D]
-    x = x.add(lay.gated(gMsa, lay.selfAttention(this.attn, h, mode))); // [B, N, D]
+    x = x.add(lay.gated(gMsa, this.attn.attend(lay.modulate(this.norm1.forward(x), shMsa, scMsa), lay, mode))); // [B, N, D]
     if (this.crossAttn) {
       if (!ctx) throw new Error('DiTBlock.forward: this block has cross-attention and needs text context');
-      x = x.add(lay.crossAttention(this.crossAttn, this.normCross!.forward(x), ctx)); // [B, N, D]
+      x = x.add(this.crossAttn.attendText(this.normCross!.forward(x), lay, ctx)); // [B, N, D]
     }
-    const m = lay.modulate(this.norm2.forward(x), shMlp, scMlp); // [B, N, D]
-    return x.add(lay.gated(gMlp, this.mlp.forward(m))); // [B, N, D]
+    return x.add(lay.gated(gMlp, this.mlp.forward(lay.modulate(this.norm2.forward(x), shMlp, scMlp)))); // [B, N, D]
   }
 }
 
@@ -389,10 +250,7 @@ export type DiTCondition =
 function resolveConfig(c: DiTConfig): ResolvedDiTConfig {
   const op = 'DiT';
   if (c === null || typeof c !== 'object') throw new TypeError(`${op}: expected a config object (or use DiT.fromPreset), got ${typeName(c)}`);
-  const pos = (v: unknown, what: string): number => {
-    if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new TypeError(`${op}: expected ${what} to be a positive integer, got ${typeName(v)} ${String(v)}`);
-    return v;
-  };
+  const pos = (v: unknown, what: string): number => posInt(op, what, v);
   const condition = c.condition ?? 'class';
   if (!['text', 'class', 'none'].includes(condition)) throw new TypeError(`${op}: expected condition 'text', 'class' or 'none', got ${String(condition)}`);
   const attention = c.attention ?? 'full';
@@ -406,16 +264,13 @@ function resolveConfig(c: DiTConfig): ResolvedDiTConfig {
   if (text && condition !== 'text') throw new Error(`${op}: a text encoder needs condition 'text', got '${condition}'`);
   return {
     hiddenSize, depth: pos(c.depth, 'depth'), numHeads, mlpRatio,
-    patchSize: patchTriple(c.patchSize ?? 2, op), inChannels: pos(c.inChannels ?? 4, 'inChannels'),
+    patchSize: patchTriple(op, c.patchSize ?? 2), inChannels: pos(c.inChannels ?? 4, 'inChannels'),
     learnSigma: c.learnSigma ?? true, condition, numClasses: pos(c.numClasses ?? 1000, 'numClasses'),
     textDim: pos(c.textDim ?? text?.hiddenSize ?? hiddenSize, 'textDim'), text, attention, positions,
   };
 }
 
 const CONFIG_KEY = 'tessera.dit.config';
-
-/** Timesteps of a forward: one number, [S] (per sample), or [S, T] (per latent frame). */
-export type Timesteps = Tensor | number | number[] | number[][];
 
 export class DiT extends Module {
   readonly config: ResolvedDiTConfig;
@@ -428,6 +283,8 @@ export class DiT extends Module {
   readonly textEncoder: TextEncoder | null;
   readonly blocks: ModuleList<DiTBlock>;
   readonly finalLayer: FinalLayer;
+  /** Batch layouts with their index tables, per (B, grid, device); least recently used first. */
+  private readonly layouts = new Map<string, TokenLayout>();
 
   constructor(config: DiTConfig, opts: LayerOptions = {}) {
     super();
@@ -529,8 +386,7 @@ export class DiT extends Module {
     let x = this.xEmbedder.embed(x5); // [B, N, D]
     const pos = this.xEmbedder.positionalEmbedding(grid); // [N, D] | null
     if (pos) x = x.add(pos); // [B, N, D]
-    const layout = TokenLayout.batch(B, grid, this.xEmbedder.rotary(grid)); // rotary cos/sin [N, Dh/2] | null
-    const out = this.run(x, t, cond, B, layout); // [B, N, P*Cout]
+    const out = this.run(x, t, cond, B, this.batchLayout(B, grid)); // [B, N, P*Cout]
     const y = this.xEmbedder.unembed(out, grid); // [B, Cout, T, H, W]
     return x0.rank === 4 ? y.squeeze(2) : y; // [B, Cout, H, W] for an image batch
   }
@@ -544,11 +400,37 @@ export class DiT extends Module {
     return this.run(x, t, cond, p.grids.length, TokenLayout.fromPacked(p)); // [1, sum N_i, P*Cout]
   }
 
+  /** The layout of B rows of one grid, kept per (B, grid, device) with its index tables. */
+  private batchLayout(B: number, grid: Grid): TokenLayout {
+    const device = this.xEmbedder.proj.weight.device;
+    const key = `${B}:${grid.join('x')}@${device}`;
+    let l = this.layouts.get(key);
+    if (l && l.rope && l.rope.cos.isDisposed) {
+      l.dispose(); // its rotary tables left the patchifier's cache: build it again
+      this.layouts.delete(key);
+      l = undefined;
+    }
+    if (l) {
+      this.layouts.delete(key); // most recently used last
+    } else {
+      l = TokenLayout.batch(B, grid, this.xEmbedder.rotary(grid), { device, persistent: true }); // rotary cos/sin [N, Dh/2] | null
+      if (this.layouts.size >= 16) {
+        const [oldest, old] = this.layouts.entries().next().value as [string, TokenLayout];
+        old.dispose();
+        this.layouts.delete(oldest);
+      }
+    }
+    this.layouts.set(key, l);
+    return l;
+  }
+
   /** Blocks and final layer on tokens x [B, N, D] (positions added) for S samples. */
   private run(x: Tensor, t: Timesteps, cond: DiTCondition, S: number, layout: TokenLayout): Tensor {
-    const frames = this.frameTimesteps(t, layout.grids.length === S ? layout.grids : new Array<Grid>(S).fill(layout.grids[0]));
+    const device = x.device;
+    const grids = layout.grids.length === S ? layout.grids : new Array<Grid>(S).fill(layout.grids[0]);
+    const frames = frameTimesteps(t, grids, this.config.patchSize[0], device); // t [R], sampleOfRow [R] | null
     if (frames) layout = layout.perFrame();
-    const { c, ctx } = this.conditioning(frames ? frames.t : t, cond, S, frames?.sampleOfRow ?? null); // c [S | sum T'_s, D], ctx keys [1, M, Dt] | null
+    const { c, ctx } = this.conditioning(frames ? frames.t : sampleTimesteps(t, S, device), cond, S, frames?.sampleOfRow ?? null); // c [R, D], ctx keys [1, M, Dt] | null
     const factorized = this.config.attention === 'factorized';
     [...this.blocks].forEach((block, i) => {
       const mode: AttentionMode = factorized ? (i % 2 ? 'temporal' : 'spatial') : 'full';
@@ -558,136 +440,26 @@ export class DiT extends Module {
   }
 
   /**
-   * Per-frame timesteps -> one per (sample, token frame) in sample-major order, or null
-   * for one timestep per sample. t [S, T] (a tensor or S arrays of T numbers; in a packed
-   * batch, arrays of each sample's own T): T latent frames, or T' token frames; with a
-   * temporal patch pt > 1 the frames of one patch must share their timestep.
+   * c = t_embedder(t) (+ label or pooled-text embedding) [R, D]; text context for
+   * cross-attention. t [R]: per sample, or per (sample, token frame) with sampleOfRow
+   * [R] (the sample of each row): c then repeats each sample's embedding on its frames.
    */
-  private frameTimesteps(t: unknown, grids: Grid[]): { t: Tensor; sampleOfRow: Tensor } | null {
-    const op = 'DiT.forward';
-    let rows: number[][];
-    if (t instanceof Tensor) {
-      const tt = live(t, op, 't');
-      if (tt.rank !== 2) return null;
-      if (tt.shape[0] !== grids.length) throw new Error(`${op}: expected per-frame timesteps t [${grids.length}, T] (one row per sample), got ${shapeStr(tt.shape)}`);
-      const v = tt.to('float32').toFloat32Array(), T = tt.shape[1];
-      rows = grids.map((_, s) => Array.from(v.subarray(s * T, (s + 1) * T)));
-    } else if (Array.isArray(t) && t.some((r) => Array.isArray(r))) {
-      if (t.length !== grids.length || !t.every((r) => Array.isArray(r)))
-        throw new TypeError(`${op}: expected per-frame timesteps as ${grids.length} arrays (one per sample), got ${t.length} entries`);
-      rows = t as number[][];
-    } else {
-      return null;
-    }
-    const pt = this.config.patchSize[0];
-    const flat: number[] = [], owner: number[] = [];
-    rows.forEach((r, s) => {
-      const Tp = grids[s][0];
-      if (!r.every((v) => typeof v === 'number' && Number.isFinite(v))) throw new TypeError(`${op}: sample ${s}: per-frame timesteps must be finite numbers`);
-      if (r.length !== Tp && r.length !== Tp * pt)
-        throw new Error(`${op}: sample ${s}: expected ${Tp * pt} per-frame timesteps (one per latent frame), got ${r.length}`);
-      const step = r.length === Tp ? 1 : pt;
-      for (let k = 0; k < Tp; k++) {
-        const group = r.slice(k * step, (k + 1) * step);
-        if (group.some((v) => v !== group[0]))
-          throw new Error(`${op}: sample ${s}: latent frames ${k * step}..${(k + 1) * step - 1} form one temporal patch (pt = ${pt}) and need one timestep, got [${group.join(', ')}]`);
-        flat.push(group[0]);
-        owner.push(s);
-      }
-    });
-    return { t: tensor(Float32Array.from(flat), { shape: [flat.length] }), sampleOfRow: tensor(Int32Array.from(owner), { dtype: 'int32' }) };
-  }
-
-  private timesteps(t: unknown, S: number): Tensor {
-    const op = 'DiT.forward';
-    if (typeof t === 'number') {
-      if (!Number.isFinite(t)) throw new TypeError(`${op}: expected a finite timestep, got ${t}`);
-      return tensor(new Float32Array(S).fill(t), { shape: [S] });
-    }
-    if (Array.isArray(t)) {
-      if (t.length !== S || !t.every((v) => typeof v === 'number' && Number.isFinite(v)))
-        throw new TypeError(`${op}: expected ${S} finite timesteps (one per sample), got [${t.map(String).join(', ')}]`);
-      return tensor(Float32Array.from(t), { shape: [S] });
-    }
-    const tt = live(t, op, 't');
-    if (tt.rank !== 1 || tt.shape[0] !== S) throw new Error(`${op}: expected timesteps t [${S}] (one per sample), got ${shapeStr(tt.shape)}`);
-    return tt.dtype === 'float32' ? tt : tt.to('float32');
-  }
-
-  private labels(v: unknown, S: number): Tensor {
-    const op = 'DiT.forward';
-    const K = this.config.numClasses;
-    const ids = v instanceof Tensor ? v : Array.isArray(v) ? null : undefined;
-    if (ids === undefined) throw new TypeError(`${op}: condition 'class' expects labels (an int32 tensor [${S}] or numbers), got ${typeName(v)}`);
-    let vals: number[];
-    if (ids === null) {
-      vals = v as number[];
-    } else {
-      const l = live(ids, op, 'labels');
-      if (l.dtype !== 'int32' && l.dtype !== 'int64') throw new TypeError(`${op}: expected labels of dtype int32 or int64, got ${l.dtype}`);
-      if (l.rank !== 1) throw new Error(`${op}: expected labels [${S}], got ${shapeStr(l.shape)}`);
-      vals = Array.from(l.dataSync() as ArrayLike<number | bigint>, Number);
-    }
-    if (vals.length !== S) throw new Error(`${op}: expected ${S} labels (one per sample), got ${vals.length}`);
-    const bad = vals.find((x) => !Number.isInteger(x) || x < 0 || x > K);
-    if (bad !== undefined) throw new RangeError(`${op}: labels must be integers in [0, ${K}] (${K} = null class), got ${bad}`);
-    return tensor(Int32Array.from(vals), { dtype: 'int32' });
-  }
-
-  /** Text inputs -> { tokens [S, L, Dt], mask [S, L], pooled [S, Dt] }. */
-  private textInputs(cond: unknown, S: number): TextEncoding {
-    const op = 'DiT.forward';
-    const o = cond as Record<string, unknown>;
-    const want = `condition 'text' expects { prompts }, { ids, mask }, { tokens, mask, pooled } or { textEmbeddings, mask }`;
-    if (o === null || typeof o !== 'object' || o instanceof Tensor || Array.isArray(o)) throw new TypeError(`${op}: ${want}, got ${typeName(cond)}`);
-    const needEncoder = (): TextEncoder => {
-      if (!this.textEncoder) throw new Error(`${op}: this model has no text encoder (config.text); pass { textEmbeddings, mask } instead`);
-      return this.textEncoder;
-    };
-    let enc: TextEncoding;
-    if ('prompts' in o) {
-      const ps = o.prompts;
-      if (!Array.isArray(ps) || ps.length !== S) throw new Error(`${op}: expected ${S} prompts (one per sample), got ${Array.isArray(ps) ? ps.length : typeName(ps)}`);
-      enc = needEncoder().encode(ps as string[]);
-    } else if ('ids' in o) {
-      enc = needEncoder().forward(o.ids as Tensor, o.mask as Tensor);
-    } else if ('textEmbeddings' in o || 'tokens' in o) {
-      const e = live(o.textEmbeddings ?? o.tokens, op, 'textEmbeddings');
-      if (e.rank !== 3 || e.shape[2] !== this.config.textDim)
-        throw new Error(`${op}: expected textEmbeddings [S, L, ${this.config.textDim}], got ${shapeStr(e.shape)}`);
-      const [B, L] = e.shape;
-      const mask = o.mask === undefined ? tensor(new Float32Array(B * L).fill(1), { shape: [B, L] }) : live(o.mask, op, 'mask');
-      maskValues(mask, B, L, op); // checks the shape here, naming this method
-      const pooled = o.pooled instanceof Tensor ? o.pooled : maskedMean(e, mask);
-      enc = { tokens: e, mask, pooled };
-    } else {
-      throw new TypeError(`${op}: ${want}, got an object with keys [${Object.keys(o).join(', ')}]`);
-    }
-    if (enc.tokens.shape[0] !== S) throw new Error(`${op}: expected text for ${S} samples, got ${enc.tokens.shape[0]}`);
-    return enc;
-  }
-
-  /** c = t_embedder(t) (+ label or pooled-text embedding) [S, D]; text context for cross-attention. */
-  /**
-   * c = t_embedder(t) (+ label or pooled-text embedding) [S, D]; text context for
-   * cross-attention. With per-frame timesteps (sampleOfRow [R]: the sample of each of
-   * the R timesteps) c is [R, D], the sample's embedding repeated on its frames.
-   */
-  private conditioning(t: unknown, cond: DiTCondition, S: number, sampleOfRow: Tensor | null = null): { c: Tensor; ctx: TextContext | null } {
-    let c = this.tEmbedder.forward(sampleOfRow ? (t as Tensor) : this.timesteps(t, S)); // [S | R, D]
-    const perRow = (e: Tensor): Tensor => (sampleOfRow ? F.embedding(sampleOfRow, e) : e); // [S, D] -> [S | R, D]
+  private conditioning(t: Tensor, cond: DiTCondition, S: number, sampleOfRow: Tensor | null): { c: Tensor; ctx: TextContext | null } {
+    const device = t.device;
+    let c = this.tEmbedder.forward(t); // [R, D]
+    const perRow = (e: Tensor): Tensor => (sampleOfRow ? F.indexSelect(e, sampleOfRow) : e); // [S, D] -> [R, D]
     const kind = this.config.condition;
     if (kind === 'class') {
       const v = cond !== null && typeof cond === 'object' && !(cond instanceof Tensor) && !Array.isArray(cond) && 'labels' in cond ? cond.labels : cond;
-      return { c: c.add(perRow(this.yEmbedder!.forward(this.labels(v, S)))), ctx: null }; // [S | R, D]
+      return { c: c.add(perRow(this.yEmbedder!.forward(labelIds(v, S, this.config.numClasses, device)))), ctx: null }; // [R, D]
     }
     if (kind === 'none') {
       if (cond !== undefined && cond !== null) throw new TypeError(`DiT.forward: condition 'none' takes no cond, got ${typeName(cond)}`);
       return { c, ctx: null };
     }
-    const enc = this.textInputs(cond, S);
-    c = c.add(perRow(this.pooledEmbedder!.forward(enc.pooled))); // [S | R, D]
-    const packed: PackedText = packTokens(enc.tokens, enc.mask, 'DiT.forward'); // keys [1, M, Dt]
+    const enc: TextEncoding = textInputs(cond, S, this.config.textDim, this.textEncoder, device);
+    c = c.add(perRow(this.pooledEmbedder!.forward(enc.pooled))); // [R, D]
+    const packed: PackedText = packTokens(enc.tokens, enc.mask, 'DiT.forward', enc.maskHost); // keys [1, M, Dt]
     return { c, ctx: { keys: packed.tokens, cuSeqlensK: packed.cuSeqlens } };
   }
 
@@ -750,6 +522,22 @@ export class DiT extends Module {
     } finally {
       for (const t of Object.values(st.tensors)) t.dispose();
     }
+  }
+
+  /** Moves or converts the model; cached layouts (index tables on the old device) are dropped. */
+  to(target: Parameters<Module['to']>[0]): this {
+    this.dropLayouts();
+    return super.to(target);
+  }
+
+  dispose(): void {
+    this.dropLayouts();
+    super.dispose();
+  }
+
+  private dropLayouts(): void {
+    for (const l of this.layouts.values()) l.dispose();
+    this.layouts.clear();
   }
 
   extraRepr(): string {

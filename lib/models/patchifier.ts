@@ -9,16 +9,18 @@
 // proj.weight / proj.bias as in DiT's x_embedder) applied as F.linear on the patchified
 // tokens, whose features come in the conv weight's (c, pt, ph, pw) order. With pt = 1
 // DiT's Conv2d weight [D, C, p, p] is the same tensor with a unit time axis.
-import { randn, tensor } from '../creation';
+import { indexTensor, randn, tensor } from '../creation';
 import * as F from '../ops/functional';
 import { cat, live, shapeStr } from '../ops/basic';
-import { Tensor, typeName } from '../tensor';
+import { Device, keep, Tensor, tidy, typeName } from '../tensor';
+import { noGrad } from '../autograd/node';
+import { patchTriple, posInt, Triple } from '../checks';
 import { LayerOptions } from '../nn/layers';
 import { Conv3d } from '../nn/layers_more';
 import { Module } from '../nn/module';
 import { rope3d, sincos2dDiT, sincos3d } from './positions';
 
-export type Triple = [number, number, number];
+export type { Triple };
 /** Patches along T, H, W: [T', H', W']. */
 export type Grid = Triple;
 export type PositionKind = 'sincos3d' | 'rope3d' | 'sincos2d';
@@ -70,18 +72,6 @@ export interface Bucket {
 
 const isPosInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v > 0;
 
-function posInt(v: unknown, op: string, what: string): number {
-  if (!isPosInt(v)) throw new TypeError(`${op}: expected ${what} to be a positive integer, got ${typeName(v)} ${String(v)}`);
-  return v;
-}
-
-/** Parses a patch size: [pt, ph, pw] or p (= [1, p, p]). */
-export function patchTriple(v: unknown, op: string): Triple {
-  if (isPosInt(v)) return [1, v, v];
-  if (Array.isArray(v) && v.length === 3 && v.every(isPosInt)) return [v[0], v[1], v[2]];
-  throw new TypeError(`${op}: expected patchSize [pt, ph, pw] of positive integers (or one integer p), got ${Array.isArray(v) ? shapeStr(v) : `${typeName(v)} ${String(v)}`}`);
-}
-
 export class Patchifier extends Module {
   readonly patchSize: Triple;
   readonly inChannels: number;
@@ -90,20 +80,21 @@ export class Patchifier extends Module {
   readonly headDim: number | null;
   /** Conv3d patch embedding weights [D, C, pt, ph, pw] + [D], applied as a linear map. */
   readonly proj: Conv3d;
+  private readonly tables = new Map<string, Tensor | { cos: Tensor; sin: Tensor }>();
 
   constructor(opts: PatchifierOptions) {
     super();
     const op = 'Patchifier';
     if (opts === null || typeof opts !== 'object')
       throw new TypeError(`${op}: expected options { patchSize, inChannels, hiddenSize, positions }, got ${typeName(opts)}`);
-    this.patchSize = patchTriple(opts.patchSize, op);
-    this.inChannels = posInt(opts.inChannels, op, 'inChannels');
-    this.hiddenSize = posInt(opts.hiddenSize, op, 'hiddenSize');
+    this.patchSize = patchTriple(op, opts.patchSize);
+    this.inChannels = posInt(op, 'inChannels', opts.inChannels);
+    this.hiddenSize = posInt(op, 'hiddenSize', opts.hiddenSize);
     const kind = opts.positions ?? 'sincos3d';
     if (kind !== 'sincos3d' && kind !== 'rope3d' && kind !== 'sincos2d')
       throw new TypeError(`${op}: expected positions 'sincos3d', 'rope3d' or 'sincos2d', got ${String(kind)}`);
     this.positionKind = kind;
-    this.headDim = opts.headDim === undefined ? null : posInt(opts.headDim, op, 'headDim');
+    this.headDim = opts.headDim === undefined ? null : posInt(op, 'headDim', opts.headDim);
     if (kind === 'rope3d' && this.headDim === null) throw new Error(`${op}: positions 'rope3d' needs the attention's headDim`);
     if (kind === 'rope3d' && (this.headDim! % 2 || this.headDim! < 8))
       throw new RangeError(`${op}: positions 'rope3d' needs an even headDim of at least 8, got ${this.headDim}`);
@@ -171,23 +162,71 @@ export class Patchifier extends Module {
     return grid as Grid;
   }
 
-  /** Additive positions [N, D] for a grid ('sincos3d', 'sincos2d'), or null ('rope3d'). */
+  /**
+   * A table of a grid on the module's device, made once and kept (least recently used
+   * dropped past 64 grids): positions do not change, so a training step reuses them
+   * instead of building and uploading them again.
+   */
+  private cached<T extends Tensor | { cos: Tensor; sin: Tensor }>(kind: string, grid: Grid, make: (device: Device) => T): T {
+    const device = this.proj.weight.device;
+    const key = `${kind}:${grid.join('x')}@${device}`;
+    let v = this.tables.get(key) as T | undefined;
+    const gone = (x: T): boolean => (x instanceof Tensor ? x.isDisposed : x.cos.isDisposed || x.sin.isDisposed);
+    if (v && gone(v)) v = undefined;
+    this.tables.delete(key);
+    if (!v) {
+      v = noGrad(() => tidy(() => make(device)));
+      if (v instanceof Tensor) keep(v);
+      else (keep(v.cos), keep(v.sin));
+      if (this.tables.size >= 64) {
+        const [oldest, old] = this.tables.entries().next().value as [string, Tensor | { cos: Tensor; sin: Tensor }];
+        if (old instanceof Tensor) old.dispose();
+        else (old.cos.dispose(), old.sin.dispose());
+        this.tables.delete(oldest);
+      }
+    }
+    this.tables.set(key, v);
+    return v;
+  }
+
+  /** Frees the cached position tables (they are made again when needed). */
+  clearTables(): void {
+    for (const v of this.tables.values()) {
+      if (v instanceof Tensor) v.dispose();
+      else (v.cos.dispose(), v.sin.dispose());
+    }
+    this.tables.clear();
+  }
+
+  to(target: Parameters<Module['to']>[0]): this {
+    this.clearTables();
+    return super.to(target);
+  }
+
+  dispose(): void {
+    this.clearTables();
+    super.dispose();
+  }
+
+  /**
+   * Additive positions [N, D] for a grid ('sincos3d', 'sincos2d'), or null ('rope3d'), on
+   * the module's device. The table is the module's (cached): do not dispose it.
+   */
   positionalEmbedding(grid: Grid): Tensor | null {
     const [T, H, W] = this.checkGrid(grid, 'Patchifier.positionalEmbedding');
     const D = this.hiddenSize;
-    if (this.positionKind === 'sincos3d') return sincos3d(D, T, H, W);
     if (this.positionKind === 'rope3d') return null;
-    const table = sincos2dDiT(D, H, W); // [H*W, D]
-    if (T === 1) return table;
-    const rep = table.unsqueeze(0).expand([T, H * W, D]).reshape([T * H * W, D]); // [N, D]: same per frame
-    table.dispose();
-    return rep;
+    if (this.positionKind === 'sincos3d') return this.cached('pos', [T, H, W], (device) => sincos3d(D, T, H, W, device));
+    return this.cached('pos', [T, H, W], (device) => {
+      const table = sincos2dDiT(D, H, W, device); // [H*W, D]
+      return T === 1 ? table : table.unsqueeze(0).expand([T, H * W, D]).reshape([T * H * W, D]); // [N, D]: same per frame
+    });
   }
 
-  /** Rotary tables cos, sin [N, headDim/2] for 'rope3d', else null. */
+  /** Rotary tables cos, sin [N, headDim/2] for 'rope3d' (cached on the module's device), else null. */
   rotary(grid: Grid): { cos: Tensor; sin: Tensor } | null {
     const [T, H, W] = this.checkGrid(grid, 'Patchifier.rotary');
-    return this.positionKind === 'rope3d' ? rope3d(this.headDim!, T, H, W) : null;
+    return this.positionKind === 'rope3d' ? this.cached('rope', [T, H, W], (device) => rope3d(this.headDim!, T, H, W, 10000, device)) : null;
   }
 
   // ---- mixed shapes ---------------------------------------------------------------------
@@ -246,10 +285,11 @@ export class Patchifier extends Module {
     } else {
       positions = cat(grids.map((g) => this.positionalEmbedding(g)!), 0).unsqueeze(0); // [1, sum N_i, D]
     }
+    const device = tokens.device;
     return {
       tokens, positions, rope,
-      cuSeqlens: tensor(Int32Array.from(offsets), { dtype: 'int32' }),
-      sampleIndex: tensor(idx, { dtype: 'int32' }),
+      cuSeqlens: indexTensor(offsets, device),
+      sampleIndex: tensor(idx, { dtype: 'int32', device }),
       grids, seqlens, offsets: offsets.slice(0, -1), ranks: ss.map((s) => s.rank),
     };
   }
@@ -277,8 +317,8 @@ export class Patchifier extends Module {
    */
   grid(frames: number, height: number, width: number, opts: { batch?: number } = {}): Tensor {
     const op = 'Patchifier.grid';
-    const size = [posInt(frames, op, 'frames'), posInt(height, op, 'height'), posInt(width, op, 'width')];
-    const B = posInt(opts.batch ?? 1, op, 'batch');
+    const size = [posInt(op, 'frames', frames), posInt(op, 'height', height), posInt(op, 'width', width)];
+    const B = posInt(op, 'batch', opts.batch ?? 1);
     this.gridOfSize([this.inChannels, ...size], op);
     return randn([B, this.inChannels, ...size], { device: this.proj.weight.device });
   }

@@ -10,7 +10,7 @@
 //   applyRotary(x, cos, sin) rotates q or k [B, N, heads, headDim] by those tables
 import { tensor } from '../creation';
 import { cat, live, shapeStr } from '../ops/basic';
-import { Tensor } from '../tensor';
+import { Device, Tensor } from '../tensor';
 
 function check(op: string, D: number, ...sizes: number[]): void {
   if (!Number.isInteger(D) || D <= 0) throw new RangeError(`${op}: expected a positive integer dimension, got ${D}`);
@@ -27,15 +27,15 @@ function fill1d(out: Float32Array, row: number, stride: number, offset: number, 
   }
 }
 
-export function sincos1d(D: number, positions: number[]): Tensor {
+export function sincos1d(D: number, positions: number[], device: Device = 'cpu'): Tensor {
   check('sincos1d', D, positions.length || 1);
   if (D % 2) throw new RangeError(`sincos1d: expected an even dimension, got ${D}`);
   const out = new Float32Array(positions.length * D);
   positions.forEach((p, r) => fill1d(out, r, D, 0, D, p));
-  return tensor(out, { shape: [positions.length, D] });
+  return tensor(out, { shape: [positions.length, D], device });
 }
 
-export function sincos2dDiT(D: number, H: number, W: number): Tensor {
+export function sincos2dDiT(D: number, H: number, W: number, device: Device = 'cpu'): Tensor {
   check('sincos2dDiT', D, H, W);
   if (D % 4) throw new RangeError(`sincos2dDiT: expected a dimension divisible by 4, got ${D}`);
   const out = new Float32Array(H * W * D);
@@ -45,7 +45,7 @@ export function sincos2dDiT(D: number, H: number, W: number): Tensor {
       fill1d(out, r, D, 0, D / 2, w);
       fill1d(out, r, D, D / 2, D / 2, h);
     }
-  return tensor(out, { shape: [H * W, D] });
+  return tensor(out, { shape: [H * W, D], device });
 }
 
 /** Channel split of D between t, h, w: even sizes, t gets about a quarter. */
@@ -55,7 +55,7 @@ export function split3d(D: number): [number, number, number] {
   return [t, h, D - t - h];
 }
 
-export function sincos3d(D: number, T: number, H: number, W: number): Tensor {
+export function sincos3d(D: number, T: number, H: number, W: number, device: Device = 'cpu'): Tensor {
   check('sincos3d', D, T, H, W);
   const [dt, dh, dw] = split3d(D);
   if (dt < 2 || dw % 2) throw new RangeError(`sincos3d: expected a dimension of at least 8 that splits into even parts, got ${D}`);
@@ -68,14 +68,14 @@ export function sincos3d(D: number, T: number, H: number, W: number): Tensor {
         fill1d(out, r, D, dt, dh, h);
         fill1d(out, r, D, dt + dh, dw, w);
       }
-  return tensor(out, { shape: [T * H * W, D] });
+  return tensor(out, { shape: [T * H * W, D], device });
 }
 
 /**
  * Rotary tables for a head dim split between t, h, w: cos and sin [N, headDim/2];
  * pair i of a head vector (elements 2i, 2i+1) rotates by angle[n, i].
  */
-export function rope3d(headDim: number, T: number, H: number, W: number, theta = 10000): { cos: Tensor; sin: Tensor } {
+export function rope3d(headDim: number, T: number, H: number, W: number, theta = 10000, device: Device = 'cpu'): { cos: Tensor; sin: Tensor } {
   check('rope3d', headDim, T, H, W);
   const [dt, dh, dw] = split3d(headDim);
   if (dt < 2 || dw % 2 || headDim % 2) throw new RangeError(`rope3d: expected an even head dim of at least 8, got ${headDim}`);
@@ -95,7 +95,7 @@ export function rope3d(headDim: number, T: number, H: number, W: number, theta =
             sin[n * P + i] = Math.sin(a);
           }
       }
-  return { cos: tensor(cos, { shape: [N, P] }), sin: tensor(sin, { shape: [N, P] }) };
+  return { cos: tensor(cos, { shape: [N, P], device }), sin: tensor(sin, { shape: [N, P], device }) };
 }
 
 /**

@@ -3,7 +3,7 @@
 // encode() pads or truncates to maxLength and returns the padding mask. An empty
 // prompt encodes to all padding: the null condition for classifier-free guidance.
 import { tensor } from '../creation';
-import { Tensor } from '../tensor';
+import { Device, Tensor } from '../tensor';
 
 export const PAD_ID = 0;
 export const UNK_ID = 1;
@@ -56,8 +56,8 @@ export class Tokenizer {
     return words(text).slice(0, this.maxLength).map((w) => this.index.get(w) ?? UNK_ID);
   }
 
-  /** ids int32 [B, L] and mask float32 [B, L] (1 = real token, 0 = padding). */
-  encode(texts: string[]): { ids: Tensor; mask: Tensor } {
+  /** ids int32 [B, L] and mask float32 [B, L] (1 = real token, 0 = padding) on the host. */
+  encodeHost(texts: string[]): { ids: Int32Array; mask: Float32Array; shape: [number, number] } {
     if (!Array.isArray(texts)) throw new TypeError('Tokenizer.encode: expected an array of prompts');
     const L = this.maxLength;
     const ids = new Int32Array(texts.length * L), mask = new Float32Array(texts.length * L);
@@ -67,7 +67,14 @@ export class Tokenizer {
         mask[b * L + i] = 1;
       });
     });
-    return { ids: tensor(ids, { shape: [texts.length, L] }), mask: tensor(mask, { shape: [texts.length, L] }) };
+    return { ids, mask, shape: [texts.length, L] };
+  }
+
+  /** ids int32 [B, L] and mask float32 [B, L] (1 = real token, 0 = padding) as tensors on `device`. */
+  encode(texts: string[], opts: { device?: Device } = {}): { ids: Tensor; mask: Tensor } {
+    const h = this.encodeHost(texts);
+    const device = opts.device ?? 'cpu';
+    return { ids: tensor(h.ids, { shape: h.shape, device }), mask: tensor(h.mask, { shape: h.shape, device }) };
   }
 
   decode(ids: number[]): string {

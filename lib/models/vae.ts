@@ -19,14 +19,14 @@
 // encoder.down.0.block.0.norm1, ..., encoder.down.0.downsample.conv, encoder.mid.block_1,
 // encoder.norm_out, encoder.conv_out, decoder.up.1.upsample.conv, ...
 import { conv3d, gaussianKL, groupNorm, interpolate, scaledDotProductAttention, silu } from '../ops/functional';
-import { cat, maximum, minimum } from '../ops/basic';
+import { cat } from '../ops/basic';
 import { full, randn, tensor } from '../creation';
 import { Conv3d, GroupNorm } from '../nn/layers_more';
 import { ModuleList } from '../nn/layers';
 import { Module } from '../nn/module';
 import { constant, defaultLayerInit } from '../nn/init';
 import { loadSafetensors, saveSafetensors } from '../io/safetensors';
-import { Tensor, tidy, typeName } from '../tensor';
+import { Device, Tensor, tidy, typeName } from '../tensor';
 import { CausalCache, ChunkOptions, decodeChunked, encodeChunked } from './vae_tiling';
 
 export { CausalCache };
@@ -71,7 +71,7 @@ export class CausalConv3d extends Conv3d {
     // Chunked: prepend the previous chunk's trailing input frames (zeros before frame 0)
     // and convolve without temporal padding; keep the frames the next window starts at.
     const [B, C, , H, W] = x.shape;
-    const prev = cache.get(this) ?? full([B, C, kt - 1, H, W], 0);
+    const prev = cache.get(this) ?? full([B, C, kt - 1, H, W], 0, { device: x.device });
     const input = cat([prev, x], 2); // [B, C, kt-1+T, H, W]
     const Tin = input.shape[2];
     const n = Math.floor((Tin - kt) / this.stride3[0]) + 1;
@@ -333,7 +333,7 @@ export class DiagonalGaussian {
 
   /** mean + exp(logvar / 2) * eps, eps ~ N(0, I) from the seeded generator (differentiable). */
   sample(): Tensor {
-    return tidy(() => this.mean.add(this.logvar.mul(0.5).exp().mul(randn(this.mean.shape as number[]))));
+    return tidy(() => this.mean.add(this.logvar.mul(0.5).exp().mul(randn(this.mean.shape as number[], { device: this.mean.device }))));
   }
   /** The mean (the latent used for deterministic encoding). */
   mode(): Tensor {
@@ -392,12 +392,14 @@ export class VideoVAE extends Module {
   readonly encoder: Encoder3D;
   readonly decoder: Decoder3D;
 
-  constructor(config: VideoVAEConfig) {
+  /** opts.device: where the model lives (initialized on the CPU, so every device starts from the same weights). */
+  constructor(config: VideoVAEConfig, opts: { device?: Device } = {}) {
     super();
     this.config = checkConfig(config);
     this.encoder = this.registerModule('encoder', new Encoder3D(this.config));
     this.decoder = this.registerModule('decoder', new Decoder3D(this.config));
     this.initializeWeights();
+    if (opts.device !== undefined && opts.device !== 'cpu') this.to(opts.device);
   }
 
   /**
@@ -418,7 +420,7 @@ export class VideoVAE extends Module {
       constant(conv.bias!, 0);
     }
     const Z = this.config.latentChannels;
-    tidy(() => this.encoder.convOut.bias!.slice(0, Z, 2 * Z).copy_(full([Z], -6)));
+    tidy(() => this.encoder.convOut.bias!.slice(0, Z, 2 * Z).copy_(full([Z], -6, { device: this.encoder.convOut.bias!.device })));
   }
 
   get temporalCompression(): number {
@@ -470,7 +472,7 @@ export class VideoVAE extends Module {
       const Z = this.config.latentChannels;
       const m = moments.slice(1, 0, Z).contiguous(); // [B, Z, T', H', W']
       const lv = moments.slice(1, Z, 2 * Z); // [B, Z, T', H', W']
-      return [m, minimum(maximum(lv, full([1], -30)), full([1], 20))]; // logvar clamped to [-30, 20]
+      return [m, lv.clamp(-30, 20)]; // logvar clamped to [-30, 20]
     });
     moments.dispose();
     return new DiagonalGaussian(mean, logvar);
@@ -492,12 +494,12 @@ export class VideoVAE extends Module {
   }
 
   /** A model from a file written by save(). */
-  static load(file: string): VideoVAE {
-    const st = loadSafetensors(file);
+  static load(file: string, opts: { device?: Device } = {}): VideoVAE {
+    const st = loadSafetensors(file, { device: opts.device });
     try {
       const json = st.metadata[CONFIG_KEY];
       if (!json) throw new Error(`VideoVAE.load: ${file} has no '${CONFIG_KEY}' metadata (was it written by VideoVAE.save?)`);
-      const model = new VideoVAE(JSON.parse(json) as VideoVAEConfig);
+      const model = new VideoVAE(JSON.parse(json) as VideoVAEConfig, { device: opts.device });
       model.loadStateDict(st.tensors);
       return model;
     } finally {
@@ -521,7 +523,7 @@ export function toModelRange(x: Tensor): Tensor {
 }
 /** [-1, 1] -> [0, 1], clamped. */
 export function fromModelRange(x: Tensor): Tensor {
-  return tidy(() => minimum(maximum(x.add(1).mul(0.5), full([1], 0)), full([1], 1)));
+  return tidy(() => x.add(1).mul(0.5).clamp(0, 1));
 }
 /** A model-range video -> uint8 [0, 255] (rounded, clamped), same shape. */
 export function toUint8(x: Tensor): Tensor {

@@ -150,30 +150,35 @@ function run(
   const ys = starts(Hg, p.tileG, p.overlapG), xs = starts(Wg, p.tileG, p.overlapG);
   if (ys.length === 1 && xs.length === 1) return temporal(x);
   const th = Math.min(p.tileG, Hg), tw = Math.min(p.tileG, Wg);
-  let acc: Float32Array | null = null, shape: number[] = [];
-  const wsum = new Float32Array(Hg * outScale * Wg * outScale);
-  const Wo = Wg * outScale;
-  ys.forEach((y0, iy) => {
-    const wy = ramp(ys, iy, th, outScale);
-    xs.forEach((x0, ix) => {
-      const wx = ramp(xs, ix, tw, outScale);
-      const out = tidy(() => temporal(x.slice(3, y0 * inScale, (y0 + th) * inScale).slice(4, x0 * inScale, (x0 + tw) * inScale)));
-      const [B, Co, To, h, w] = out.shape;
-      if (!acc) (shape = [B, Co, To, Hg * outScale, Wo]), (acc = new Float32Array(B * Co * To * Hg * outScale * Wo));
-      const v = out.toFloat32Array();
-      out.dispose();
-      const oy = y0 * outScale, ox = x0 * outScale;
-      for (let r = 0; r < B * Co * To; r++)
-        for (let yy = 0; yy < h; yy++) {
-          const src = (r * h + yy) * w, dst = (r * Hg * outScale + oy + yy) * Wo + ox;
-          for (let xx = 0; xx < w; xx++) acc[dst + xx] += wy[yy] * wx[xx] * v[src + xx];
-        }
-      for (let yy = 0; yy < h; yy++) for (let xx = 0; xx < w; xx++) wsum[(oy + yy) * Wo + ox + xx] += wy[yy] * wx[xx];
+  // Tiles are blended on x's device: acc += w * tile over each tile's window, then acc / sum of w.
+  const device = x.device;
+  const Ho = Hg * outScale, Wo = Wg * outScale;
+  let acc: Tensor | null = null;
+  const wsum = new Float32Array(Ho * Wo);
+  try {
+    ys.forEach((y0, iy) => {
+      const wy = ramp(ys, iy, th, outScale);
+      xs.forEach((x0, ix) => {
+        const wx = ramp(xs, ix, tw, outScale);
+        const h = wy.length, w = wx.length;
+        const w2 = new Float32Array(h * w);
+        for (let yy = 0; yy < h; yy++) for (let xx = 0; xx < w; xx++) w2[yy * w + xx] = wy[yy] * wx[xx];
+        const oy = y0 * outScale, ox = x0 * outScale;
+        for (let yy = 0; yy < h; yy++) for (let xx = 0; xx < w; xx++) wsum[(oy + yy) * Wo + ox + xx] += w2[yy * w + xx];
+        tidy(() => {
+          const out = temporal(x.slice(3, y0 * inScale, (y0 + th) * inScale).slice(4, x0 * inScale, (x0 + tw) * inScale)); // [B, Co, To, h, w]
+          const [B, Co, To] = out.shape;
+          if (!acc) acc = keep(tensor(new Float32Array(B * Co * To * Ho * Wo), { shape: [B, Co, To, Ho, Wo], device }));
+          const win = acc.slice(3, oy, oy + h).slice(4, ox, ox + w); // a view of acc
+          win.copy_(win.add(out.mul(tensor(w2, { shape: [h, w], device }))));
+        });
+      });
     });
-  });
-  const a = acc!, plane = wsum.length;
-  for (let i = 0; i < a.length; i++) a[i] /= wsum[i % plane];
-  return tensor(a, { shape });
+    const a = acc!;
+    return tidy(() => a.div(tensor(wsum, { shape: [Ho, Wo], device }))); // [B, Co, To, Ho, Wo]
+  } finally {
+    (acc as Tensor | null)?.dispose();
+  }
 }
 
 /** Encoder moments [B, 2Z, T', H', W'] of a video, chunked in time and / or tiled in space. */

@@ -8,14 +8,7 @@ import { defaultLayerInit, normal } from './init';
 import { LayerOptions, Linear } from './layers';
 import { Module, Parameter } from './module';
 
-type Triple = [number, number, number];
-const triple = (v: number | Triple): Triple => (Array.isArray(v) ? v : [v, v, v]);
-
-function posInt(v: unknown, cls: string, what: string): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0)
-    throw new TypeError(`${cls}: expected ${what} to be a positive integer, got ${typeName(v)} ${String(v)}`);
-  return v;
-}
+import { posInt, Triple, triple } from '../checks';
 
 export interface Conv3dLayerOptions extends LayerOptions, Conv3dOptions {
   bias?: boolean;
@@ -32,10 +25,9 @@ export class Conv3d extends Module {
 
   constructor(inChannels: number, outChannels: number, kernelSize: number | Triple, opts: Conv3dLayerOptions = {}) {
     super();
-    this.inChannels = posInt(inChannels, 'Conv3d', 'inChannels');
-    this.outChannels = posInt(outChannels, 'Conv3d', 'outChannels');
-    this.kernelSize = triple(kernelSize);
-    this.kernelSize.forEach((k) => posInt(k, 'Conv3d', 'kernelSize'));
+    this.inChannels = posInt('Conv3d', 'inChannels', inChannels);
+    this.outChannels = posInt('Conv3d', 'outChannels', outChannels);
+    this.kernelSize = triple('Conv3d', 'kernelSize', kernelSize);
     const o = { dtype: opts.dtype, device: opts.device };
     this.weight = this.registerParameter('weight', Parameter.zeros([outChannels, inChannels, ...this.kernelSize], o));
     this.bias = this.registerParameter('bias', opts.bias === false ? null : Parameter.zeros([outChannels], o));
@@ -58,8 +50,8 @@ export class GroupNorm extends Module {
   readonly bias: Parameter | null;
   constructor(readonly numGroups: number, readonly numChannels: number, opts: LayerOptions & { eps?: number; affine?: boolean } = {}) {
     super();
-    posInt(numGroups, 'GroupNorm', 'numGroups');
-    posInt(numChannels, 'GroupNorm', 'numChannels');
+    posInt('GroupNorm', 'numGroups', numGroups);
+    posInt('GroupNorm', 'numChannels', numChannels);
     if (numChannels % numGroups) throw new RangeError(`GroupNorm: numChannels ${numChannels} is not divisible by numGroups ${numGroups}`);
     this.eps = opts.eps ?? 1e-5;
     const o = { dtype: opts.dtype, device: opts.device };
@@ -82,7 +74,7 @@ export class LayerNorm extends Module {
   constructor(normalizedShape: number | number[], opts: LayerOptions & { eps?: number; elementwiseAffine?: boolean; bias?: boolean } = {}) {
     super();
     this.normalizedShape = Array.isArray(normalizedShape) ? normalizedShape : [normalizedShape];
-    this.normalizedShape.forEach((s) => posInt(s, 'LayerNorm', 'normalizedShape'));
+    this.normalizedShape.forEach((s) => posInt('LayerNorm', 'normalizedShape', s));
     this.eps = opts.eps ?? 1e-5;
     const affine = opts.elementwiseAffine ?? true;
     const o = { dtype: opts.dtype, device: opts.device };
@@ -99,7 +91,7 @@ export class RMSNorm extends Module {
   readonly eps: number;
   constructor(readonly dim: number, opts: LayerOptions & { eps?: number; elementwiseAffine?: boolean } = {}) {
     super();
-    posInt(dim, 'RMSNorm', 'dim');
+    posInt('RMSNorm', 'dim', dim);
     this.eps = opts.eps ?? 1e-6;
     this.weight = this.registerParameter('weight', opts.elementwiseAffine === false ? null : Parameter.ones([dim], { dtype: opts.dtype, device: opts.device }));
   }
@@ -113,8 +105,8 @@ export class Embedding extends Module {
   readonly weight: Parameter;
   constructor(readonly numEmbeddings: number, readonly embeddingDim: number, opts: LayerOptions = {}) {
     super();
-    posInt(numEmbeddings, 'Embedding', 'numEmbeddings');
-    posInt(embeddingDim, 'Embedding', 'embeddingDim');
+    posInt('Embedding', 'numEmbeddings', numEmbeddings);
+    posInt('Embedding', 'embeddingDim', embeddingDim);
     this.weight = this.registerParameter('weight', Parameter.zeros([numEmbeddings, embeddingDim], opts));
     normal(this.weight, 0, 1);
   }
@@ -162,8 +154,8 @@ export class MultiHeadAttention extends Module {
     opts: LayerOptions & { kvDim?: number; qkvBias?: boolean; qkNorm?: boolean } = {},
   ) {
     super();
-    posInt(dim, 'MultiHeadAttention', 'dim');
-    posInt(numHeads, 'MultiHeadAttention', 'numHeads');
+    posInt('MultiHeadAttention', 'dim', dim);
+    posInt('MultiHeadAttention', 'numHeads', numHeads);
     if (dim % numHeads) throw new RangeError(`MultiHeadAttention: dim ${dim} is not divisible by numHeads ${numHeads}`);
     this.headDim = dim / numHeads;
     const o = { dtype: opts.dtype, device: opts.device, bias: opts.qkvBias ?? true };

@@ -15,6 +15,7 @@ import { full, zeros } from '../creation';
 import { native } from '../native';
 import { live, shapeStr } from '../ops/basic';
 import { DType, Device, DTYPES, Tensor, typeName } from '../tensor';
+import { isDeviceName } from '../checks';
 
 /** A trainable leaf tensor owned by a module (not by any tidy scope). */
 export class Parameter extends Tensor {
@@ -48,7 +49,6 @@ export interface LoadStateDictResult {
   unexpectedKeys: string[];
 }
 
-const DEVICE_RE = /^(cpu|cuda|cuda:\d+)$/;
 const FLOATING: readonly string[] = ['float32', 'float64', 'float16', 'bfloat16'];
 const LIST_LIMIT = 20;
 
@@ -288,7 +288,7 @@ export class Module {
   to(target: DType | Device): this {
     const op = `${this.constructor.name}.to`;
     const isDtype = (DTYPES as readonly string[]).includes(target as string);
-    if (typeof target !== 'string' || (!isDtype && !DEVICE_RE.test(target)))
+    if (typeof target !== 'string' || (!isDtype && !isDeviceName(target)))
       throw new TypeError(`${op}: expected a dtype or device name, got ${typeName(target)} ${String(target)}`);
     if (isDtype && !FLOATING.includes(target))
       throw new TypeError(`${op}: modules convert only to floating dtypes, got ${target}`);
@@ -306,6 +306,21 @@ export class Module {
       if (t.grad && !t.grad.isDisposed) convert(t.grad);
     }
     return this;
+  }
+
+  /**
+   * The device of the module's parameters (of its buffers when it has none; 'cpu' when it
+   * has neither): where its forward makes the tensors it needs. A module whose tensors
+   * sit on several devices is an error here, so a half-moved model fails early.
+   */
+  get device(): Device {
+    let dev: Device | null = null;
+    for (const t of [...this.parameters(), ...this.buffers()]) {
+      if (t.isDisposed) continue;
+      if (dev === null) dev = t.device;
+      else if (t.device !== dev) throw new Error(`${this.constructor.name}.device: the module's tensors are on several devices (${dev} and ${t.device}); move it with .to(device)`);
+    }
+    return dev ?? 'cpu';
   }
 
   /** Total elements of the (unique) parameters; trainableOnly counts those requiring grad. */

@@ -3,7 +3,8 @@
 // native kernel, and records how to send the gradient back (native kernels again).
 import { BackwardFn, isGradEnabled, Node } from '../autograd/node';
 import { Handle, native } from '../native';
-import { DType, Device, DTYPES, Tensor, typeName } from '../tensor';
+import { DType, Device, DTYPES, Tensor } from '../tensor';
+import { isDeviceName, shapeStr, typeName } from '../checks';
 
 // ---- plumbing shared by all ops ----------------------------------------------------
 
@@ -27,9 +28,7 @@ export function f32(v: unknown, op: string, what = 'input'): Tensor {
   return t;
 }
 
-export function shapeStr(s: readonly number[]): string {
-  return `[${s.join(', ')}]`;
-}
+export { shapeStr };
 
 /** @internal Normalizes an axis (negative counts from the end) or throws naming op. */
 export function normAxis(axis: unknown, rank: number, op: string): number {
@@ -73,13 +72,10 @@ export function record(
   return out;
 }
 
-function raw(h: Handle): Tensor {
-  return wrap(h);
-}
 /** @internal Sums a broadcast gradient back to `shape` (no autograd). */
 export function sumTo(g: Tensor, shape: readonly number[]): Tensor {
   if (g.shape.length === shape.length && g.shape.every((s, i) => s === shape[i])) return g;
-  return raw(native.sumTo(g.h, shape as number[]));
+  return wrap(native.sumTo(g.h, shape as number[]));
 }
 
 // ---- elementwise binary ----------------------------------------------------------------
@@ -92,10 +88,10 @@ function checkOperand(v: unknown, op: string, what: string): Operand {
 }
 
 function binaryRaw(op: string, a: Tensor, b: Tensor): Tensor {
-  return raw(native.binary(op, a.h, b.h));
+  return wrap(native.binary(op, a.h, b.h));
 }
 function scalarRaw(op: string, a: Tensor, s: number, scalarFirst = false): Tensor {
-  return raw(native.binaryScalar(op, a.h, s, scalarFirst));
+  return wrap(native.binaryScalar(op, a.h, s, scalarFirst));
 }
 
 export function add(a: Operand, b: Operand): Tensor {
@@ -195,11 +191,11 @@ export function clamp(x: Tensor, lo?: number | null, hi?: number | null): Tensor
     if (out !== t) out.dispose();
     out = o2;
   }
-  if (out === t) out = raw(native.alias(t.h));
+  if (out === t) out = wrap(native.alias(t.h));
   return record(out, 'clamp', [t], (save) => {
     const sx = save(t);
     return (g) => {
-      let mask = raw(native.full(t.shape as number[], 1, 'float32', t.device));
+      let mask = wrap(native.full(t.shape as number[], 1, 'float32', t.device));
       if (lo != null) mask = binaryRaw('mul', mask, scalarRaw('gt', sx, lo));
       if (hi != null) mask = binaryRaw('mul', mask, scalarRaw('lt', sx, hi));
       return [binaryRaw('mul', g, mask)];
@@ -208,6 +204,19 @@ export function clamp(x: Tensor, lo?: number | null, hi?: number | null): Tensor
 }
 
 /** Elementwise maximum / minimum (gradient to the larger / smaller input; ties split). */
+/**
+ * Comparisons as float32 masks (1 where true, 0 elsewhere), with broadcasting; not
+ * differentiable (their results never carry a gradient).
+ */
+function compare(op: 'lt' | 'gt' | 'eq', a: Tensor, b: Tensor | number): Tensor {
+  const x = f32(a, op, 'the first argument');
+  if (typeof b === 'number') return wrap(native.binaryScalar(op, x.h, b, false));
+  return wrap(native.binary(op, x.h, f32(b, op, 'the second argument').h));
+}
+export const lt = (a: Tensor, b: Tensor | number): Tensor => compare('lt', a, b);
+export const gt = (a: Tensor, b: Tensor | number): Tensor => compare('gt', a, b);
+export const eq = (a: Tensor, b: Tensor | number): Tensor => compare('eq', a, b);
+
 export function maximum(a: Tensor, b: Tensor): Tensor {
   return minmax('maximum', a, b);
 }
@@ -232,7 +241,7 @@ function minmax(op: 'maximum' | 'minimum', a: Tensor, b: Tensor): Tensor {
 // ---- elementwise unary -----------------------------------------------------------------
 
 function unaryRaw(op: string, x: Tensor): Tensor {
-  return raw(native.unary(op, x.h));
+  return wrap(native.unary(op, x.h));
 }
 
 /** @internal A unary op whose backward is the native unary_backward kernel. */
@@ -241,7 +250,7 @@ export function unaryOp(op: string, x: Tensor, publicName = op, saveOut = false)
   const out = unaryRaw(op, t);
   return record(out, publicName, [t], (save) => {
     const sx = save(t), so = saveOut ? save(out) : null;
-    return (g) => [raw(native.unaryBackward(op, g.h, sx.h, so ? so.h : undefined))];
+    return (g) => [wrap(native.unaryBackward(op, g.h, sx.h, so ? so.h : undefined))];
   });
 }
 
@@ -279,31 +288,31 @@ function keptShape(shape: readonly number[], axes: number[]): number[] {
 export function sum(x: Tensor, axis?: number | number[], keepDim = false): Tensor {
   const t = f32(x, 'sum');
   const axes = axesOf(axis, t.rank, 'sum');
-  const out = raw(native.reduce('sum', t.h, axes, keepDim));
-  return record(out, 'sum', [t], () => (g) => [raw(native.expand(g.reshape(keptShape(t.shape, axes)).h, t.shape as number[]))]);
+  const out = wrap(native.reduce('sum', t.h, axes, keepDim));
+  return record(out, 'sum', [t], () => (g) => [wrap(native.expand(g.reshape(keptShape(t.shape, axes)).h, t.shape as number[]))]);
 }
 
 export function mean(x: Tensor, axis?: number | number[], keepDim = false): Tensor {
   const t = f32(x, 'mean');
   const axes = axesOf(axis, t.rank, 'mean');
-  const out = raw(native.reduce('mean', t.h, axes, keepDim));
+  const out = wrap(native.reduce('mean', t.h, axes, keepDim));
   const n = axes.length === 0 ? t.numel : axes.reduce((p, a) => p * t.shape[a], 1);
   return record(out, 'mean', [t], () => (g) => [
-    raw(native.expand(scalarRaw('mul', g, 1 / n).reshape(keptShape(t.shape, axes)).h, t.shape as number[])),
+    wrap(native.expand(scalarRaw('mul', g, 1 / n).reshape(keptShape(t.shape, axes)).h, t.shape as number[])),
   ]);
 }
 
 function extremum(op: 'max' | 'min', x: Tensor, axis?: number | number[], keepDim = false): Tensor {
   const t = f32(x, op);
   const axes = axesOf(axis, t.rank, op);
-  const out = raw(native.reduce(op, t.h, axes, keepDim));
+  const out = wrap(native.reduce(op, t.h, axes, keepDim));
   // Gradient goes to the elements equal to the extremum, split evenly among ties.
   return record(out, op, [t], (save) => {
     const sx = save(t), so = save(out);
     return (g) => {
       const kept = keptShape(t.shape, axes);
       const mask = binaryRaw('eq', sx, so.reshape(kept));
-      const count = raw(native.reduce('sum', mask.h, axes, true));
+      const count = wrap(native.reduce('sum', mask.h, axes, true));
       return [binaryRaw('mul', mask, binaryRaw('div', g.reshape(kept), count))];
     };
   });
@@ -317,7 +326,7 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   const x = f32(a, 'matmul', 'the first argument'), y = f32(b, 'matmul', 'the second argument');
   if (x.rank === 0 || y.rank === 0)
     throw new Error(`matmul: expected inputs of rank >= 1, got shapes ${shapeStr(x.shape)} and ${shapeStr(y.shape)}`);
-  const out = raw(native.matmul(x.h, y.h));
+  const out = wrap(native.matmul(x.h, y.h));
   return record(out, 'matmul', [x, y], (save, needs) => {
     const sx = needs[1] ? save(x) : null, sy = needs[0] ? save(y) : null;
     return (g) => {
@@ -329,8 +338,8 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
       if (y.rank === 1) gShape.push(1);
       const g2 = g.reshape(gShape);
       let gx: Tensor | null = null, gy: Tensor | null = null;
-      if (sy) gx = sumTo(raw(native.matmul(g2.h, sy.reshape(y2).transpose(-1, -2).h)), x2).reshape(x.shape as number[]);
-      if (sx) gy = sumTo(raw(native.matmul(sx.reshape(x2).transpose(-1, -2).h, g2.h)), y2).reshape(y.shape as number[]);
+      if (sy) gx = sumTo(wrap(native.matmul(g2.h, sy.reshape(y2).transpose(-1, -2).h)), x2).reshape(x.shape as number[]);
+      if (sx) gy = sumTo(wrap(native.matmul(sx.reshape(x2).transpose(-1, -2).h, g2.h)), y2).reshape(y.shape as number[]);
       return [gx, gy];
     };
   });
@@ -347,7 +356,7 @@ function checkInts(v: unknown, op: string, what: string): number[] {
 export function reshape(x: Tensor, shape: number[]): Tensor {
   const t = live(x, 'reshape');
   const s = checkInts(shape, 'reshape', 'shape');
-  const out = raw(native.reshape(t.h, s));
+  const out = wrap(native.reshape(t.h, s));
   return record(out, 'reshape', [t], () => (g) => [g.reshape(t.shape as number[])]);
 }
 
@@ -367,17 +376,17 @@ export function permute(x: Tensor, dims: number[]): Tensor {
     throw new Error(`permute: expected ${t.rank} dims for a tensor of shape ${shapeStr(t.shape)}, got ${shapeStr(d)}`);
   const norm = d.map((a) => normAxis(a, t.rank, 'permute'));
   if (new Set(norm).size !== norm.length) throw new Error(`permute: dims ${shapeStr(d)} repeat an axis`);
-  const out = raw(native.permute(t.h, norm));
+  const out = wrap(native.permute(t.h, norm));
   const inv: number[] = new Array(norm.length);
   norm.forEach((a, i) => (inv[a] = i));
-  return record(out, 'permute', [t], () => (g) => [raw(native.permute(g.h, inv))]);
+  return record(out, 'permute', [t], () => (g) => [wrap(native.permute(g.h, inv))]);
 }
 
 export function transpose(x: Tensor, a: number, b: number): Tensor {
   const t = live(x, 'transpose');
   const i = normAxis(a, t.rank, 'transpose'), j = normAxis(b, t.rank, 'transpose');
-  const out = raw(native.transpose(t.h, i, j));
-  return record(out, 'transpose', [t], () => (g) => [raw(native.transpose(g.h, i, j))]);
+  const out = wrap(native.transpose(t.h, i, j));
+  return record(out, 'transpose', [t], () => (g) => [wrap(native.transpose(g.h, i, j))]);
 }
 
 export function unsqueeze(x: Tensor, axis: number): Tensor {
@@ -399,31 +408,31 @@ export function squeeze(x: Tensor, axis?: number): Tensor {
 export function expand(x: Tensor, shape: number[]): Tensor {
   const t = live(x, 'expand');
   const s = checkInts(shape, 'expand', 'shape');
-  const out = raw(native.expand(t.h, s));
+  const out = wrap(native.expand(t.h, s));
   return record(out, 'expand', [t], () => (g) => [sumTo(g, t.shape)]);
 }
 
 export function contiguous(x: Tensor): Tensor {
   const t = live(x, 'contiguous');
-  const out = raw(native.contiguous(t.h));
+  const out = wrap(native.contiguous(t.h));
   return record(out, 'contiguous', [t], () => (g) => [g]);
 }
 
 export function clone(x: Tensor): Tensor {
   const t = live(x, 'clone');
-  const out = raw(native.clone(t.h));
+  const out = wrap(native.clone(t.h));
   return record(out, 'clone', [t], () => (g) => [g]);
 }
 
 export function detach(x: Tensor): Tensor {
   const t = live(x, 'detach');
-  return raw(native.alias(t.h));
+  return wrap(native.alias(t.h));
 }
 
 /** Zeros of `shape` with the gradient written into one slice (backward of slice). */
 function sliceBackward(g: Tensor, shape: readonly number[], axis: number, start: number, end: number, step: number): Tensor {
-  const z = raw(native.full(shape as number[], 0, 'float32', g.device));
-  const view = raw(native.slice(z.h, axis, start, end, step));
+  const z = wrap(native.full(shape as number[], 0, 'float32', g.device));
+  const view = wrap(native.slice(z.h, axis, start, end, step));
   native.copyInto(view.h, g.h);
   view.dispose();
   return z;
@@ -437,7 +446,7 @@ export function slice(x: Tensor, axis: number, start: number, end?: number, step
   for (const [v, name] of [[start, 'start'], [e, 'end'], [step, 'step']] as const)
     if (typeof v !== 'number' || !Number.isInteger(v)) throw new TypeError(`slice: expected an integer ${name}, got ${String(v)}`);
   if (step <= 0) throw new RangeError(`slice: expected a positive step, got ${step}`);
-  const out = raw(native.slice(t.h, a, start, e, step));
+  const out = wrap(native.slice(t.h, a, start, e, step));
   return record(out, 'slice', [t], () => (g) => [sliceBackward(g, t.shape, a, start, e, step)]);
 }
 
@@ -456,12 +465,12 @@ export function cat(tensors: Tensor[], axis = 0): Tensor {
     throw new TypeError(`cat: expected a non-empty array of tensors, got ${Array.isArray(tensors) ? 'an empty array' : typeName(tensors)}`);
   const ts = tensors.map((t, i) => live(t, 'cat', `tensor ${i}`));
   const a = normAxis(axis, ts[0].rank, 'cat');
-  const out = raw(native.cat(ts.map((t) => t.h), a));
+  const out = wrap(native.cat(ts.map((t) => t.h), a));
   return record(out, 'cat', ts, (_s, needs) => (g) => {
     let at = 0;
     return ts.map((t, i) => {
       const n = t.shape[a];
-      const gi = needs[i] ? raw(native.slice(g.h, a, at, at + n, 1)).contiguous() : null;
+      const gi = needs[i] ? wrap(native.slice(g.h, a, at, at + n, 1)).contiguous() : null;
       at += n;
       return gi;
     });
@@ -481,22 +490,21 @@ export function stack(tensors: Tensor[], axis = 0): Tensor {
   return cat(ts.map((t) => unsqueeze(t, a)), a);
 }
 
-const DEVICE_RE = /^(cpu|cuda|cuda:\d+)$/;
 export function to(x: Tensor, target: DType | Device): Tensor {
   const t = live(x, 'to');
   if (typeof target !== 'string') throw new TypeError(`to: expected a dtype or device name, got ${typeName(target)}`);
   if ((DTYPES as readonly string[]).includes(target)) {
     const from = t.dtype;
-    const out = raw(native.toDtype(t.h, target));
+    const out = wrap(native.toDtype(t.h, target));
     const diff = from.startsWith('float') && target.startsWith('float');
-    return diff ? record(out, 'to', [t], () => (g) => [raw(native.toDtype(g.h, from))]) : out;
+    return diff ? record(out, 'to', [t], () => (g) => [wrap(native.toDtype(g.h, from))]) : out;
   }
-  if (DEVICE_RE.test(target)) {
+  if (isDeviceName(target)) {
     const from = t.device;
-    const out = raw(native.toDevice(t.h, target));
-    return record(out, 'to', [t], () => (g) => [raw(native.toDevice(g.h, from))]);
+    const out = wrap(native.toDevice(t.h, target));
+    return record(out, 'to', [t], () => (g) => [wrap(native.toDevice(g.h, from))]);
   }
-  throw new Error(`to: unknown dtype or device '${target}' (dtypes: ${DTYPES.join(', ')}; devices: cpu, cuda, cuda:N)`);
+  throw new Error(`to: unknown dtype or device '${target}' (dtypes: ${DTYPES.join(', ')}; devices: cpu, cpu:N, cuda, cuda:N)`);
 }
 
 export { backward } from '../autograd/engine';

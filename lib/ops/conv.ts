@@ -5,8 +5,9 @@
 import { native } from '../native';
 import { Tensor, typeName } from '../tensor';
 import { f32, record, wrap } from './basic';
+import { Triple, triple } from '../checks';
 
-export type Triple = [number, number, number];
+export type { Triple };
 
 export interface Conv3dOptions {
   /** Step of the kernel over [t, h, w]; a number applies to all three. Default 1. */
@@ -26,18 +27,6 @@ export interface Conv3dOptions {
   paddingMode?: 'zeros' | 'replicate';
 }
 
-function triple(v: unknown, name: string, min: number, causalNumber: boolean): Triple {
-  const ok = (n: unknown): n is number => typeof n === 'number' && Number.isInteger(n) && n >= min;
-  const what = min > 0 ? 'positive' : 'non-negative';
-  if (typeof v === 'number') {
-    if (!ok(v)) throw new RangeError(`conv3d: expected ${name} to be a ${what} integer or [t, h, w], got ${v}`);
-    return causalNumber ? [0, v, v] : [v, v, v];
-  }
-  if (Array.isArray(v) && v.length === 3 && v.every(ok)) return [v[0], v[1], v[2]];
-  const got = Array.isArray(v) ? `[${v.map((e) => String(e)).join(', ')}]` : typeName(v);
-  throw new RangeError(`conv3d: expected ${name} to be a ${what} integer or [t, h, w] of ${what} integers, got ${got}`);
-}
-
 /** 3D convolution (no groups, no dilation). See Conv3dOptions for padding and causality. */
 export function conv3d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Conv3dOptions = {}): Tensor {
   const xt = f32(x, 'conv3d', 'input'), w = f32(weight, 'conv3d', 'weight');
@@ -52,8 +41,10 @@ export function conv3d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
     throw new TypeError(
       `conv3d: expected paddingMode 'zeros' or 'replicate', got ${typeof mode === 'string' ? `'${mode}'` : typeName(mode)}`,
     );
-  const stride = triple(opts.stride ?? 1, 'stride', 1, false);
-  const padding = triple(opts.padding ?? 0, 'padding', 0, causal);
+  const stride = triple('conv3d', 'stride', opts.stride ?? 1);
+  const pad = opts.padding ?? 0;
+  // With causal, the temporal padding is set by causal itself: a number pads H and W only.
+  const padding: Triple = causal && typeof pad === 'number' ? [0, ...triple('conv3d', 'padding', pad, 0).slice(1)] as Triple : triple('conv3d', 'padding', pad, 0);
 
   const out = wrap(native.conv3d(xt.h, w.h, b ? b.h : undefined, stride, padding, causal, mode));
   return record(out, 'conv3d', [xt, w, b], (save, needs) => {

@@ -184,6 +184,24 @@ export function embedding(ids: Tensor, weight: Tensor): Tensor {
   });
 }
 
+/**
+ * Rows of x [V, ...] picked by index (int32/int64, any shape) along dim 0: out
+ * [...index.shape, ...x.shape[1:]], out[i] = x[index[i]] (torch.index_select on dim 0,
+ * with an index of any rank). Differentiable in x: the backward adds each output row's
+ * gradient to the row it came from. Runs the embedding kernels (a row gather), on x's device.
+ */
+export function indexSelect(x: Tensor, index: Tensor): Tensor {
+  const op = 'indexSelect';
+  const t = f32(x, op, 'x');
+  const i = live(index, op, 'index');
+  if (i.dtype !== 'int32' && i.dtype !== 'int64') throw new TypeError(`${op}: expected an index of dtype int32 or int64, got ${i.dtype}`);
+  if (t.rank < 1) throw new Error(`${op}: expected x of rank >= 1, got a scalar`);
+  const rest = t.shape.slice(1) as number[];
+  const D = rest.reduce((a, b) => a * b, 1);
+  const rows = t.reshape([t.shape[0], D]); // [V, D]
+  return embedding(i, rows).reshape([...(i.shape as number[]), ...rest]); // [...index, ...rest]
+}
+
 // ---- dropout -----------------------------------------------------------------------------
 
 /**

@@ -5,7 +5,7 @@
 import { native } from '../native';
 import { Module } from '../nn/module';
 import { shapeStr } from '../ops/basic';
-import { Tensor, typeName } from '../tensor';
+import { Device, Tensor, typeName } from '../tensor';
 
 export type ParamState = Record<string, Tensor | number>;
 
@@ -27,7 +27,8 @@ export interface OptimizerStateDict {
 }
 
 /** An untracked copy of t owned by whoever keeps it (optimizer state, EMA shadows). */
-export function ownedClone(t: Tensor): Tensor {
+export function ownedClone(t: Tensor, device?: Device): Tensor {
+  if (device !== undefined && t.device !== device) return new Tensor(native.toDevice(t.h, device), true);
   return new Tensor(native.clone(t.h), true);
 }
 /** An untracked zero tensor shaped like t (float32 on t's device). */
@@ -157,7 +158,8 @@ export abstract class Optimizer<H extends { lr: number }> {
     });
     for (const [k, s] of Object.entries(sd.state)) {
       const copy: ParamState = {};
-      for (const [name, v] of Object.entries(s)) copy[name] = v instanceof Tensor ? ownedClone(v) : v;
+      // State follows its parameter's device (a checkpoint is read on the CPU and may resume anywhere).
+      for (const [name, v] of Object.entries(s)) copy[name] = v instanceof Tensor ? ownedClone(v, all[Number(k)].device) : v;
       this.state.set(all[Number(k)], copy);
     }
   }

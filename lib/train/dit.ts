@@ -1,11 +1,16 @@
 // trainDiT and sample: the diffusion training loop on latents (from the VAE's latent
-// cache) and text-to-video sampling through the DiT and the VAE decoder.
+// cache) and text-to-video sampling through the DiT and the VAE decoder. Both run on
+// one device (the model's, or `device`): batches, noise, timesteps and masks are made
+// there, and a training step reads one thing back, the loss (with the gradient norm)
+// at the logging cadence.
 import * as fs from 'fs';
 import * as path from 'path';
-import { manualSeed, randn, tensor, zeros } from '../creation';
+import { manualSeed, randn, tensor } from '../creation';
+import { noGrad } from '../autograd/node';
+import { ConditionFrames, keepFrames, randomFrameMask } from '../diffusion/common';
+import { Diffusion } from '../diffusion/diffusion';
 import { GaussianDiffusion } from '../diffusion/gaussian';
 import { RectifiedFlow } from '../diffusion/flow';
-import { ConditionFrames, randomConditionFrames } from '../diffusion/common';
 import { DataRng } from '../data/rng';
 import { LatentCache } from '../data/latent_cache';
 import { DiT, DiTCondition } from '../models/dit';
@@ -15,7 +20,9 @@ import { AdamW } from '../optim/adamw';
 import { clipGradNorm } from '../optim/clip';
 import { EMA } from '../optim/ema';
 import { warmupCosine } from '../optim/schedule';
-import { keep, noGrad, Tensor, tidy } from '../index';
+import { Device, keep, Tensor, tidy } from '../tensor';
+import { device as checkDevice, posInt } from '../checks';
+import { Precision, resolvePrecision, withPrecision } from './precision';
 import { restoreCheckpoint, saveCheckpoint } from './checkpoint';
 
 /** One latent sample: latent [C, T, H, W] and its caption (text models) or label (class models). */
@@ -29,16 +36,17 @@ export interface LatentDataset {
   get(index: number): LatentSample;
 }
 
-export type Diffusion = GaussianDiffusion | RectifiedFlow;
+export type { Diffusion };
 
 /**
  * A latent cache (encodeDataset / loadLatentCache) as a training dataset: each latent
  * is the posterior mean times the cache's scaling factor (1 / std, so the DiT sees
  * roughly unit variance); sample() output must be divided by it before decoding.
  */
-export function latentDataset(cache: LatentCache, opts: { scale?: number } = {}): LatentDataset {
+export function latentDataset(cache: LatentCache, opts: { scale?: number; device?: Device } = {}): LatentDataset {
   const scale = opts.scale ?? cache.index.scalingFactor;
   const shape = cache.index.latentShape;
+  const device = opts.device === undefined ? cache.device : checkDevice('latentDataset', 'device', opts.device);
   return {
     length: cache.length,
     get: (i) => {
@@ -46,7 +54,7 @@ export function latentDataset(cache: LatentCache, opts: { scale?: number } = {})
       const m = s.mean;
       const v = new Float32Array(m.length);
       for (let k = 0; k < m.length; k++) v[k] = m[k] * scale;
-      return { latent: tensor(v, { shape: [...shape] }), caption: s.caption ?? '' };
+      return { latent: tensor(v, { shape: [...shape], device }), caption: s.caption ?? '' }; // read straight to the device
     },
   };
 }
@@ -74,8 +82,10 @@ export function withFirstFrameImages(data: LatentDataset): LatentDataset {
 
 export interface TrainDiTStep {
   step: number;
+  /** The loss and gradient norm of step `loggedStep` (the last logged step: logEvery). */
   loss: number;
   gradNorm: number;
+  loggedStep: number;
   lr: number;
   tokensPerSecond: number;
   seconds: number;
@@ -128,6 +138,15 @@ export interface TrainDiTOptions {
   onStep?: (s: TrainDiTStep) => void;
   signal?: AbortSignal;
   seed?: number;
+  /** The device to train on (default: the model's); the model is moved there. */
+  device?: Device;
+  /** 'bf16' (default on CUDA: autocast matmul/attention/conv, float32 master weights) or 'fp32' (default elsewhere). */
+  precision?: Precision;
+  /**
+   * Steps between reads of the loss and gradient norm (default 1): the only values a step
+   * reads back from its device. A NaN loss is noticed at these steps.
+   */
+  logEvery?: number;
 }
 
 export interface TrainDiTResult {
@@ -170,13 +189,12 @@ function tokensOf(dit: DiT, latent: readonly number[]): number {
 }
 
 /**
- * One packed training step (gradients accumulated, loss returned). Per group of equal
- * grids, a first pass of the diffusion loss with a stand-in model records the noisy
- * inputs x_t and the timesteps it draws; one packed forward of all samples then gives
- * the outputs, and a second pass with the same t and noise computes each group's loss
- * from them. Every sample weighs the same.
+ * One packed training step (gradients accumulated, loss returned as a tensor, not read).
+ * Per group of equal grids: the frame mask (conditioning frames), noise and timesteps are
+ * drawn and x_t formed; one packed forward of all samples gives every output; each
+ * group's loss comes from its outputs. Every sample weighs the same.
  */
-export function packedTrainingStep(dit: DiT, diffusion: Diffusion, batch: LatentSample[], drop: number, condProb: number, rng: DataRng): { loss: number; tokens: number } {
+export function packedTrainingStep(dit: DiT, diffusion: Diffusion, batch: LatentSample[], drop: number, condProb: number, rng: DataRng): { loss: Tensor; tokens: number } {
   const groups = new Map<string, number[]>();
   batch.forEach((s, i) => {
     const k = gridKey(s.latent);
@@ -185,49 +203,45 @@ export function packedTrainingStep(dit: DiT, diffusion: Diffusion, batch: Latent
   });
   const order = [...groups.values()].flat(); // samples grouped by grid
   const cond = condition(dit, order.map((i) => batch[i]), drop, rng);
-  const xts: Tensor[] = [], times: number[][] = [];
-  const plans: { x0: Tensor; noise: Tensor; t: number[]; conditionFrames?: number[][]; cond: DiTCondition }[] = [];
-  let perFrame = false, at = 0;
-  try {
-    for (const idx of groups.values()) {
-      const x0 = stack(idx.map((i) => batch[i].latent)); // [B_g, C, T, H, W]
-      const Bg = idx.length, T = x0.shape[2];
-      const conditionFrames = condProb > 0 && T > 1 ? randomConditionFrames(Bg, T, { prob: condProb }) : undefined;
-      const noise = randn([...x0.shape]);
-      const part = sliceCondition(cond, at, (at += Bg));
-      const record = (xt: Tensor, t: Tensor): Tensor => {
-        const tv = t.toFloat32Array();
-        for (let b = 0; b < Bg; b++) {
-          xts.push(keep(xt.slice(0, b, b + 1).detach())); // [1, C, T, H, W], outlives the loss's tidy
-          times.push(t.rank === 2 ? Array.from(tv.subarray(b * T, (b + 1) * T)) : [tv[b]]);
-        }
-        perFrame ||= t.rank === 2;
-        return zeros([Bg, dit.outChannels, ...xt.shape.slice(2)]); // stands in for the model output
-      };
-      const t = noGrad(() => diffusion.trainingLoss(record, x0, { cond: part, noise, conditionFrames }).t);
-      plans.push({ x0, noise, t, conditionFrames, cond: part });
-    }
-    const tm = perFrame ? times.map((r, i) => (r.length === 1 ? new Array<number>(xts[i].shape[2]).fill(r[0]) : r)) : times.map((r) => r[0]);
-    const ys = dit.forward(xts, tm, cond); // one [1, Cout, T, H, W] per sample
-    let k = 0, total: Tensor | null = null;
-    for (const p of plans) {
-      const Bg = p.x0.shape[0];
-      const y = cat(ys.slice(k, k + Bg), 0); // [B_g, Cout, T, H, W]
-      k += Bg;
-      const l = diffusion.trainingLoss(() => y, p.x0, { cond: p.cond, t: p.t, noise: p.noise, conditionFrames: p.conditionFrames }).loss.mul(Bg / batch.length);
-      total = total ? total.add(l) : l;
-    }
-    total!.backward();
-    return { loss: total!.item(), tokens: order.reduce((a, i) => a + tokensOf(dit, batch[i].latent.shape), 0) };
-  } finally {
-    for (const x of xts) x.dispose();
+  const device = dit.device;
+  const plans: { x0: Tensor; noise: Tensor; xt: Tensor; t: Tensor; mask: Tensor | null; mt: Tensor }[] = [];
+  for (const idx of groups.values()) {
+    const x0 = stack(idx.map((i) => batch[i].latent)); // [B_g, C, T, H, W]
+    const Bg = idx.length, T = x0.shape[2];
+    const mask = condProb > 0 && T > 1 ? randomFrameMask(Bg, T, { prob: condProb, device }) : null; // [B_g, 1, T, 1, 1]
+    const noise = randn([...x0.shape], { device });
+    const t = diffusion.sampleTimesteps(Bg, { device, numTokens: x0.shape.slice(2).reduce((a, b) => a * b, 1) }); // [B_g]
+    let xt = diffusion.addNoise(x0, noise, t);
+    if (mask) xt = keepFrames(xt, x0, mask);
+    plans.push({ x0, noise, xt, t, mask, mt: diffusion.modelTimesteps(t, mask) }); // mt [B_g] | [B_g, T]
   }
+  const perFrame = plans.some((p) => p.mask);
+  const xts: Tensor[] = [], tms: Tensor[] = [];
+  for (const p of plans) {
+    const [Bg, , T] = p.x0.shape;
+    const mt = perFrame && !p.mask ? p.mt.reshape([Bg, 1]).expand([Bg, T]) : p.mt; // [B_g] | [B_g, T]
+    for (let b = 0; b < Bg; b++) {
+      xts.push(p.xt.slice(0, b, b + 1).detach()); // [1, C, T, H, W]
+      tms.push(perFrame ? mt.slice(0, b, b + 1).reshape([T]) : mt.slice(0, b, b + 1)); // [T] | [1]
+    }
+  }
+  const ys = dit.forward(xts, perFrame ? tms : cat(tms, 0), cond); // one [1, Cout, T, H, W] per sample
+  let k = 0, total: Tensor | null = null;
+  for (const p of plans) {
+    const Bg = p.x0.shape[0];
+    const y = cat(ys.slice(k, k + Bg), 0); // [B_g, Cout, T, H, W]
+    k += Bg;
+    const l = diffusion.loss(y, { x0: p.x0, noise: p.noise, xt: p.xt, t: p.t, frameMask: p.mask }).loss.mul(Bg / batch.length);
+    total = total ? total.add(l) : l;
+  }
+  total!.backward();
+  return { loss: total!.detach(), tokens: order.reduce((a, i) => a + tokensOf(dit, batch[i].latent.shape), 0) };
 }
 
-function sliceCondition(c: DiTCondition, a: number, b: number): DiTCondition {
-  if (c && typeof c === 'object' && 'prompts' in c) return { prompts: c.prompts.slice(a, b) };
-  if (c && typeof c === 'object' && 'labels' in c && Array.isArray(c.labels)) return { labels: c.labels.slice(a, b) };
-  return c;
+function isDiffusion(d: unknown): d is Diffusion {
+  if (d instanceof GaussianDiffusion || d instanceof RectifiedFlow) return true;
+  const o = d as Record<string, unknown> | null;
+  return !!o && ['sampleTimesteps', 'addNoise', 'modelTimesteps', 'loss', 'trainingLoss', 'sample', 'outputChannels'].every((k) => typeof o[k] === 'function');
 }
 
 /**
@@ -237,8 +251,7 @@ function sliceCondition(c: DiTCondition, a: number, b: number): DiTCondition {
 export async function trainDiT(o: TrainDiTOptions): Promise<TrainDiTResult> {
   const op = 'trainDiT';
   if (!(o.dit instanceof DiT)) throw new TypeError(`${op}: expected dit to be a DiT`);
-  if (!(o.diffusion instanceof GaussianDiffusion || o.diffusion instanceof RectifiedFlow))
-    throw new TypeError(`${op}: expected diffusion to be a GaussianDiffusion or RectifiedFlow`);
+  if (!isDiffusion(o.diffusion)) throw new TypeError(`${op}: expected diffusion to be a Diffusion (GaussianDiffusion, RectifiedFlow or your own)`);
   for (const [k, v] of [['steps', o.steps], ['batchSize', o.batchSize]] as const)
     if (!Number.isInteger(v) || v < 1) throw new RangeError(`${op}: expected ${k} to be a positive integer, got ${String(v)}`);
   if (!o.data || !Number.isInteger(o.data.length) || o.data.length < 1) throw new TypeError(`${op}: expected a non-empty latent dataset`);
@@ -252,6 +265,10 @@ export async function trainDiT(o: TrainDiTOptions): Promise<TrainDiTResult> {
   const condProb = o.conditionFrameProb ?? 0;
   if (!(condProb >= 0 && condProb <= 1)) throw new RangeError(`${op}: expected 0 <= conditionFrameProb <= 1, got ${condProb}`);
   const dit = o.dit;
+  const device = o.device === undefined ? dit.device : checkDevice(op, 'device', o.device);
+  const precision = resolvePrecision(op, device, o.precision);
+  const logEvery = posInt(op, 'logEvery', o.logEvery ?? 1);
+  if (dit.device !== device) dit.to(device);
   const lr = o.lr ?? 3e-4;
   const warm = o.warmup ?? Math.min(500, Math.floor(o.steps / 10));
   const schedule = warmupCosine(warm, o.steps, { minFactor: 0.1 });
@@ -290,12 +307,12 @@ export async function trainDiT(o: TrainDiTOptions): Promise<TrainDiTResult> {
   } else if (o.seed !== undefined) {
     manualSeed(o.seed);
   }
-  const log = o.checkpointDir ? path.join(o.checkpointDir, 'log.jsonl') : null;
-  if (log) fs.mkdirSync(o.checkpointDir!, { recursive: true });
+  const logFile = o.checkpointDir ? path.join(o.checkpointDir, 'log.jsonl') : null;
+  if (logFile) fs.mkdirSync(o.checkpointDir!, { recursive: true });
   const save = (step: number): string =>
     saveCheckpoint(o.checkpointDir!, { model: dit, optimizer: opt, ema: ema ?? undefined, step, config: { dit: dit.config } });
 
-  let lastLoss = NaN;
+  let lastLoss = NaN, lastNorm = NaN, loggedStep = 0;
   let step = start;
   let stopped: TrainDiTResult['stopped'] = 'done';
   dit.train();
@@ -310,39 +327,53 @@ export async function trainDiT(o: TrainDiTOptions): Promise<TrainDiTResult> {
     const scale = lrScale(step);
     opt.setLRScale(scale);
     let tokens = 0, samples = o.batchSize;
-    const loss = tidy(() => {
-      if (pack) {
-        const r = packedTrainingStep(dit, o.diffusion, Array.from({ length: o.batchSize }, () => o.data.get(rng.int(o.data.length))), cfgDropout, condProb, rng);
-        tokens = r.tokens;
-        return r.loss;
-      }
-      const batch = drawBatch(o.data, batchOf, rng, byGrid, keys);
-      const B = (samples = batch.length);
-      const x0 = stack(batch.map((s) => s.latent)); // [B, C, T, H, W]
-      tokens = B * tokensOf(dit, x0.shape.slice(1));
-      const T = x0.shape[2];
-      const cond = condition(dit, batch, cfgDropout, rng);
-      const conditionFrames = condProb > 0 && T > 1 ? randomConditionFrames(B, T, { prob: condProb }) : undefined;
-      const l = o.diffusion.trainingLoss(model, x0, { cond, conditionFrames }).loss;
-      l.backward();
-      return l.item();
+    // The step's loss and gradient norm stay on the device; read together (one read) when logged.
+    const stats = tidy(() => {
+      const loss = withPrecision(precision, () => {
+        if (pack) {
+          const r = packedTrainingStep(dit, o.diffusion, Array.from({ length: o.batchSize }, () => o.data.get(rng.int(o.data.length))), cfgDropout, condProb, rng);
+          tokens = r.tokens;
+          return r.loss;
+        }
+        const batch = drawBatch(o.data, batchOf, rng, byGrid, keys);
+        const B = (samples = batch.length);
+        const x0 = stack(batch.map((s) => s.latent)); // [B, C, T, H, W]
+        if (x0.device !== device) throw new Error(`${op}: the dataset gives latents on ${x0.device}, the model is on ${device} (latentDataset(cache, { device }))`);
+        tokens = B * tokensOf(dit, x0.shape.slice(1));
+        const T = x0.shape[2];
+        const cond = condition(dit, batch, cfgDropout, rng);
+        const conditionFrames = condProb > 0 && T > 1 ? randomFrameMask(B, T, { prob: condProb, device }) : undefined;
+        const l = o.diffusion.trainingLoss(model, x0, { cond, conditionFrames }).loss;
+        l.backward();
+        return l.detach();
+      });
+      const gradNorm = clipGradNorm(dit, o.maxGradNorm ?? 1); // on the device
+      return keep(cat([loss.reshape([1]), gradNorm.reshape([1])], 0)); // [2]
     });
-    if (!Number.isFinite(loss)) {
+    const log = (step + 1) % logEvery === 0 || step + 1 === o.steps;
+    if (log) {
+      const [l, g] = stats.toFloat32Array(); // the step's one read
+      lastLoss = l;
+      lastNorm = g;
+      loggedStep = step + 1;
+    }
+    stats.dispose();
+    if (log && !Number.isFinite(lastLoss)) {
       opt.zeroGrad();
       stopped = 'nan';
       const where = lastGood ? `; the last good checkpoint is ${lastGood}` : '';
-      process.stderr.write(`trainDiT: the loss became ${loss} at step ${step + 1}; stopping${where}\n`);
+      process.stderr.write(`trainDiT: the loss became ${lastLoss} at step ${step + 1}; stopping${where}\n`);
       break;
     }
-    const gradNorm = clipGradNorm(dit, o.maxGradNorm ?? 1);
     opt.step();
     opt.zeroGrad();
     ema?.update();
     step++;
-    lastLoss = loss;
     const seconds = (Date.now() - t0) / 1000;
-    const info: TrainDiTStep = { step, loss, gradNorm, lr: lr * scale, tokensPerSecond: tokens / Math.max(seconds, 1e-6), seconds, samples, tokens };
-    if (log) fs.appendFileSync(log, JSON.stringify(info) + '\n');
+    const info: TrainDiTStep = {
+      step, loss: lastLoss, gradNorm: lastNorm, loggedStep, lr: lr * scale, tokensPerSecond: tokens / Math.max(seconds, 1e-6), seconds, samples, tokens,
+    };
+    if (logFile && log) fs.appendFileSync(logFile, JSON.stringify(info) + '\n');
     o.onStep?.(info);
     if (o.checkpointDir && (step % every === 0 || step === o.steps)) lastGood = save(step);
     await new Promise<void>((resolve) => setImmediate(resolve));
@@ -367,7 +398,8 @@ export interface SampleOptions {
   /** Latent grid [T', H', W'] to sample (the video size follows from the VAE's compression). */
   latentGrid: [number, number, number];
   steps?: number;
-  sampler?: 'ddpm' | 'ddim' | 'dpm++2m' | 'euler';
+  /** One of diffusion.samplers (default: 'ddim' for GaussianDiffusion, the process's default otherwise). */
+  sampler?: string;
   cfgScale?: number;
   seed?: number;
   /** Sample with these EMA weights (the model's own are restored afterwards). */
@@ -401,14 +433,16 @@ export function sample(o: SampleOptions): Tensor {
     uncond = null;
   }
   const shape = [B, dit.config.inChannels, ...grid];
+  const device = dit.device;
   const model = (xt: Tensor, t: Tensor, c: DiTCondition): Tensor => dit.forward(xt, t, c);
+  // DDPM's default of all timesteps is too slow for a preview: Gaussian processes sample with DDIM unless asked.
+  const sampler = o.sampler ?? (o.diffusion.samplers.includes('ddim') ? 'ddim' : o.diffusion.defaultSampler);
+  if (!o.diffusion.samplers.includes(sampler)) throw new TypeError(`${op}: expected sampler ${o.diffusion.samplers.map((x) => `'${x}'`).join(', ')}, got '${sampler}'`);
   const run = (): Tensor =>
     noGrad(() => {
-      const common = { shape, cond, uncond, cfgScale: o.cfgScale ?? 1, steps: o.steps ?? 50, seed: o.seed, conditionFrames: o.conditionFrames };
-      const latents =
-        o.diffusion instanceof RectifiedFlow
-          ? o.diffusion.sample(model, { ...common, sampler: 'euler' })
-          : o.diffusion.sample(model, { ...common, sampler: (o.sampler as 'ddpm' | 'ddim' | 'dpm++2m') ?? 'ddim' });
+      const latents = o.diffusion.sample(model, {
+        shape, cond, uncond, cfgScale: o.cfgScale ?? 1, steps: o.steps ?? 50, seed: o.seed, conditionFrames: o.conditionFrames, device, sampler,
+      });
       if (!o.vae) return latents;
       return tidy(() => o.vae!.decode(latents).add(1).mul(0.5).clamp(0, 1)); // [B, C, T, H, W] in [0, 1]
     });

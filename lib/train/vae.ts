@@ -20,7 +20,10 @@ import { AdamW } from '../optim/adamw';
 import { clipGradNorm } from '../optim/clip';
 import { EMA } from '../optim/ema';
 import { linearWarmup, Schedule, warmupCosine } from '../optim/schedule';
-import { Tensor, tidy, typeName } from '../tensor';
+import { Device, keep, Tensor, tidy, typeName } from '../tensor';
+import { cat, stack } from '../ops/basic';
+import { device as checkDevice, finiteNumber, posInt } from '../checks';
+import { Precision, resolvePrecision, withPrecision } from './precision';
 import { restoreCheckpoint, saveCheckpoint } from './checkpoint';
 
 export interface VAECrop {
@@ -32,6 +35,8 @@ export interface VAECrop {
 
 export interface VAEStepInfo {
   step: number;
+  /** The step the loss terms and gradient norm are from (the last logged step: logEvery). */
+  loggedStep: number;
   loss: number;
   l1: number;
   mse: number;
@@ -81,6 +86,15 @@ export interface TrainVAEOptions {
   onStep?: (info: VAEStepInfo) => void;
   /** Aborting stops training after the current step, saving a checkpoint first. */
   signal?: AbortSignal;
+  /** The device to train on (default: the model's); the model is moved there. */
+  device?: Device;
+  /** 'bf16' (default on CUDA: autocast conv/matmul/attention, float32 master weights) or 'fp32' (default elsewhere). */
+  precision?: Precision;
+  /**
+   * Steps between reads of the loss terms and gradient norm (default 1): the only values a
+   * step reads back from its device. A NaN is noticed at these steps.
+   */
+  logEvery?: number;
 }
 
 export interface TrainVAEResult {
@@ -95,14 +109,6 @@ export interface TrainVAEResult {
   checkpoint: string | null;
 }
 
-function posInt(v: unknown, name: string, min = 1): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw new RangeError(`trainVAE: expected ${name} to be an integer >= ${min}, got ${String(v)}`);
-  return v;
-}
-function nonNeg(v: unknown, name: string): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new RangeError(`trainVAE: expected ${name} to be a finite number >= 0, got ${String(v)}`);
-  return v;
-}
 
 interface CropPlan {
   frames: number;
@@ -126,8 +132,8 @@ function cropPlan(model: VideoVAE, data: VideoDataset, crop: VAECrop | undefined
   return { frames, h, w };
 }
 
-/** The batch of `step`: indices and crop offsets from (seed, step); values mapped to [-1, 1]. */
-function makeBatch(data: VideoDataset, B: number, cp: CropPlan, seed: number, step: number): Tensor {
+/** The batch of `step` on the host: indices and crop offsets from (seed, step); values mapped to [-1, 1]. */
+function makeBatchHost(data: VideoDataset, B: number, cp: CropPlan, seed: number, step: number): Float32Array {
   const [C, T, H, W] = data.shape;
   const rng = new DataRng(seed, step);
   const out = new Float32Array(B * C * cp.frames * cp.h * cp.w);
@@ -143,26 +149,27 @@ function makeBatch(data: VideoDataset, B: number, cp: CropPlan, seed: number, st
           for (let x = 0; x < cp.w; x++) out[o++] = v[src + x] * 2 - 1;
         }
   }
-  return tensor(out, { shape: [B, C, cp.frames, cp.h, cp.w] });
+  return out;
 }
 
-/** Sets the decoder's output bias to the per-channel mean of x [B, C, T, H, W] (and frees x). */
-function initOutputBias(model: VideoVAE, x: Tensor): void {
-  const [B, C] = x.shape;
-  const v = x.toFloat32Array();
-  x.dispose();
+/** The batch of `step` as a tensor [B, C, T, H, W] on `device`. */
+function makeBatch(data: VideoDataset, B: number, cp: CropPlan, seed: number, step: number, device: Device): Tensor {
+  return tensor(makeBatchHost(data, B, cp, seed, step), { shape: [B, data.shape[0], cp.frames, cp.h, cp.w], device });
+}
+
+/** Sets the decoder's output bias to the per-channel mean of a host batch v [B, C, ...]. */
+function initOutputBias(model: VideoVAE, v: Float32Array, B: number, C: number): void {
   const per = v.length / (B * C);
   const means = new Float32Array(C);
   for (let i = 0; i < v.length; i++) means[Math.floor(i / per) % C] += v[i];
   for (let c = 0; c < C; c++) means[c] /= per * B;
   const bias = model.decoder.convOut.bias;
-  if (bias) tidy(() => bias.copy_(tensor(means)));
+  if (bias) tidy(() => bias.copy_(tensor(means, { device: bias.device })));
 }
 
+/** Whether every weight is finite: one read of the largest magnitude. */
 function allFinite(model: VideoVAE): boolean {
-  return noGrad(() =>
-    tidy(() => model.parameters().every((p) => Number.isFinite(p.abs().max().item()))),
-  );
+  return noGrad(() => tidy(() => Number.isFinite(stack(model.parameters().map((p) => p.abs().max())).max().item())));
 }
 
 /**
@@ -177,31 +184,35 @@ export async function trainVAE(opts: TrainVAEOptions): Promise<TrainVAEResult> {
   const data = checkDataset(opts.data, 'trainVAE');
   if (data.shape[0] !== model.config.inChannels)
     throw new Error(`trainVAE: the dataset has ${data.shape[0]} channels but the model expects ${model.config.inChannels}`);
-  const steps = posInt(opts.steps, 'steps');
-  const B = posInt(opts.batchSize ?? 4, 'batchSize');
-  const lr = nonNeg(opts.lr ?? 1e-3, 'lr');
-  const warmup = posInt(opts.warmup ?? Math.min(100, Math.ceil(steps / 10)), 'warmup', 0);
-  const klWeight = nonNeg(opts.klWeight ?? 1e-6, 'klWeight');
-  const mseWeight = nonNeg(opts.mseWeight ?? 0, 'mseWeight');
-  const maxGradNorm = nonNeg(opts.maxGradNorm ?? 1, 'maxGradNorm');
-  const seed = posInt(opts.seed ?? 0, 'seed', 0);
-  const every = posInt(opts.checkpointEvery ?? 500, 'checkpointEvery');
-  const keepN = posInt(opts.keepCheckpoints ?? 2, 'keepCheckpoints');
+  const steps = posInt('trainVAE', 'steps', opts.steps);
+  const B = posInt('trainVAE', 'batchSize', opts.batchSize ?? 4);
+  const lr = finiteNumber('trainVAE', 'lr', opts.lr ?? 1e-3, 0);
+  const warmup = posInt('trainVAE', 'warmup', opts.warmup ?? Math.min(100, Math.ceil(steps / 10)), 0);
+  const klWeight = finiteNumber('trainVAE', 'klWeight', opts.klWeight ?? 1e-6, 0);
+  const mseWeight = finiteNumber('trainVAE', 'mseWeight', opts.mseWeight ?? 0, 0);
+  const maxGradNorm = finiteNumber('trainVAE', 'maxGradNorm', opts.maxGradNorm ?? 1, 0);
+  const seed = posInt('trainVAE', 'seed', opts.seed ?? 0, 0);
+  const every = posInt('trainVAE', 'checkpointEvery', opts.checkpointEvery ?? 500);
+  const keepN = posInt('trainVAE', 'keepCheckpoints', opts.keepCheckpoints ?? 2);
   const scheduleKind = opts.schedule ?? 'cosine';
   if (scheduleKind !== 'cosine' && scheduleKind !== 'constant')
     throw new TypeError(`trainVAE: expected schedule 'cosine' or 'constant', got ${String(scheduleKind)}`);
+  const device = opts.device === undefined ? model.device : checkDevice('trainVAE', 'device', opts.device);
+  const precision = resolvePrecision('trainVAE', device, opts.precision);
+  const logEvery = posInt('trainVAE', 'logEvery', opts.logEvery ?? 1);
+  if (model.device !== device) model.to(device);
   const cp = cropPlan(model, data, opts.crop);
   model.checkShape([B, ...data.shape.slice(0, 1), cp.frames, cp.h, cp.w], 'train');
   const schedule: Schedule =
     scheduleKind === 'cosine' && warmup < steps ? warmupCosine(warmup, steps, { minFactor: 0.1 }) : linearWarmup(warmup);
 
-  const optimizer = new AdamW(model, { lr, weightDecay: nonNeg(opts.weightDecay ?? 0, 'weightDecay'), betas: [0.9, 0.99] });
+  const optimizer = new AdamW(model, { lr, weightDecay: finiteNumber('trainVAE', 'weightDecay', opts.weightDecay ?? 0, 0), betas: [0.9, 0.99] });
   const dir = opts.checkpointDir ? path.resolve(opts.checkpointDir) : null;
   const logFile = dir ? path.join(dir, 'log.jsonl') : null;
   const config = { vae: model.config, train: { steps, batchSize: B, lr, warmup, klWeight, mseWeight, seed, crop: cp, schedule: scheduleKind } };
 
   const resuming = !!dir && opts.resume !== false && fs.existsSync(path.join(dir, 'latest'));
-  if (!resuming && opts.initOutputBias !== false) initOutputBias(model, makeBatch(data, B, cp, seed, 0));
+  if (!resuming && opts.initOutputBias !== false) initOutputBias(model, makeBatchHost(data, B, cp, seed, 0), B, data.shape[0]);
   // The EMA starts from the weights training starts from (a given EMA is reset to them).
   let ema: EMA | null = null;
   if (opts.ema instanceof EMA) {
@@ -227,6 +238,7 @@ export async function trainVAE(opts: TrainVAEOptions): Promise<TrainVAEResult> {
   const start = process.hrtime.bigint();
   const perSample = data.shape[0] * cp.frames * cp.h * cp.w;
   let last: VAEStepInfo | null = null;
+  let loss = NaN, l1 = NaN, mse = NaN, kl = NaN, gradNorm = NaN, loggedStep = 0;
   let stopReason: TrainVAEResult['stopReason'] = 'completed';
   model.train();
   while (step < steps) {
@@ -238,21 +250,30 @@ export async function trainVAE(opts: TrainVAEOptions): Promise<TrainVAEResult> {
     const t0 = process.hrtime.bigint();
     const scale = schedule(step);
     optimizer.setLRScale(scale);
-    const [loss, l1, mse, kl] = tidy(() => {
-      const x = makeBatch(data, B, cp, seed, step); // [B, C, T, H, W] in [-1, 1]
-      const { recon, posterior } = model.forward(x); // recon [B, C, T, H, W]
-      const rl1 = l1Loss(recon, x);
-      const rmse = mseLoss(recon, x);
-      const rkl = posterior.kl(); // per sample
-      let total = rl1.add(rkl.mul(klWeight / perSample));
-      if (mseWeight > 0) total = total.add(rmse.mul(mseWeight));
-      const vals = [total.item(), rl1.item(), rmse.item(), rkl.item()];
-      if (Number.isFinite(vals[0])) total.backward();
-      posterior.dispose();
-      return vals;
+    // The loss terms and gradient norm stay on the device; read together (one read) when logged.
+    const stats = tidy(() => {
+      const terms = withPrecision(precision, () => {
+        const x = makeBatch(data, B, cp, seed, step, device); // [B, C, T, H, W] in [-1, 1]
+        const { recon, posterior } = model.forward(x); // recon [B, C, T, H, W]
+        const rl1 = l1Loss(recon, x);
+        const rmse = mseLoss(recon, x);
+        const rkl = posterior.kl();
+        let total = rl1.add(rkl.mul(klWeight / perSample));
+        if (mseWeight > 0) total = total.add(rmse.mul(mseWeight));
+        total.backward();
+        posterior.dispose();
+        return [total, rl1, rmse, rkl].map((v) => v.detach().reshape([1]));
+      });
+      const gradNorm = clipGradNorm(model, maxGradNorm).reshape([1]); // on the device; leaves non-finite gradients alone
+      return keep(cat([...terms, gradNorm], 0)); // [5]
     });
-    const gradNorm = Number.isFinite(loss) ? clipGradNorm(model, maxGradNorm) : NaN;
-    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+    const logged = (step + 1) % logEvery === 0 || step + 1 === steps;
+    if (logged) {
+      [loss, l1, mse, kl, gradNorm] = Array.from(stats.toFloat32Array()); // the step's one read
+      loggedStep = step + 1;
+    }
+    stats.dispose();
+    if (logged && (!Number.isFinite(loss) || !Number.isFinite(gradNorm))) {
       optimizer.zeroGrad();
       const what = !Number.isFinite(loss) ? `the loss became ${loss}` : `the gradient norm became ${gradNorm}`;
       log({ step: step + 1, event: 'nan', loss, l1, kl, gradNorm });
@@ -270,9 +291,9 @@ export async function trainVAE(opts: TrainVAEOptions): Promise<TrainVAEResult> {
     const now = process.hrtime.bigint();
     const dt = Number(now - t0) / 1e9;
     last = {
-      step, loss, l1, mse, kl, lr: lr * scale, gradNorm, samplesPerSec: B / dt, elapsed: Number(now - start) / 1e9,
+      step, loggedStep, loss, l1, mse, kl, lr: lr * scale, gradNorm, samplesPerSec: B / dt, elapsed: Number(now - start) / 1e9,
     };
-    log({ ...last });
+    if (logged) log({ ...last });
     opts.onStep?.(last);
     if (step % every === 0 && step < steps) save();
   }
@@ -308,7 +329,7 @@ export function evaluateVAE(model: VideoVAE, data: VideoDataset, opts: EvaluateV
       for (let k = 0; k < b; k++) x01.set(getChecked(data, i + k, 'evaluateVAE').video, k * per);
       tidy(() =>
         noGrad(() => {
-          const x = tensor(x01, { shape: [b, C, T, H, W] });
+          const x = tensor(x01, { shape: [b, C, T, H, W], device: model.device });
           const post = model.encode(x.mul(2).sub(1));
           const recon = fromModelRange(model.decode(opts.sample ? post.sample() : post.mode())); // [b, C, T, H, W] in [0, 1]
           post.dispose();
