@@ -14,7 +14,8 @@ import { demoVAEFiles, demoVAESettings, trainDemoVAE } from '../demo/vae_stage';
 import { tidy } from '../tensor';
 import { onInterrupt } from './interrupt';
 import {
-  addCommon, applyRuntime, CliError, collect, CommonOptions, frameCount, frameSize, Interrupted, positiveInt, positiveNumber, withConfig,
+  addCommon, applyRuntime, CliError, collect, CommonOptions, frameCount, frameSize, Interrupted, positiveInt, positiveNumber, precisionName,
+  withConfig,
 } from './options';
 import { lazyProgress } from './progress';
 
@@ -43,9 +44,9 @@ function modelDir(checkpoint: string | undefined): string {
   return dir;
 }
 
-function loadModels(dir: string): ReturnType<typeof loadDemoModels> {
+function loadModels(dir: string, device: CommonOptions['device']): ReturnType<typeof loadDemoModels> {
   try {
-    return loadDemoModels(dir);
+    return loadDemoModels(dir, { device });
   } catch (e) {
     throw new CliError(`--checkpoint ${dir}: ${(e as Error).message}`);
   }
@@ -54,8 +55,10 @@ function loadModels(dir: string): ReturnType<typeof loadDemoModels> {
 interface DemoOptions extends CommonOptions {
   quick?: boolean;
   budget?: number;
+  precision?: 'fp32' | 'bf16';
 }
 interface TrainVAEOptions extends CommonOptions {
+  precision?: 'fp32' | 'bf16';
   quick?: boolean;
   minutes: number;
   batch?: number;
@@ -64,6 +67,7 @@ interface TrainVAEOptions extends CommonOptions {
   fresh?: boolean;
 }
 interface TrainDiTOptions extends CommonOptions {
+  precision?: 'fp32' | 'bf16';
   quick?: boolean;
   minutes: number;
   vae?: string;
@@ -87,9 +91,11 @@ interface EvalOptions extends CommonOptions {
 
 export function addTrainingCommands(program: Command): void {
   const settingsOpts = (cmd: Command): Command => cmd.option('--quick', 'tiny models and data: a smoke run, not quality');
+  const precisionOpt = (cmd: Command): Command =>
+    cmd.option('--precision <p>', 'fp32, or bf16 (CUDA: autocast on tensor cores, the default there)', precisionName);
 
   const demo = addCommon(
-    settingsOpts(program.command('demo'))
+    precisionOpt(settingsOpts(program.command('demo')))
       .description('the whole path on Moving MNIST: data, VAE, latents, text encoder + DiT, samples, evaluation, report.html (resumable)')
       .option('--budget <minutes>', 'total training minutes (default 80; --quick 0.9), split VAE:DiT 1:3', positiveNumber('budget')),
   );
@@ -97,14 +103,17 @@ export function addTrainingCommands(program: Command): void {
     const opts = withConfig(cmd, o);
     applyRuntime(opts);
     const r = await withInterrupt((i) =>
-      runDemo({ out: opts.out ?? 'out', quick: opts.quick, budget: opts.budget, seed: opts.seed, signal: i.signal, poll: i.poll }),
+      runDemo({
+        out: opts.out ?? 'out', quick: opts.quick, budget: opts.budget, seed: opts.seed, signal: i.signal, poll: i.poll, device: opts.device,
+        precision: opts.precision,
+      }),
     );
     if (r.stopped === 'aborted') throw interrupted(`the ${r.stage} stage`, r.checkpoint);
     console.log(`open ${path.join(path.resolve(r.out), 'report.html')}`);
   });
 
   addCommon(
-    settingsOpts(program.command('train-vae'))
+    precisionOpt(settingsOpts(program.command('train-vae')))
       .description('train the demo video VAE on Moving MNIST for a time budget; held-out PSNR/SSIM, recon.gif (a rerun resumes)')
       .option('--minutes <m>', 'training budget', positiveNumber('minutes'), 20)
       .option('--batch <n>', 'clips per step', positiveInt('batch'))
@@ -121,6 +130,7 @@ export function addTrainingCommands(program: Command): void {
     const r = await withInterrupt((i) =>
       trainDemoVAE({
         dir, settings, minutes: opts.minutes, seed: opts.seed, resume: opts.fresh ? false : 'plan', signal: i.signal, log: (l) => (bar.stop(), console.log(l)),
+        device: opts.device, precision: opts.precision,
         onStep: (s) => bar.update(s.step, s.plannedSteps, { loss: s.loss }),
       }),
     );
@@ -132,7 +142,7 @@ export function addTrainingCommands(program: Command): void {
   });
 
   addCommon(
-    settingsOpts(program.command('train-dit'))
+    precisionOpt(settingsOpts(program.command('train-dit')))
       .description('encode Moving MNIST with a trained VAE, then train the text encoder + DiT for a time budget (a rerun resumes)')
       .option('--vae <file>', 'the VAE (vae.safetensors; default <out>/vae.safetensors)')
       .option('--minutes <m>', 'training budget', positiveNumber('minutes'), 60),
@@ -145,7 +155,7 @@ export function addTrainingCommands(program: Command): void {
     if (!fs.existsSync(vaeFile)) throw new CliError(`--vae ${vaeFile}: no such file (train one with 'tessera train-vae' or 'tessera demo')`);
     let vae: VideoVAE;
     try {
-      vae = VideoVAE.load(vaeFile);
+      vae = VideoVAE.load(vaeFile, { device: opts.device });
     } catch (e) {
       throw new CliError(`--vae ${vaeFile}: ${(e as Error).message}`);
     }
@@ -153,12 +163,12 @@ export function addTrainingCommands(program: Command): void {
     const r = await withInterrupt(async (i) => {
       try {
         const enc = lazyProgress('latents');
-        const index = encodeLatentsUntil({ vae, dir: out, settings, seed: opts.seed, onProgress: (d, t) => enc.update(d, t), stop: () => i.interrupted });
+        const index = encodeLatentsUntil({ vae, dir: out, settings, seed: opts.seed, device: opts.device, onProgress: (d, t) => enc.update(d, t), stop: () => i.interrupted });
         enc.stop();
         if (!index || i.interrupted) return null;
         const bar = lazyProgress('DiT');
         const res = await trainDemoDiT({
-          dir: out, settings, minutes: opts.minutes, seed: opts.seed, signal: i.signal,
+          dir: out, settings, minutes: opts.minutes, seed: opts.seed, signal: i.signal, device: opts.device, precision: opts.precision,
           onStep: (s) => (i.poll(), bar.update(s.step, s.plannedSteps, { loss: s.loss })),
         });
         bar.stop();
@@ -192,7 +202,7 @@ export function addTrainingCommands(program: Command): void {
     if (!opts.prompt.length) throw new CliError(`sample: give at least one --prompt, e.g. --prompt "the digit 7 moves right"`);
     const file = opts.out ?? 'sample.gif';
     if (!/\.(gif|png|mp4|webm)$/i.test(file)) throw new CliError(`--out ${file}: expected a .gif, .png, .mp4 or .webm file`);
-    const { vae, dit, info } = loadModels(modelDir(opts.checkpoint));
+    const { vae, dit, info } = loadModels(modelDir(opts.checkpoint), opts.device);
     try {
       const [height, width] = opts.size;
       console.log(`sampling ${opts.prompt.length} clip${opts.prompt.length > 1 ? 's' : ''} of ${opts.frames}x${height}x${width}, ${opts.steps} steps, cfg ${opts.cfg}`);
@@ -219,7 +229,7 @@ export function addTrainingCommands(program: Command): void {
     const opts = withConfig(cmd, o);
     applyRuntime(opts);
     const out = opts.out ?? path.join('out', 'eval');
-    const { vae, dit, info } = loadModels(modelDir(opts.checkpoint));
+    const { vae, dit, info } = loadModels(modelDir(opts.checkpoint), opts.device);
     try {
       fs.mkdirSync(out, { recursive: true });
       const gifPath = path.join(out, 'samples.gif');

@@ -6,7 +6,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { Command, CommanderError } from 'commander';
-import * as ts from '../index';
+import { info, version } from '../runtime';
 import { addTrainingCommands } from './commands';
 import { addCommon, applyRuntime, CliError, Interrupted, positiveInt, withConfig } from './options';
 
@@ -14,21 +14,24 @@ export { addCommon, applyRuntime, CliError, withConfig };
 export type { CommonOptions } from './options';
 
 function infoText(): string {
-  const i = ts.info();
+  const i = info();
   const lines = [
     `tessera ${i.version}`,
     `backend: ${i.backend}`,
     `cpu: ${i.cpu.features.join(', ') || 'no AVX'}; ${i.cpu.threads} threads (${i.cpu.hardwareThreads} available); GEMM kernel ${i.cpu.gemmKernel}; OpenMP ${i.cpu.openmp ? 'on' : 'off'}`,
   ];
-  if (i.cuda.available) for (const d of i.cuda.devices) lines.push(`cuda:${d.index}: ${d.name}, ${(d.totalMemory / 2 ** 30).toFixed(1)} GiB, sm ${d.computeCapability}`);
-  else lines.push(`cuda: not available (${i.cuda.reason})`);
+  lines.push(`devices: cpu${i.hostDevices > 1 ? `, cpu:1 to cpu:${i.hostDevices - 1} (simulated host devices, TESSERA_HOST_DEVICES=${i.hostDevices})` : ''}${i.cuda.available ? `, ${i.cuda.devices.map((d) => `cuda:${d.index}`).join(', ')}` : ''}`);
+  if (i.cuda.available) {
+    for (const d of i.cuda.devices) lines.push(`cuda:${d.index}: ${d.name}, ${(d.totalMemory / 2 ** 30).toFixed(1)} GiB, sm ${d.computeCapability}`);
+    lines.push('cuda precision: training defaults to bf16 (tensor cores); fp32 attention and conv use scalar kernels, with no TF32 or fp32 flash path yet: use bf16 for speed');
+  } else lines.push(`cuda: not available (${i.cuda.reason})`);
   return lines.join('\n');
 }
 
 export function buildProgram(): Command {
   const program = new Command('tessera')
     .description('Sora-style video diffusion: video VAE, spacetime patches, Diffusion Transformer')
-    .version(ts.version)
+    .version(version)
     .showSuggestionAfterError(true);
 
   addCommon(program.command('info').description('version, backend, CPU features and threads, CUDA devices')).action((o) => {

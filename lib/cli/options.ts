@@ -2,7 +2,10 @@
 // parsers, and the errors that become one line and an exit code.
 import * as fs from 'fs';
 import { Command, Option } from 'commander';
-import * as ts from '../index';
+import { manualSeed } from '../creation';
+import { info, setNumThreads } from '../runtime';
+import { Device } from '../tensor';
+import { canonicalDevice, isDeviceName } from '../checks';
 
 /** A user error: printed as one line (no stack), exit 1. */
 export class CliError extends Error {}
@@ -10,7 +13,7 @@ export class CliError extends Error {}
 /** Options every command takes. */
 export interface CommonOptions {
   config?: string;
-  device?: string;
+  device?: Device;
   threads?: number;
   seed?: number;
   out?: string;
@@ -32,10 +35,22 @@ export function nonNegativeInt(name: string) {
   };
 }
 
+/** --device: 'cpu', 'cpu:N' (a simulated host device, TESSERA_HOST_DEVICES), 'cuda' or 'cuda:N'. */
+export function deviceName(v: string): Device {
+  if (!isDeviceName(v)) throw new CliError(`--device expects cpu, cuda, cuda:N (or cpu:N with TESSERA_HOST_DEVICES), got '${v}'`);
+  return canonicalDevice(v);
+}
+
+/** --precision: fp32, or bf16 (CUDA only; the default there). */
+export function precisionName(v: string): 'fp32' | 'bf16' {
+  if (v !== 'fp32' && v !== 'bf16') throw new CliError(`--precision expects fp32 or bf16, got '${v}'`);
+  return v;
+}
+
 export function addCommon(cmd: Command, outHelp = 'output directory'): Command {
   return cmd
     .option('--config <file>', 'JSON file with option defaults (flags win)')
-    .addOption(new Option('--device <device>', 'cpu or cuda').choices(['cpu', 'cuda']).default('cpu'))
+    .addOption(new Option('--device <device>', 'cpu, cuda or cuda:N (cpu:N: a simulated device, TESSERA_HOST_DEVICES=N)').argParser(deviceName).default('cpu'))
     .option('--threads <n>', 'CPU threads', positiveInt('threads'))
     .option('--seed <n>', 'random seed', nonNegativeInt('seed'))
     .option('--out <dir>', outHelp);
@@ -57,10 +72,23 @@ export function withConfig<T extends CommonOptions>(cmd: Command, opts: T): T {
 }
 
 export function applyRuntime(opts: CommonOptions): void {
-  if (opts.threads) ts.setNumThreads(opts.threads);
-  if (opts.seed !== undefined) ts.manualSeed(opts.seed);
-  if (opts.device === 'cuda' && !ts.info().cuda.available)
-    throw new CliError(`--device cuda: no CUDA device available (${ts.info().cuda.reason ?? 'unknown reason'})`);
+  if (opts.threads) setNumThreads(opts.threads);
+  if (opts.seed !== undefined) manualSeed(opts.seed);
+  if (opts.device !== undefined) checkDeviceAvailable(opts.device);
+}
+
+/** Throws a CliError naming --device when the device does not exist on this machine. */
+export function checkDeviceAvailable(d: unknown): Device {
+  const dev = typeof d === 'string' ? deviceName(d) : deviceName(String(d));
+  const i = info();
+  const [kind, n] = dev.includes(':') ? [dev.split(':')[0], Number(dev.split(':')[1])] : [dev, 0];
+  if (kind === 'cuda') {
+    if (!i.cuda.available) throw new CliError(`--device ${dev}: no CUDA device available (${i.cuda.reason ?? 'unknown reason'})`);
+    if (n >= i.cuda.devices.length) throw new CliError(`--device ${dev}: this machine has ${i.cuda.devices.length} CUDA device${i.cuda.devices.length === 1 ? '' : 's'} (cuda:0 to cuda:${i.cuda.devices.length - 1})`);
+  } else if (n >= i.hostDevices) {
+    throw new CliError(`--device ${dev}: simulated host devices cpu:1.. need TESSERA_HOST_DEVICES=${n + 1} (or more); ${i.hostDevices === 1 ? 'none are set' : `it is ${i.hostDevices}`}`);
+  }
+  return dev;
 }
 
 

@@ -12,17 +12,20 @@ import { manualSeed } from '../creation';
 import { RectifiedFlow } from '../diffusion/flow';
 import { captionFor, DIRECTIONS, MovingMNIST } from '../data/moving_mnist';
 import { movingMnistDataset, VideoDataset } from '../data/dataset';
-import { encodeDataset, LatentCacheIndex, loadLatentCache } from '../data/latent_cache';
-import { AdherenceReport, evaluatePromptAdherence } from '../eval/adherence';
+import { LatentCacheIndex, loadLatentCache } from '../data/latent_cache';
+import { encodeDataset } from '../train/encode';
+import { AdherenceReport, evaluatePromptAdherence } from './adherence';
 import { writeFileAtomic, writeAll } from '../io/atomic';
-import { loadSafetensors } from '../io/safetensors';
+import { readSafetensorsHeader } from '../io/safetensors';
 import { DiT, DiTConfig } from '../models/dit';
-import { patchTriple } from '../models/patchifier';
+import { patchTriple } from '../checks';
 import { Tokenizer } from '../models/tokenizer';
 import { VideoVAE } from '../models/vae';
 import { EMA } from '../optim/ema';
 import { noGrad } from '../autograd/node';
-import { Tensor, tidy } from '../tensor';
+import { Device, Tensor, tidy } from '../tensor';
+import { device as checkDevice } from '../checks';
+import type { Precision } from '../train/precision';
 import { latentDataset, sample, trainDiT, TrainDiTStep, withFirstFrameImages } from '../train/dit';
 import { loadCheckpoint, disposeCheckpoint } from '../train/checkpoint';
 
@@ -57,15 +60,11 @@ export interface DemoDiTSettings {
 
 export const demoDiTSettings: { full: DemoDiTSettings; quick: DemoDiTSettings } = {
   full: {
-    // Patches of 1x4x4 latents (80 tokens per clip), batches of 32, width 192: measured on
-    // held-out prompts (digit / direction), 1x2x2 patches, batches of 16, width 256, 54 min:
-    // 20% / 100%; 1x4x4, 32, width 256, lr 8e-4, 45 min: 37.5% / 100%; these settings,
-    // 60 min: 65% / 100% (the narrower DiT took 0.59 s a step against 0.83 s and reached
-    // the same loss in about 3/4 of the time).
-    // The text encoder is a bag of words (depth 0): with 2 transformer blocks the held-out
-    // (digit, direction) pairs lagged the seen ones (AVX2 machine, 60 min: 52.5% against
-    // 82.5%, 5,112 steps); with depth 0 85% / 100% held out, 95% seen (5,682 steps): the
-    // blocks entangled the words, so an unseen pair encoded as something never trained.
+    // Large patches (1x4x4 latents: 80 tokens a clip) and a narrow DiT take more steps in a
+    // time budget, which on two cores matters more than width. The text encoder is a bag
+    // of words (depth 0): transformer blocks entangle the digit and direction words, so a
+    // held-out pair encodes as something never trained. The runs behind these choices are
+    // in docs/demo-runs.md.
     dit: { hiddenSize: 192, depth: 6, numHeads: 3, patchSize: [1, 4, 4] },
     text: { hiddenSize: 128, depth: 0, numHeads: 4 },
     flow: { timestepSampling: 'logit-normal', shift: 1 },
@@ -108,7 +107,7 @@ export function demoTrainClips(settings: DemoDiTSettings, seed = 0): VideoDatase
 
 /** Encodes the training clips into <dir>/latents; a complete cache is reused as is. */
 export function encodeDemoLatents(o: {
-  vae: VideoVAE; dir: string; settings: DemoDiTSettings; seed?: number; onProgress?: (done: number, total: number) => void;
+  vae: VideoVAE; dir: string; settings: DemoDiTSettings; seed?: number; onProgress?: (done: number, total: number) => void; device?: Device;
 }): LatentCacheIndex {
   const dir = path.join(o.dir, 'latents');
   const indexFile = path.join(dir, 'index.json');
@@ -117,16 +116,17 @@ export function encodeDemoLatents(o: {
     if (idx.count === o.settings.trainClips) return idx;
   }
   fs.rmSync(dir, { recursive: true, force: true });
-  return noGrad(() => encodeDataset(o.vae, demoTrainClips(o.settings, o.seed ?? 0), dir, { batchSize: 4, onProgress: o.onProgress }));
+  return noGrad(() => encodeDataset(o.vae, demoTrainClips(o.settings, o.seed ?? 0), dir, { batchSize: 4, onProgress: o.onProgress, device: o.device }));
 }
 
 /** A fresh text DiT for the settings (the tokenizer knows every caption's words). */
-export function createDemoDiT(settings: DemoDiTSettings, latentChannels: number): DiT {
+export function createDemoDiT(settings: DemoDiTSettings, latentChannels: number, device: Device = 'cpu'): DiT {
   const tokenizer = Tokenizer.fromCaptions(ALL_PROMPTS);
-  return new DiT({
+  const dit = new DiT({
     ...settings.dit, inChannels: latentChannels, learnSigma: false, condition: 'text',
     text: { tokenizer: tokenizer.state(), ...settings.text },
-  });
+  }); // initialized on the CPU: the same weights on every device
+  return device === 'cpu' ? dit : dit.to(device);
 }
 
 export function demoFlow(settings: DemoDiTSettings): RectifiedFlow {
@@ -160,16 +160,14 @@ export function saveDemoDiT(file: string, dit: DiT, info: SamplingInfo, ema?: EM
 }
 
 /** A DiT written by saveDemoDiT, with its sampling info. */
-export function loadDemoDiT(file: string): { dit: DiT; info: SamplingInfo } {
-  const dit = DiT.load(file);
-  const st = loadSafetensors(file);
-  try {
-    const json = st.metadata[SAMPLING_KEY];
-    if (!json) throw new Error(`loadDemoDiT: ${file} has no '${SAMPLING_KEY}' metadata (was it written by saveDemoDiT?)`);
-    return { dit, info: JSON.parse(json) as SamplingInfo };
-  } finally {
-    for (const t of Object.values(st.tensors)) t.dispose();
+export function loadDemoDiT(file: string, opts: { device?: Device } = {}): { dit: DiT; info: SamplingInfo } {
+  const dit = DiT.load(file, { device: opts.device });
+  const json = readSafetensorsHeader(file).metadata[SAMPLING_KEY];
+  if (!json) {
+    dit.dispose();
+    throw new Error(`loadDemoDiT: ${file} has no '${SAMPLING_KEY}' metadata (was it written by saveDemoDiT?)`);
   }
+  return { dit, info: JSON.parse(json) as SamplingInfo };
 }
 
 export interface TrainDemoDiTResult {
@@ -190,13 +188,16 @@ export interface TrainDemoDiTResult {
 export async function trainDemoDiT(o: {
   dir: string; settings: DemoDiTSettings; minutes: number; seed?: number; signal?: AbortSignal;
   onStep?: (s: TrainDiTStep & { plannedSteps: number }) => void;
+  /** The device to train on (default 'cpu'); precision: bf16 on CUDA by default, fp32 elsewhere. */
+  device?: Device; precision?: Precision;
 }): Promise<TrainDemoDiTResult> {
   const op = 'trainDemoDiT';
+  const device = o.device === undefined ? 'cpu' : checkDevice(op, 'device', o.device);
   if (!(o.minutes > 0)) throw new RangeError(`${op}: expected a positive budget in minutes, got ${String(o.minutes)}`);
   const s = o.settings, seed = o.seed ?? 0;
-  const cache = loadLatentCache(path.join(o.dir, 'latents'));
+  const cache = loadLatentCache(path.join(o.dir, 'latents'), { device });
   const data = s.imageFirst ? withFirstFrameImages(latentDataset(cache)) : latentDataset(cache);
-  const patch = patchTriple(s.dit.patchSize ?? 2, op);
+  const patch = patchTriple(op, s.dit.patchSize ?? 2);
   const tokensPerClip = cache.index.latentShape.slice(1).reduce((a, n, i) => a * Math.floor(n / patch[i]), 1);
   // Image-first: every batch holds the tokens of batchSize clips (images: 1/T' of a clip each).
   const batchTokens = s.imageFirst ? s.batchSize * tokensPerClip : undefined;
@@ -214,10 +215,11 @@ export async function trainDemoDiT(o: {
     // Steps the budget allows, from the time of steps 2-5 (2-9 when batches alternate
     // between images and videos) of a throwaway model.
     manualSeed(seed + 1);
-    const probe = createDemoDiT(s, C);
+    const probe = createDemoDiT(s, C, device);
     const times: number[] = [];
     await trainDiT({
-      dit: probe, diffusion, data, steps: s.imageFirst ? 9 : 5, batchSize: s.batchSize, batchTokens, lr: s.lr, ema: null, seed, onStep: (i) => times.push(i.seconds),
+      dit: probe, diffusion, data, steps: s.imageFirst ? 9 : 5, batchSize: s.batchSize, batchTokens, lr: s.lr, ema: null, seed, precision: o.precision,
+      onStep: (i) => times.push(i.seconds),
     });
     probe.dispose();
     const perStep = times.slice(1).reduce((a, b) => a + b, 0) / (times.length - 1);
@@ -226,7 +228,7 @@ export async function trainDemoDiT(o: {
     writeJson(planFile, { steps: plannedSteps, secondsPerStep: perStep, minutes: o.minutes, settings: s });
   }
   manualSeed(seed);
-  const dit = createDemoDiT(s, C);
+  const dit = createDemoDiT(s, C, device);
   // The budget is a deadline checked after every step (a timer could not fire while
   // the synchronous steps hold the event loop); the time spent before a resume counts.
   const spentFile = path.join(out, 'spent.json');
@@ -244,7 +246,7 @@ export async function trainDemoDiT(o: {
   let firstStep = -1;
   const r = await trainDiT({
     dit, diffusion, data, steps: 4 * plannedSteps, batchSize: s.batchSize, batchTokens, lr: s.lr, warmup: s.warmup, ema: s.ema,
-    cfgDropout: s.cfgDropout, conditionFrameProb: s.conditionFrameProb, checkpointDir: ckDir, checkpointEvery: 200, seed, signal,
+    cfgDropout: s.cfgDropout, conditionFrameProb: s.conditionFrameProb, checkpointDir: ckDir, checkpointEvery: 200, seed, signal, precision: o.precision,
     progress: () => elapsed() / budgetSeconds,
     onStep: (i) => {
       if (i.step % 20 === 0) writeJson(spentFile, { seconds: elapsed() });
@@ -269,10 +271,10 @@ export async function trainDemoDiT(o: {
 }
 
 /** Loads the EMA weights of the latest checkpoint of <dir>/dit into a DiT (for a stage cut short). */
-export function loadDemoCheckpoint(dir: string, settings: DemoDiTSettings, latentChannels: number): DiT {
+export function loadDemoCheckpoint(dir: string, settings: DemoDiTSettings, latentChannels: number, device: Device = 'cpu'): DiT {
   const ck = loadCheckpoint(path.join(dir, 'dit', 'checkpoint'));
   try {
-    const dit = createDemoDiT(settings, latentChannels);
+    const dit = createDemoDiT(settings, latentChannels, device);
     dit.loadStateDict(ck.ema ? ck.ema.shadow : ck.model);
     return dit;
   } finally {
@@ -311,7 +313,8 @@ export function sampleVideos(o: SampleVideosOptions): Tensor {
   return tidy(() => {
     let conditionFrames;
     if (o.firstFrame) {
-      const f = o.firstFrame.rank === 4 ? o.firstFrame.unsqueeze(2) : o.firstFrame; // [B|1, 1, 1, H, W]
+      const f0 = o.firstFrame.rank === 4 ? o.firstFrame.unsqueeze(2) : o.firstFrame; // [B|1, 1, 1, H, W]
+      const f = f0.device === o.vae.device ? f0 : f0.to(o.vae.device);
       if (f.rank !== 5 || f.shape[2] !== 1 || f.shape[3] !== H || f.shape[4] !== W)
         throw new Error(`${op}: expected firstFrame [B, 1, ${H}, ${W}] in [0, 1], got [${o.firstFrame.shape.join(', ')}]`);
       const z = noGrad(() => o.vae.encode(f.mul(2).sub(1)).mode().mul(o.info.scalingFactor)); // [B|1, C, 1, H', W']
@@ -340,6 +343,7 @@ export async function evaluateDemo(o: {
   let call = 0;
   const seed = o.seed ?? 1234;
   return evaluatePromptAdherence({
+    device: o.dit.device,
     prompts: o.prompts ?? HELD_OUT_PROMPTS,
     samplesPerPrompt: o.samplesPerPrompt ?? o.settings.samplesPerPrompt,
     batchSize: o.batchSize ?? 8,

@@ -18,7 +18,7 @@ import * as path from 'path';
 import { lazyProgress, Progress, progress as defaultProgress } from '../cli/progress';
 import { movingMnistDataset } from '../data/dataset';
 import { MovingMNIST } from '../data/moving_mnist';
-import type { AdherenceReport } from '../eval/adherence';
+import type { AdherenceReport } from './adherence';
 import type { LatentCacheIndex } from '../data/latent_cache';
 import { copyFileAtomic, writeJsonAtomic } from '../io/atomic';
 import { readSafetensorsHeader } from '../io/safetensors';
@@ -26,7 +26,9 @@ import { loadVideo, saveVideo } from '../io/video';
 import { DiT } from '../models/dit';
 import { VideoVAE } from '../models/vae';
 import { info, version } from '../runtime';
-import { tidy } from '../tensor';
+import { Device, tidy } from '../tensor';
+import { device as checkDevice } from '../checks';
+import type { Precision } from '../train/precision';
 import { demoDiTSettings, DemoDiTSettings, encodeDemoLatents, evaluateDemo, HELD_OUT_PROMPTS, loadDemoDiT, SamplingInfo, trainDemoDiT } from './dit_stage';
 import { loadPretrained } from './pretrained';
 import { writeReport } from './report';
@@ -95,6 +97,10 @@ export interface RunDemoOptions {
   log?: (line: string) => void;
   /** A progress display (default: cli/progress on stderr). */
   progress?: (label: string, total: number) => Progress;
+  /** The device every stage runs on (default 'cpu'). */
+  device?: Device;
+  /** Training precision (default: bf16 on CUDA, fp32 elsewhere). */
+  precision?: Precision;
 }
 
 export interface RunDemoResult {
@@ -178,16 +184,17 @@ function isPretrainedBundle(file: string): boolean {
  * Loads vae.safetensors and dit.safetensors (with its sampling info) from a demo output
  * or a pretrained bundle (savePretrained: 8-bit rows, as in assets/pretrained/).
  */
-export function loadDemoModels(dir: string): { vae: VideoVAE; dit: DiT; info: SamplingInfo } {
+export function loadDemoModels(dir: string, opts: { device?: Device } = {}): { vae: VideoVAE; dit: DiT; info: SamplingInfo } {
   const f = demoFiles(dir);
   for (const file of [f.vae, f.dit]) if (!fs.existsSync(file)) throw new Error(`no ${path.basename(file)} in ${dir} (expected a 'tessera demo' output or assets/pretrained/)`);
   if (isPretrainedBundle(f.dit)) {
     const { vae, dit, info } = loadPretrained(dir);
+    if (opts.device !== undefined && opts.device !== 'cpu') (vae.to(opts.device), dit.to(opts.device));
     return { vae, dit, info };
   }
-  const vae = VideoVAE.load(f.vae);
+  const vae = VideoVAE.load(f.vae, { device: opts.device });
   try {
-    return { vae, ...loadDemoDiT(f.dit) };
+    return { vae, ...loadDemoDiT(f.dit, { device: opts.device }) };
   } catch (e) {
     vae.dispose();
     throw e;
@@ -198,6 +205,7 @@ export function loadDemoModels(dir: string): { vae: VideoVAE; dit: DiT; info: Sa
 /** Runs (or resumes) the demo in o.out; see the file header. */
 export async function runDemo(o: RunDemoOptions): Promise<RunDemoResult> {
   const out = path.resolve(o.out);
+  const device = o.device === undefined ? 'cpu' : checkDevice('runDemo', 'device', o.device);
   const files = demoFiles(out);
   const seed = o.seed ?? 0;
   const log = o.log ?? ((line: string) => console.log(line));
@@ -247,7 +255,7 @@ export async function runDemo(o: RunDemoOptions): Promise<RunDemoResult> {
       const t0 = Date.now();
       const p = lazyProgress('VAE', bar);
       const r = await trainDemoVAE({
-        dir: files.vaeDir, settings: settings.vae, minutes: plan.vaeMinutes, seed, signal: o.signal, log: (l) => (p.stop(), log(l)),
+        dir: files.vaeDir, settings: settings.vae, minutes: plan.vaeMinutes, seed, signal: o.signal, log: (l) => (p.stop(), log(l)), device, precision: o.precision,
         onStep: (i) => {
           poll();
           p.update(i.step, i.plannedSteps, { loss: i.loss });
@@ -263,14 +271,14 @@ export async function runDemo(o: RunDemoOptions): Promise<RunDemoResult> {
       const m = r.metrics!;
       finish('vae', t0, { psnr: m.psnr, ssim: m.ssim, blackBaseline: m.blackBaseline, steps: m.steps, trainSeconds: m.trainSeconds });
     }
-    vae ??= VideoVAE.load(files.vae);
+    vae ??= VideoVAE.load(files.vae, { device });
 
     // 3. latents.
     if (!state.stages.latents) {
       if (aborted()) return abort('latents');
       const t0 = Date.now();
       const p = lazyProgress('latents', bar);
-      const index = encodeLatentsUntil({ vae, dir: out, settings: settings.dit, seed, onProgress: (d, total) => p.update(d, total), stop: aborted });
+      const index = encodeLatentsUntil({ vae, dir: out, settings: settings.dit, seed, device, onProgress: (d, total) => p.update(d, total), stop: aborted });
       p.stop();
       if (!index || aborted()) return abort('latents');
       log(`latents: ${index.count} clips -> [${index.latentShape.join(', ')}] each, scaling factor ${index.scalingFactor.toFixed(3)}`);
@@ -283,7 +291,7 @@ export async function runDemo(o: RunDemoOptions): Promise<RunDemoResult> {
       const t0 = Date.now();
       const p = lazyProgress('DiT', bar);
       const r = await trainDemoDiT({
-        dir: out, settings: settings.dit, minutes: plan.ditMinutes, seed, signal: o.signal,
+        dir: out, settings: settings.dit, minutes: plan.ditMinutes, seed, signal: o.signal, device, precision: o.precision,
         onStep: (s) => {
           poll();
           p.update(s.step, s.plannedSteps, { loss: s.loss });
@@ -303,7 +311,7 @@ export async function runDemo(o: RunDemoOptions): Promise<RunDemoResult> {
       if (aborted()) return abort('eval');
       const t0 = Date.now();
       log(`eval: sampling ${HELD_OUT_PROMPTS.length} held-out prompts`);
-      const { dit, info: sampling } = loadDemoDiT(files.dit);
+      const { dit, info: sampling } = loadDemoDiT(files.dit, { device });
       let report: AdherenceReport;
       try {
         report = await evaluateDemo({ vae, dit, info: sampling, settings: settings.dit, seed, gifPath: files.samples });

@@ -4,7 +4,7 @@
 // config and the machine. The figures sit at fixed places (REPORT_FIGURES, CSS pixels
 // from the page's top-left) so that a screenshot can be checked where they are.
 import * as fs from 'fs';
-import type { AdherenceReport } from '../eval/adherence';
+import type { AdherenceReport } from './adherence';
 import { writeTextAtomic } from '../io/atomic';
 import type { Info } from '../runtime';
 

@@ -26,7 +26,9 @@ import { fromModelRange, toModelRange, VideoVAE, VideoVAEConfig, vaePresets } fr
 import { cat, stack } from '../ops/basic';
 import { noGrad } from '../autograd/node';
 import { getNumThreads } from '../runtime';
-import { keep, Tensor, tidy } from '../tensor';
+import { Device, keep, Tensor, tidy } from '../tensor';
+import { device as checkDevice } from '../checks';
+import type { Precision } from '../train/precision';
 import { evaluateVAE, trainVAE, VAEStepInfo } from '../train/vae';
 import { restoreCheckpoint } from '../train/checkpoint';
 import { EMA } from '../optim/ema';
@@ -83,6 +85,10 @@ export interface TrainDemoVAEOptions {
   onStep?: (info: VAEStepInfo & { plannedSteps: number }) => void;
   /** Status lines (default: none). */
   log?: (line: string) => void;
+  /** The device to train and evaluate on (default 'cpu'). */
+  device?: Device;
+  /** Compute precision (default: bf16 on CUDA, fp32 elsewhere). */
+  precision?: Precision;
 }
 
 export interface DemoVAEMetrics {
@@ -141,12 +147,12 @@ function readJson<T>(file: string): T | null {
 }
 
 /** Seconds per step of `settings`, from steps 2-5 of a throwaway model (step 1 warms caches). */
-async function probeSecondsPerStep(settings: DemoVAESettings, data: VideoDataset): Promise<number> {
-  const probe = new VideoVAE(settings.vae);
+async function probeSecondsPerStep(settings: DemoVAESettings, data: VideoDataset, device: Device, precision?: Precision): Promise<number> {
+  const probe = new VideoVAE(settings.vae, { device });
   const at: number[] = [];
   try {
     const { batchSize, lr, crop, mseWeight } = settings;
-    await trainVAE({ model: probe, data, steps: 6, batchSize, lr, crop, warmup: 1, mseWeight, onStep: (i) => at.push(i.elapsed) });
+    await trainVAE({ model: probe, data, steps: 6, batchSize, lr, crop, warmup: 1, mseWeight, precision, onStep: (i) => at.push(i.elapsed) });
   } finally {
     probe.dispose();
   }
@@ -154,12 +160,12 @@ async function probeSecondsPerStep(settings: DemoVAESettings, data: VideoDataset
 }
 
 /** Mean PSNR/SSIM of an all-black video against the held-out clips. */
-function blackBaseline(heldOut: VideoDataset): { psnr: number; ssim: number } {
+function blackBaseline(heldOut: VideoDataset, device: Device): { psnr: number; ssim: number } {
   const n = heldOut.length;
   return tidy(() => {
     let p = 0, s = 0;
     for (let i = 0; i < n; i++) {
-      const x = tensor(heldOut.get(i).video, { shape: [1, ...heldOut.shape] });
+      const x = tensor(heldOut.get(i).video, { shape: [1, ...heldOut.shape], device });
       p += psnr(zerosLike(x), x);
       s += ssim(zerosLike(x), x);
     }
@@ -168,8 +174,8 @@ function blackBaseline(heldOut: VideoDataset): { psnr: number; ssim: number } {
 }
 
 /** The first n clips of a dataset as one batch [n, C, T, H, W] in [0, 1]. */
-export function stackClips(data: VideoDataset, n: number): Tensor {
-  return stack(Array.from({ length: n }, (_, i) => tensor(data.get(i).video, { shape: [...data.shape] })));
+export function stackClips(data: VideoDataset, n: number, device: Device = 'cpu'): Tensor {
+  return stack(Array.from({ length: n }, (_, i) => tensor(data.get(i).video, { shape: [...data.shape], device })));
 }
 
 /** Held-out clips 0-3 in a row, their reconstructions below (a GIF). */
@@ -177,7 +183,7 @@ export function writeReconGif(vae: VideoVAE, heldOut: VideoDataset, file: string
   const n = Math.min(4, heldOut.length);
   tidy(() =>
     noGrad(() => {
-      const x = stackClips(heldOut, n); // [n, 1, T, H, W]
+      const x = stackClips(heldOut, n, vae.device); // [n, 1, T, H, W]
       const recon = fromModelRange(vae.decode(vae.encode(toModelRange(x)).mode())); // [n, 1, T, H, W]
       saveVideo(cat([x, recon], 0), file, { columns: n, fps: 8 });
     }),
@@ -188,9 +194,9 @@ export function writeReconGif(vae: VideoVAE, heldOut: VideoDataset, file: string
  * The trained VAE of a stage directory: vae.safetensors when written, else the latest
  * checkpoint with the weights metrics.json chose (EMA or raw); in eval mode.
  */
-export function loadDemoVAE(dir: string): VideoVAE {
+export function loadDemoVAE(dir: string, opts: { device?: Device } = {}): VideoVAE {
   const files = demoVAEFiles(dir);
-  if (fs.existsSync(files.weights)) return VideoVAE.load(files.weights).eval();
+  if (fs.existsSync(files.weights)) return VideoVAE.load(files.weights, { device: opts.device }).eval();
   if (!fs.existsSync(files.metrics)) throw new Error(`loadDemoVAE: ${dir} holds neither vae.safetensors nor metrics.json of a finished VAE stage`);
   const m = JSON.parse(fs.readFileSync(files.metrics, 'utf8')) as { config: VideoVAEConfig; weights: 'ema' | 'raw' };
   const vae = new VideoVAE(m.config as Required<VideoVAEConfig>);
@@ -202,6 +208,7 @@ export function loadDemoVAE(dir: string): VideoVAE {
     ema.dispose();
   }
   vae.eval();
+  if (opts.device !== undefined && vae.device !== opts.device) vae.to(opts.device);
   return vae;
 }
 
@@ -210,13 +217,14 @@ export async function trainDemoVAE(o: TrainDemoVAEOptions): Promise<DemoVAEResul
   const settings = o.settings ?? demoVAESettings.full;
   const seed = o.seed ?? 0;
   const resume = o.resume ?? 'plan';
+  const device = o.device === undefined ? 'cpu' : checkDevice('trainDemoVAE', 'device', o.device);
   const log = o.log ?? (() => {});
   if (!(o.minutes > 0)) throw new RangeError(`trainDemoVAE: expected minutes > 0, got ${String(o.minutes)}`);
   const files = demoVAEFiles(o.dir);
   if (resume !== 'extend') {
     const done = readJson<DemoVAEMetrics>(files.metrics);
     if (resume === 'plan' && done && fs.existsSync(files.weights))
-      return { vae: VideoVAE.load(files.weights), metrics: done, stopped: 'completed', checkpoint: null };
+      return { vae: VideoVAE.load(files.weights, { device }), metrics: done, stopped: 'completed', checkpoint: null };
     if (resume === false) for (const f of [files.checkpoint, files.plan, files.metrics]) fs.rmSync(f, { recursive: true, force: true });
   }
   fs.mkdirSync(o.dir, { recursive: true });
@@ -224,7 +232,7 @@ export async function trainDemoVAE(o: TrainDemoVAEOptions): Promise<DemoVAEResul
   const done = latest?.step ?? 0;
 
   manualSeed(seed);
-  const model = new VideoVAE(settings.vae);
+  const model = new VideoVAE(settings.vae, { device });
   const { frames, size, trainClips, batchSize, lr, klWeight, mseWeight, crop } = settings;
   const train = movingMnistDataset(new MovingMNIST({ split: 'train', length: trainClips, frames, size, numDigits: 1, seed }));
   const heldOut = demoHeldOut(settings, seed);
@@ -240,7 +248,7 @@ export async function trainDemoVAE(o: TrainDemoVAEOptions): Promise<DemoVAEResul
     budget = Math.max(30, 1.1 * (plan.steps - done) * plan.secondsPerStep);
     log(`VAE: resuming at step ${done} of the ${plan.steps} planned`);
   } else {
-    const perStep = await probeSecondsPerStep(settings, train);
+    const perStep = await probeSecondsPerStep(settings, train, device, o.precision);
     budget = o.minutes * 60 - (Date.now() - t0) / 1000;
     plan = { steps: done + Math.max(20, Math.floor((0.95 * budget) / perStep)), secondsPerStep: perStep, minutes: o.minutes };
     writeJsonAtomic(files.plan, plan);
@@ -253,7 +261,7 @@ export async function trainDemoVAE(o: TrainDemoVAEOptions): Promise<DemoVAEResul
   const result = await trainVAE({
     model, data: train, steps, batchSize, lr, warmup: Math.min(200, Math.ceil(steps / 20)), schedule: 'cosine', klWeight, mseWeight,
     crop, ema: settings.ema, seed, checkpointDir: files.checkpoint, checkpointEvery: settings.checkpointEvery,
-    signal: o.signal ? AbortSignal.any([o.signal, budgetSignal]) : budgetSignal,
+    signal: o.signal ? AbortSignal.any([o.signal, budgetSignal]) : budgetSignal, device, precision: o.precision,
     onStep: (i) => o.onStep?.({ ...i, plannedSteps: steps }),
   });
   const trainSeconds = (Date.now() - started) / 1000;
@@ -273,7 +281,7 @@ export async function trainDemoVAE(o: TrainDemoVAEOptions): Promise<DemoVAEResul
   if (!useEma) model.loadStateDict(rawWeights);
   Object.values(rawWeights).forEach((t) => t.dispose());
   const best = useEma ? ema : raw;
-  const black = blackBaseline(heldOut);
+  const black = blackBaseline(heldOut, device);
   writeReconGif(model, heldOut, files.recon);
   model.save(files.weights);
   const { vae: config, ...rest } = settings;

@@ -18,7 +18,8 @@ test('bad flags, commands and config files give one line and a non-zero exit', (
   for (const [args, pattern] of [
     [['info', '--threads', 'x'], /^tessera: --threads expects a positive integer, got 'x'\n$/],
     [['frobnicate'], /^error: unknown command 'frobnicate'\n$/],
-    [['info', '--device', 'tpu'], /^error: option '--device <device>' argument 'tpu' is invalid. Allowed choices are cpu, cuda.\n$/],
+    [['info', '--device', 'tpu'], /^tessera: --device expects cpu, cuda, cuda:N \(or cpu:N with TESSERA_HOST_DEVICES\), got 'tpu'\n$/],
+    [['info', '--device', 'cpu:3'], /^tessera: --device cpu:3: simulated host devices cpu:1.. need TESSERA_HOST_DEVICES=4 \(or more\); (none are set|it is \d+)\n$/],
     [['info', '--config', '/no/such.json'], /^tessera: --config \/no\/such.json: no such file\n$/],
   ] as [string[], RegExp][]) {
     const r = run(...args);

@@ -5,9 +5,8 @@ import { ChildProcess, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import {
-  createDemoDiT, demoDiTSettings, demoVAESettings, loadDemoModels, loadVideo, manualSeed, saveDemoDiT, savePretrained, VideoVAE,
-} from '../../lib';
+import { loadVideo, manualSeed, VideoVAE } from '../../lib';
+import { createDemoDiT, demoDiTSettings, demoVAESettings, loadDemoModels, saveDemoDiT, savePretrained } from '../../lib/demo';
 
 const CLI = path.join(__dirname, '..', '..', 'dist', 'cli', 'main.js');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-cli-train-'));

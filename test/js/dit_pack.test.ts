@@ -83,7 +83,7 @@ test('factorized attention with RoPE equals attention run per frame / per place 
     ts.manualSeed(16);
     const [T, H, W, D] = [3, 2, 3, 16];
     const HW = H * W, N = T * HW;
-    const attn = new ts.nn.MultiHeadAttention(D, 2);
+    const attn = new ts.SpacetimeAttention(D, 2);
     const rope = ts.rope3d(8, T, H, W); // [N, 4], rows in (t, h, w) order
     const layout = ts.TokenLayout.batch(1, [T, H, W], rope);
     const x = ts.randn([1, N, D]);
@@ -93,12 +93,12 @@ test('factorized attention with RoPE equals attention run per frame / per place 
       const c = tab(rope.cos, idx), s = tab(rope.sin, idx);
       return attn.forward(rows(idx), null, { rotary: (q) => ts.applyRotary(q, c, s) });
     };
-    const spatial = layout.selfAttention(attn, x, 'spatial');
+    const spatial = attn.attend(x, layout, 'spatial');
     for (let t = 0; t < T; t++) {
       const idx = [...Array(HW).keys()].map((s) => t * HW + s);
       expectClose(ts.cat(idx.map((i) => spatial.slice(1, i, i + 1)), 1), run(idx), 1e-10);
     }
-    const temporal = layout.selfAttention(attn, x, 'temporal');
+    const temporal = attn.attend(x, layout, 'temporal');
     for (let s = 0; s < HW; s++) {
       const idx = [...Array(T).keys()].map((t) => t * HW + s);
       expectClose(ts.cat(idx.map((i) => temporal.slice(1, i, i + 1)), 1), run(idx), 1e-10);
@@ -118,7 +118,7 @@ test('text: our encoder (empty prompt = null), masks hide padding, own embedding
     expect(e.tokens.slice(0, 0, 1).abs().max().item()).toBe(0); // null condition: no tokens
     expect(e.pooled.slice(0, 0, 1).abs().max().item()).toBe(0); // pooled of no tokens = 0
     expect(e.tokens.slice(1, 4, 5).abs().max().item()).toBe(0); // padding rows are zero
-    expectClose(e.pooled, ts.maskedMean(e.tokens, e.mask), 1e-12);
+    expectClose(e.pooled, ts.maskedTokenMean(e.tokens, e.mask), 1e-12);
     // a prompt's encoding does not depend on the other prompts of its batch
     expectClose(enc.encode(['the digit 7 moves']).tokens, e.tokens.slice(0, 1, 2), 1e-10);
     expect(enc.namedParameters().map(([n]) => n).slice(0, 4)).toEqual(['position_embedding', 'token_embedding.weight', 'blocks.0.norm1.weight', 'blocks.0.norm1.bias']);

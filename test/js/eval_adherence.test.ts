@@ -9,7 +9,7 @@ import { Tensor } from '../../lib';
 import {
   DIGIT_CLASSIFIER_FILE, DigitClassifier, classifyVideoDigits, digitTestAccuracy, estimateDirection, estimateDirections, estimateMotionRaw,
   evaluatePromptAdherence, loadDigitClassifier, parsePrompt,
-} from '../../lib/eval';
+} from '../../lib/demo';
 
 const N = 300; // real test videos
 let classifier: DigitClassifier;

@@ -123,7 +123,7 @@ describe('conv3d bad inputs name conv3d and what was expected', () => {
     ['channel mismatch', () => F.conv3d(x, ts.zeros([2, 4, 3, 3, 3])), /^conv3d: input has 3 channels \(shape \[1, 3, 4, 5, 6\]\) but weight \[2, 4, 3, 3, 3\] expects Cin = 4/],
     ['kernel larger than the padded input', () => F.conv3d(x, ts.zeros([2, 3, 5, 3, 3])), /^conv3d: kernel \[5, 3, 3\] is larger than the padded input \[T, H, W\] = \[4, 5, 6\]/],
     ['negative padding', () => F.conv3d(x, w, null, { padding: [0, -1, 0] }), /^conv3d: expected padding to be a non-negative integer or \[t, h, w\] of non-negative integers, got \[0, -1, 0\]/],
-    ['zero stride', () => F.conv3d(x, w, null, { stride: 0 }), /^conv3d: expected stride to be a positive integer or \[t, h, w\], got 0/],
+    ['zero stride', () => F.conv3d(x, w, null, { stride: 0 }), /^conv3d: expected stride to be a positive integer or \[t, h, w\] of positive integers, got number 0/],
     ['fractional stride', () => F.conv3d(x, w, null, { stride: [1, 1.5, 1] as any }), /^conv3d: expected stride to be a positive integer or \[t, h, w\] of positive integers, got \[1, 1.5, 1\]/],
     ['input dtype', () => F.conv3d(x.to('float64'), w), /^conv3d: expected input of dtype float32, got float64/],
     ['weight dtype', () => F.conv3d(x, w.to('int32')), /^conv3d: expected weight of dtype float32, got int32/],

@@ -51,3 +51,37 @@ test('type declarations resolve for a TypeScript user', () => {
   const tsc = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
   expect(node([tsc, '-p', dep], dep)).toBe('');
 });
+
+test("'tessera' exports no demo names; 'tessera/demo' has the demo", () => {
+  const script = [
+    "const ts = require('tessera'), demo = require('tessera/demo');",
+    "const demoNames = ['runDemo', 'trainDemoDiT', 'trainDemoVAE', 'DEMO_BUDGETS', 'encodeLatentsUntil', 'lossCurveSvg', 'REPORT_FIGURES', 'savePretrained', 'loadPretrained', 'DigitClassifier', 'evaluatePromptAdherence'];",
+    'const leaked = demoNames.filter((n) => n in ts);',
+    "const missing = demoNames.filter((n) => typeof demo[n] === 'undefined');",
+    "console.log(JSON.stringify({ leaked, missing, lib: ['trainDiT', 'trainVAE', 'encodeDataset', 'DiT', 'VideoVAE', 'GaussianDiffusion'].every((n) => n in ts) }));",
+  ].join('\n');
+  expect(JSON.parse(node(['-e', script], dep))).toEqual({ leaked: [], missing: [], lib: true });
+});
+
+test('nothing inside lib/ imports lib/index.ts, and lib/data imports nothing from lib/models', () => {
+  const files: string[] = [];
+  const walk = (d: string): void => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (p.endsWith('.ts')) files.push(p);
+    }
+  };
+  walk(path.join(ROOT, 'lib'));
+  const bad: string[] = [];
+  for (const f of files) {
+    const src = fs.readFileSync(f, 'utf8');
+    for (const m of src.matchAll(/from '([^']+)'/g)) {
+      if (!m[1].startsWith('.')) continue;
+      const target = path.resolve(path.dirname(f), m[1]);
+      if (target === path.join(ROOT, 'lib', 'index') || target === path.join(ROOT, 'lib')) bad.push(`${path.relative(ROOT, f)} imports lib/index`);
+      if (f.includes(`${path.sep}lib${path.sep}data${path.sep}`) && target.startsWith(path.join(ROOT, 'lib', 'models'))) bad.push(`${path.relative(ROOT, f)} imports ${m[1]}`);
+    }
+  }
+  expect(bad).toEqual([]);
+});

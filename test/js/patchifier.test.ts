@@ -187,13 +187,19 @@ test('grid arranges noise for sampling; bad inputs name the method', () => {
 test('no tensors leak from embed, pack and unpack inside tidy (inference: saved-for-backward tensors are freed by backward)', () => {
   const pf = new ts.Patchifier({ patchSize: [1, 2, 2], inChannels: 2, hiddenSize: 8, positions: 'sincos2d' });
   const x: Tensor[] = [ts.keep(ts.randn([2, 1, 4, 4])), ts.keep(ts.randn([2, 2, 2, 2]))];
-  const before = ts.memory().tensors;
-  ts.tidy(() => ts.noGrad(() => {
+  const run = (): void => ts.tidy(() => ts.noGrad(() => {
     const p = pf.pack(x);
     pf.unpack(ts.zeros([1, p.tokens.shape[1], 8]), p);
     pf.embed(x[0].unsqueeze(0));
   }));
+  run(); // the first call makes the position tables the module keeps per grid
+  const before = ts.memory().tensors;
+  run();
   expect(ts.memory().tensors).toBe(before);
+  pf.clearTables();
+  run();
+  pf.clearTables();
+  expect(ts.memory().tensors).toBe(before - 2); // the two grids' tables, freed
   x.forEach((t) => t.dispose());
   pf.dispose();
 });

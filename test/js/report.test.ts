@@ -7,7 +7,7 @@ import * as os from 'os';
 import * as path from 'path';
 // (the modules themselves rather than lib/index, which also loads the DiT stage)
 import { tensor } from '../../lib/creation';
-import type { AdherenceReport } from '../../lib/eval/adherence';
+import type { AdherenceReport } from '../../lib/demo/adherence';
 import { loadVideo, saveVideo } from '../../lib/io/video';
 import { DemoReportInput, lossCurveSvg, readLossLog, renderReport, REPORT_FIGURES } from '../../lib/demo/report';
 import { info } from '../../lib/runtime';

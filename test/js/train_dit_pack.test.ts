@@ -63,7 +63,7 @@ test.each([
     const loss = reference(m, d, b, condProb);
     const want = grads(m);
     m.zeroGrad();
-    expect(r.loss).toBeCloseTo(loss, 5);
+    expect(r.loss.item()).toBeCloseTo(loss, 5);
     expect(r.tokens).toBe(3 * 4 + 3 * 4 + 2 * 6 + 1 * 4 + 3 * 4);
     let nonzero = 0;
     for (const [n, g] of want) {

@@ -104,7 +104,7 @@ describe('trainVAE', () => {
     await expect(run({ data: rgb })).rejects.toThrow(/the dataset has 3 channels but the model expects 1/);
     await expect(run({ crop: { frames: 4 } })).rejects.toThrow(/crop frames to be 1 \+ k\*4 .*\(1, 5, 9\), got 4/);
     await expect(run({ crop: { size: 10 } })).rejects.toThrow(/crop height to be a multiple of 4/);
-    await expect(run({ steps: 0 })).rejects.toThrow(/steps to be an integer >= 1/);
+    await expect(run({ steps: 0 })).rejects.toThrow(/steps to be a positive integer/);
     await expect(run({ data: { length: 0 } })).rejects.toThrow(/expected a dataset/);
     const short: VideoDataset = { length: 1, shape: [1, 5, 16, 16], get: () => ({ video: new Float32Array(10) }) };
     await expect(run({ data: short })).rejects.toThrow(/sample \d has 10 values, expected 1280/);

@@ -160,7 +160,7 @@ export function classifyVideoDigits(classifier: DigitClassifier, videos: Tensor,
     const part = crops.slice(at, at + chunk);
     const flat = new Float32Array(part.length * S * S);
     part.forEach((c, i) => flat.set(c, i * S * S));
-    const lp = tidy(() => noGrad(() => F.logSoftmax(classifier.forward(tensor(flat, { shape: [part.length, S, S] })), -1).toFloat32Array()));
+    const lp = tidy(() => noGrad(() => F.logSoftmax(classifier.forward(tensor(flat, { shape: [part.length, S, S], device: classifier.device })), -1).toFloat32Array()));
     part.forEach((_, i) => {
       const b = owner[at + i];
       counts[b]++;

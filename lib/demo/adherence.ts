@@ -5,7 +5,7 @@
 import { captionFor, DIRECTIONS, Direction } from '../data/moving_mnist';
 import { saveVideo } from '../io/video';
 import { cat, shapeStr } from '../ops/basic';
-import { Tensor, tidy, typeName } from '../tensor';
+import { Device, Tensor, tidy, typeName } from '../tensor';
 import { classifyVideoDigits, DigitClassifier, loadDigitClassifier } from './digits';
 import { estimateDirections } from './motion';
 
@@ -46,8 +46,10 @@ export interface AdherenceOptions {
   samplesPerPrompt?: number;
   /** Captions per sampleFn call (default 8). */
   batchSize?: number;
-  /** Default: loadDigitClassifier(). */
+  /** Default: loadDigitClassifier() on `device`. */
   classifier?: DigitClassifier;
+  /** The device the default classifier judges on (default 'cpu'). */
+  device?: Device;
   /** Writes every sample as one grid GIF (a row per prompt when samplesPerPrompt > 1). */
   gifPath?: string;
   fps?: number;
@@ -93,7 +95,7 @@ export async function evaluatePromptAdherence(opts: AdherenceOptions): Promise<A
   if (!Number.isInteger(bs) || bs < 1) throw new RangeError(`${op}: expected batchSize >= 1, got ${String(bs)}`);
   const targets = opts.prompts.map(parsePrompt);
   const jobs = targets.flatMap((t, i) => new Array<number>(per).fill(i));
-  const classifier = opts.classifier ?? loadDigitClassifier();
+  const classifier = opts.classifier ?? loadDigitClassifier().to(opts.device ?? 'cpu');
   const judged: SampleJudgement[] = [];
   const kept: Tensor[] = [];
   try {
