@@ -249,7 +249,7 @@ struct Registration {
     DeviceAllocator a;
     // The allocator interface does not carry the asking op yet: errors other than out of
     // memory name the allocator.
-    a.alloc = [](size_t n, int d) { return cached_alloc(n, d, "cuda allocator"); };
+    a.alloc = [](size_t n, int d, const char* op) { return cached_alloc(n, d, op); };
     a.free = [](void* p, size_t n, int d) { cached_free(p, n, d); };
     a.reserved = [] { return reserved_bytes(); };
     set_device_allocator(DeviceType::CUDA, a);

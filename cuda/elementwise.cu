@@ -75,7 +75,7 @@ PairDesc describe_pair(const Tensor& a, const Tensor& b, const char* op) {
 
 namespace {
 
-// ---- dtype conversions, mirroring cpu/copy.cc's load/store through double ------------
+// ---- dtype conversions, mirroring cpu/elementwise.cc's load/store through double ------------
 
 __device__ __forceinline__ uint16_t d_f32_to_bf16(float f) {
   uint32_t u = __float_as_uint(f);

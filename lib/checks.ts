@@ -3,7 +3,8 @@
 // argument; each check returns the value (narrowed) or throws a TypeError/RangeError
 // that says what was expected and what came. This module imports nothing at run time,
 // so any file may use it without creating an import loop.
-import type { Device } from './tensor';
+/** 'cpu' (the host), 'cpu:N' (a simulated host device, TESSERA_HOST_DEVICES), 'cuda', 'cuda:N'. */
+export type Device = 'cpu' | `cpu:${number}` | 'cuda' | `cuda:${number}`;
 
 /** [t, h, w] sizes (kernels, strides, patches, grids). */
 export type Triple = [number, number, number];

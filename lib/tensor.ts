@@ -6,11 +6,10 @@
 import { Handle, native } from './native';
 import type { Node } from './autograd/node';
 import * as ops from './ops/basic';
-import { typeName } from './checks';
+import { Device, typeName } from './checks';
 
 export type DType = 'float32' | 'float64' | 'bfloat16' | 'float16' | 'int32' | 'int64' | 'uint8' | 'bool';
-/** 'cpu' (the host), 'cpu:N' (a simulated host device, TESSERA_HOST_DEVICES), 'cuda', 'cuda:N'. */
-export type Device = 'cpu' | `cpu:${number}` | 'cuda' | `cuda:${number}`;
+export type { Device };
 export const DTYPES: readonly DType[] = ['float32', 'float64', 'bfloat16', 'float16', 'int32', 'int64', 'uint8', 'bool'];
 
 export type NestedArray = number | boolean | NestedArray[];

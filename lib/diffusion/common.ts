@@ -184,7 +184,7 @@ export function resolveConditionFrames(op: string, cf: ConditionFrames | undefin
 export function frameMaskedMean(perElement: Tensor, mask: Tensor | null): Tensor {
   const dims = perElement.shape.map((_, i) => i).slice(1);
   if (!mask) return perElement.mean(dims).mean();
-  const [B, C, T, H, W] = perElement.shape;
+  const [, C, , H, W] = perElement.shape;
   const keepW = mask.mul(-1).add(1); // [B, 1, T, 1, 1]
   const counts = keepW.sum([1, 2, 3, 4]).mul(C * H * W); // [B]
   return perElement.mul(keepW).sum(dims).div(counts).mean();

@@ -20,7 +20,7 @@ import { Device, Tensor, keep as keepTensor, tidy } from '../tensor';
 import { typeName } from '../checks';
 import {
   ModelFn, SampleOptionsBase, callModel, checkNumber, checkPosInt, checkShape, frameMaskedMean, frameTimesteps, guidedModel,
-  keepFrames, modelTimesteps, noiseSource, perSampleOf, resolveConditionFrames, samplingDevice, withSeed,
+  keepFrames, modelTimesteps, noiseSource, resolveConditionFrames, samplingDevice, withSeed,
 } from './common';
 import { composeTrainingLoss, Diffusion, TrainingBatch, TrainingLoss, TrainingLossOptions } from './diffusion';
 

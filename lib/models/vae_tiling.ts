@@ -16,7 +16,12 @@ import { tensor } from '../creation';
 import { cat } from '../ops/basic';
 import { Module } from '../nn/module';
 import { Tensor, keep, tidy, typeName } from '../tensor';
-import type { VideoVAE } from './vae';
+/** What chunking needs of a VideoVAE (structural, so this file does not import vae.ts). */
+export interface ChunkedVAE {
+  readonly config: { temporalCompression: number; spatialCompression: number };
+  readonly encoder: { forward(x: Tensor, cache: CausalCache | null): Tensor };
+  readonly decoder: { forward(z: Tensor, cache: CausalCache | null): Tensor };
+}
 
 export interface ChunkOptions {
   /**
@@ -60,7 +65,7 @@ interface Plan {
   overlapG: number;
 }
 
-function plan(vae: VideoVAE, opts: ChunkOptions, T: number, decode: boolean, op: string): Plan {
+function plan(vae: ChunkedVAE, opts: ChunkOptions, T: number, decode: boolean, op: string): Plan {
   const { temporalCompression: ft, spatialCompression: fs } = vae.config;
   const chunks: number[] = [];
   if (opts.temporalChunk === undefined) chunks.push(T);
@@ -182,13 +187,13 @@ function run(
 }
 
 /** Encoder moments [B, 2Z, T', H', W'] of a video, chunked in time and / or tiled in space. */
-export function encodeChunked(vae: VideoVAE, x: Tensor, opts: ChunkOptions): Tensor {
+export function encodeChunked(vae: ChunkedVAE, x: Tensor, opts: ChunkOptions): Tensor {
   const p = plan(vae, opts, x.shape[2], false, 'encode');
   return noGrad(() => run(x, p, vae.config.spatialCompression, 1, (xc, cache) => vae.encoder.forward(xc, cache)));
 }
 
 /** A video [B, C, T, H, W] decoded from latents [B, Z, T', H', W'], chunked and / or tiled. */
-export function decodeChunked(vae: VideoVAE, z: Tensor, opts: ChunkOptions): Tensor {
+export function decodeChunked(vae: ChunkedVAE, z: Tensor, opts: ChunkOptions): Tensor {
   const p = plan(vae, opts, z.shape[2], true, 'decode');
   return noGrad(() => run(z, p, 1, vae.config.spatialCompression, (zc, cache) => vae.decoder.forward(zc, cache)));
 }

@@ -3,7 +3,7 @@
 import { Conv3dOptions } from '../ops/conv';
 import * as F from '../ops/functional';
 import { reshape } from '../ops/basic';
-import { Tensor, typeName } from '../tensor';
+import { Tensor } from '../tensor';
 import { defaultLayerInit, normal } from './init';
 import { LayerOptions, Linear } from './layers';
 import { Module, Parameter } from './module';

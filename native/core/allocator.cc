@@ -211,7 +211,7 @@ void* raw_alloc(size_t nbytes, Device dev, const char* op) {
 #endif
     if (!g_cuda_alloc.alloc)
       fail(op, "device ", dev.str(), " is not available (tessera was built without the CUDA backend or no device answered)");
-    p = g_cuda_alloc.alloc(n, dev.index);
+    p = g_cuda_alloc.alloc(n, dev.index, op);
     if (!p) fail(op, "out of memory on ", dev.str(), " allocating ", nbytes, " bytes");
     g_cuda += static_cast<int64_t>(nbytes);
   }

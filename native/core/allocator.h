@@ -36,7 +36,9 @@ void count_host_read(size_t nbytes);
 // A device allocator (the CUDA backend installs one). alloc returns nullptr on
 // out-of-memory; the caller turns that into an error.
 struct DeviceAllocator {
-  void* (*alloc)(size_t nbytes, int device_index) = nullptr;
+  // op names the caller, so an error other than out of memory (a sticky fault of an
+  // earlier kernel, say) is reported against the op that met it.
+  void* (*alloc)(size_t nbytes, int device_index, const char* op) = nullptr;
   void (*free)(void* ptr, size_t nbytes, int device_index) = nullptr;
   int64_t (*reserved)() = nullptr;
 };

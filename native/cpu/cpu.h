@@ -22,7 +22,8 @@
 //   cpu_backend.cc      backend.cu         the Backend binding (and, on CPU, the
 //                                          reference switch and CPU features)
 // CPU only: peak.cc (FMA peak), scratch.cc/.h (per-thread scratch), vec.h (SIMD math),
-// common.h (grains and blocked sums of the op families). CUDA only: runtime.cu (streams,
+// common.h (grains and blocked sums of the op families), kernel_device.h (the device a
+// kernel's workspace is counted on: cpu or a simulated cpu:N). CUDA only: runtime.cu (streams,
 // caching allocator), common.cuh, mma.cuh.
 #pragma once
 #include <cstdint>

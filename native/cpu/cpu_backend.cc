@@ -94,7 +94,7 @@ class CpuBackend final : public Backend {
     cpu::gemm(false, true, M, N, K, inp, K, weight, K, out, N, 0.0f, bias);
   }
 
-  // ---- nn family (native/cpu/nn.cc) ------------------------------------------------------
+  // ---- nn family (softmax.cc, norm.cc, modulate.cc, embedding.cc, dropout.cc, loss.cc, upsample.cc, patchify.cc) --
   void softmax_forward(float* out, const float* inp, int64_t outer, int64_t n, int64_t inner, bool log) override {
     cpu::softmax_forward(out, inp, outer, n, inner, log);
   }
