@@ -57,9 +57,9 @@ constexpr uint64_t kPlainMagic = 0x7e55e7a91a100001ULL;
 // A cache of freed large CPU blocks. A training step allocates and frees the same
 // activation sizes over and over; from glibc those are fresh pages each time (mmap, or
 // heap memory trimmed back to the system on free): a page fault and a zeroed 4 KiB page
-// on first touch. Measured on the demo DiT step (2 cores): 64,000 minor faults and
-// ~0.2 s of kernel time a step while the cache held 32 blocks, ~150 once it held the
-// step's working set (interleaved runs: 0.78-1.05 s a step before, 0.67-0.77 after). Blocks of at least kCacheMin bytes
+// on first touch, which costs more than the kernels of a small step (the figures are in
+// benchmarks/RESULTS.md, "Kernel notes"). So the cache holds a whole step's working
+// set, not a few blocks. Blocks of at least kCacheMin bytes
 // (malloc sizes, rounded up to kCacheGrain) are kept on free and handed out again for
 // the same rounded size, most recently freed first; when the cache would exceed its
 // limit the least recently freed blocks go back to malloc. The limit is

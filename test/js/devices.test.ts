@@ -85,23 +85,25 @@ describe('training steps on cpu:1 equal cpu, allocate nothing on cpu, read the l
     expect(b.r.reads).toBe(2); // steps 2 and 4
   });
 
-  test('VAE chunked and tiled encode / decode', () => {
-    const run = (device: ts.Device) => {
+  test('VAE chunked and tiled encode / decode', async () => {
+    const run = async (device: ts.Device) => {
       ts.manualSeed(4);
       const vae = new ts.VideoVAE(vaeConfig, { device });
       const x = ts.randn([1, 1, 9, 32, 32], { device });
-      const r = ts.tidy(() => ts.noGrad(() => {
+      const r = await measured(() => ts.tidy(() => ts.noGrad(() => {
         const z = vae.encode(x, { temporalChunk: 5, tile: { size: 16, overlap: 8 } }).mode();
         return [z, vae.decode(z, { temporalChunk: 5, tile: { size: 16, overlap: 8 } })];
-      }));
-      const out = r.map((t) => t.toFloat32Array());
-      [...r, x].forEach((t) => t.dispose());
+      })));
+      const out = r.value.map((t) => t.toFloat32Array());
+      [...r.value, x].forEach((t) => t.dispose());
       vae.dispose();
-      return out;
+      return { out, r };
     };
-    const a = run('cpu');
-    const b = run(D1);
-    for (let i = 0; i < 2; i++) expect(Buffer.from(b[i].buffer).equals(Buffer.from(a[i].buffer))).toBe(true);
+    const a = await run('cpu');
+    const b = await run(D1);
+    for (let i = 0; i < 2; i++) expect(Buffer.from(b.out[i].buffer).equals(Buffer.from(a.out[i].buffer))).toBe(true);
+    expect(b.r.cpuPeak).toBe(0);
+    expect(b.r.reads).toBe(0);
   });
 
   const captions = ['the digit 1 moves up', 'the digit 2 moves left', 'the digit 3 moves down', ''];
