@@ -20,7 +20,7 @@ function infoText(): string {
     `backend: ${i.backend}`,
     `cpu: ${i.cpu.features.join(', ') || 'no AVX'}; ${i.cpu.threads} threads (${i.cpu.hardwareThreads} available); GEMM kernel ${i.cpu.gemmKernel}; OpenMP ${i.cpu.openmp ? 'on' : 'off'}`,
   ];
-  lines.push(`devices: cpu${i.hostDevices > 1 ? `, cpu:1 to cpu:${i.hostDevices - 1} (simulated host devices, TESSERA_HOST_DEVICES=${i.hostDevices})` : ''}${i.cuda.available ? `, ${i.cuda.devices.map((d) => `cuda:${d.index}`).join(', ')}` : ''}`);
+  lines.push(`devices: cpu${i.hostDevices > 1 ? `, ${i.hostDevices > 2 ? `cpu:1 to cpu:${i.hostDevices - 1}` : 'cpu:1'} (simulated host devices, TESSERA_HOST_DEVICES=${i.hostDevices})` : ''}${i.cuda.available ? `, ${i.cuda.devices.map((d) => `cuda:${d.index}`).join(', ')}` : ''}`);
   if (i.cuda.available) {
     for (const d of i.cuda.devices) lines.push(`cuda:${d.index}: ${d.name}, ${(d.totalMemory / 2 ** 30).toFixed(1)} GiB, sm ${d.computeCapability}`);
     lines.push('cuda precision: training defaults to bf16 (tensor cores); fp32 attention and conv use scalar kernels, with no TF32 or fp32 flash path yet: use bf16 for speed');
