@@ -136,6 +136,15 @@ function readHeaderFd(fd: number): SafetensorsHeader {
 
 function withFile<T>(op: string, file: string, fn: (fd: number) => T): T {
   if (typeof file !== 'string' || file === '') throw new TypeError(`${op}: expected a file path, got ${typeName(file)}`);
+  // A FIFO or device would block the open (or the reads) forever: regular files only,
+  // checked before opening.
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(file);
+  } catch (e) {
+    throw new Error(`${op}: cannot open ${file}: ${(e as Error).message}`);
+  }
+  if (!st.isFile()) throw new Error(`${op}: ${file} is not a regular file (${st.isDirectory() ? 'a directory' : st.isFIFO() ? 'a FIFO' : 'a device or socket'})`);
   let fd: number;
   try {
     fd = fs.openSync(file, 'r');

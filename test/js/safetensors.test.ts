@@ -227,3 +227,16 @@ describe('validation of malformed files', () => {
     expect(ts.loadSafetensors(g).tensors.__proto__.toArray()).toEqual([1, 2]);
   });
 });
+
+test('loadSafetensors takes regular files only: a FIFO or a directory is refused at once, never waited on', () => {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-fifo-'));
+  try {
+    const fifo = path.join(d, 'pipe.safetensors');
+    spawnSync('mkfifo', [fifo]);
+    expect(fs.statSync(fifo).isFIFO()).toBe(true);
+    expect(() => ts.loadSafetensors(fifo)).toThrow(`loadSafetensors: ${fifo} is not a regular file (a FIFO)`);
+    expect(() => ts.readSafetensorsHeader(d)).toThrow(`readSafetensorsHeader: ${d} is not a regular file (a directory)`);
+  } finally {
+    fs.rmSync(d, { recursive: true, force: true });
+  }
+});
