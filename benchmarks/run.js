@@ -114,6 +114,12 @@ function callsPerSample(fn) {
 
 async function main() {
   ts.setNumThreads(threads);
+  const all = cases(ts);
+  if (filter && !all.some((c) => `${c.name} ${c.shape}`.includes(filter))) {
+    // A filter that matches nothing is a typo, not an empty benchmark.
+    console.error(`bench: --filter '${filter}' matches no case (cases: ${[...new Set(all.map((c) => c.name))].join(', ')})`);
+    process.exit(2);
+  }
   const peak = ts.tidy(() => require('../dist/native').native.measurePeakGflops(0.5));
   const torch = startTorch();
   const rows = [];
@@ -122,7 +128,7 @@ async function main() {
   console.log(torch.available ? `PyTorch ${torch.version} (OPENBLAS_CORETYPE=${CORETYPE}), BLAS: ${torch.blas}` : torch.reason);
   if (torch.available && !/openblas/i.test(torch.blas))
     console.log('WARNING: PyTorch is not on OpenBLAS (the reference BLAS is far slower); install it with: apt-get install libopenblas0-pthread');
-  for (const c of cases(ts)) {
+  for (const c of all) {
     if (filter && !`${c.name} ${c.shape}`.includes(filter)) continue;
     const fn = c.setup();
     const warm = c.warmup ?? 2;

@@ -53,11 +53,19 @@ export function buildProgram(): Command {
     if (o.filter) args.push('--filter', o.filter);
     if (o.json) args.push('--json', o.json);
     const r = spawnSync(process.execPath, args, { stdio: 'inherit' });
+    if (r.status === 2) throw new SilentExit(2); // a bad option: the suite printed its one line
     if (r.status !== 0) throw new CliError(`bench: the suite failed (exit ${r.status})`);
   });
 
   addTrainingCommands(program);
   return program;
+}
+
+/** Ends a command with an exit code after its one line was already printed (by a child process). */
+class SilentExit extends Error {
+  constructor(readonly code: number) {
+    super(`exit ${code}`);
+  }
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -72,6 +80,7 @@ export async function main(argv: string[]): Promise<number> {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
       return e.exitCode || 1; // commander already printed its one line
     }
+    if (e instanceof SilentExit) return e.code;
     const msg = e instanceof Error ? e.message : String(e);
     process.stderr.write(`tessera: ${msg}\n`);
     return e instanceof Interrupted ? 130 : 1;
