@@ -56,18 +56,76 @@ export function addCommon(cmd: Command, outHelp = 'output directory'): Command {
     .option('--out <dir>', outHelp);
 }
 
-/** Merges --config (a JSON object of option names to values) under the flags given. */
+/** Edit distance (for "did you mean"). */
+function distance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++)
+    for (let j = 1; j <= b.length; j++) d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+  return d[a.length][b.length];
+}
+
+/**
+ * Merges --config (a JSON object of option names to values) under the flags given. Every
+ * value goes through the same parser and checks as its flag (so a bad value fails the
+ * same way, naming the key and the file); a key no option has is an error that names the
+ * nearest known one. Keys are the options' names (`samplesPerPrompt`, or the flag's
+ * spelling `samples-per-prompt`).
+ */
 export function withConfig<T extends CommonOptions>(cmd: Command, opts: T): T {
   if (!opts.config) return opts;
+  const file = opts.config;
   let cfg: unknown;
   try {
-    cfg = JSON.parse(fs.readFileSync(opts.config, 'utf8'));
+    cfg = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (e) {
-    throw new CliError(`--config ${opts.config}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+    throw new CliError(`--config ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
   }
-  if (!cfg || typeof cfg !== 'object' || Array.isArray(cfg)) throw new CliError(`--config ${opts.config}: expected a JSON object`);
-  const merged: Record<string, unknown> = { ...(cfg as Record<string, unknown>) };
-  for (const [k, v] of Object.entries(opts)) if (cmd.getOptionValueSource(k) !== 'default' || !(k in merged)) merged[k] = v;
+  if (!cfg || typeof cfg !== 'object' || Array.isArray(cfg)) throw new CliError(`--config ${file}: expected a JSON object`);
+  const options = cmd.options.filter((o) => o.attributeName() !== 'config');
+  const byName = new Map<string, Option>();
+  for (const o of options) {
+    byName.set(o.attributeName(), o);
+    if (o.long) byName.set(o.long.replace(/^--/, ''), o);
+  }
+  const merged: Record<string, unknown> = { ...(opts as Record<string, unknown>) };
+  for (const [key, raw] of Object.entries(cfg as Record<string, unknown>)) {
+    const o = byName.get(key);
+    if (!o) {
+      const names = [...new Set(options.map((x) => x.attributeName()))];
+      const near = names.map((n) => [n, distance(key.toLowerCase(), n.toLowerCase())] as const).sort((x, y) => x[1] - y[1])[0];
+      throw new CliError(`--config ${file}: unknown key '${key}' for '${cmd.name()}'${near && near[1] <= Math.max(2, key.length / 3) ? ` (did you mean '${near[0]}'?)` : ''}; known: ${names.join(', ')}`);
+    }
+    const name = o.attributeName();
+    if (cmd.getOptionValueSource(name) === 'cli') continue; // the flag given wins
+    const where = `--config ${file}: '${key}'`;
+    const reword = (e: unknown): never => {
+      const m = e instanceof Error ? e.message : String(e);
+      throw new CliError(`${where}: ${m.replace(/^--[\w-]+ /, '')}`);
+    };
+    let v: unknown;
+    if (o.isBoolean() && !o.required && !o.optional) {
+      if (typeof raw !== 'boolean') throw new CliError(`${where}: expected true or false, got ${JSON.stringify(raw)}`);
+      v = raw;
+    } else {
+      const items = Array.isArray(raw) ? raw : [raw];
+      if (!Array.isArray(raw) && (raw === null || typeof raw === 'object')) throw new CliError(`${where}: expected a value, got ${JSON.stringify(raw)}`);
+      if (items.some((x) => x === null || typeof x === 'object')) throw new CliError(`${where}: expected plain values, got ${JSON.stringify(raw)}`);
+      const parse = (o as Option & { parseArg?: (value: string, previous: unknown) => unknown }).parseArg;
+      let acc: unknown = Array.isArray(raw) ? [] : undefined;
+      for (const x of items) {
+        const text = String(x);
+        if (o.argChoices && !o.argChoices.includes(text)) throw new CliError(`${where}: expected one of ${o.argChoices.join(', ')}, got '${text}'`);
+        try {
+          acc = parse ? parse(text, acc) : text;
+        } catch (e) {
+          reword(e);
+        }
+      }
+      v = acc;
+    }
+    merged[name] = v;
+  }
   return merged as T;
 }
 

@@ -71,3 +71,32 @@ test('the package bin is an executable node script (npx tessera runs it directly
   expect(fs.readFileSync(bin, 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true);
   expect(fs.statSync(bin).mode & 0o111).toBe(0o111);
 });
+
+test('--config values go through the flags\' parsers; unknown keys name the nearest known one', () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-cfg-'));
+  try {
+    for (const [cfg, pattern] of [
+      [{ device: 'tpu' }, /^tessera: --config .*c0\.json: 'device': expects cpu, cuda, cuda:N/],
+      [{ threads: 0 }, /^tessera: --config .*c1\.json: 'threads': expects a positive integer, got '0'\n$/],
+      [{ cfg: -3 }, /^tessera: --config .*c2\.json: 'cfg': expects a positive number, got '-3'\n$/],
+      [{ stepz: 3 }, /^tessera: --config .*c3\.json: unknown key 'stepz' for 'sample' \(did you mean 'steps'\?\); known: /],
+      [{ size: '63y64' }, /^tessera: --config .*c4\.json: 'size': expects HEIGHTxWIDTH/],
+      [{ frames: 16 }, /^tessera: --config .*c5\.json: 'frames': expects 1 \+ 4k frames/],
+      [{ quick: 'yes' }, /^tessera: --config .*c6\.json: unknown key 'quick' for 'sample'/],
+      [{ steps: { n: 3 } }, /^tessera: --config .*c7\.json: 'steps': expected a value, got \{"n":3\}\n$/],
+    ] as [Record<string, unknown>, RegExp][]) {
+      const file = path.join(tmp, `c${['device', 'threads', 'cfg', 'stepz', 'size', 'frames', 'quick', 'steps'].indexOf(Object.keys(cfg)[0])}.json`);
+      fs.writeFileSync(file, JSON.stringify(cfg));
+      const r = run('sample', '--config', file, '--prompt', 'x', '--out', path.join(tmp, 'x.gif'));
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(pattern);
+    }
+    // a train flag in a train command's config is parsed too; a boolean must be a boolean
+    const q = path.join(tmp, 'q.json');
+    fs.writeFileSync(q, JSON.stringify({ quick: 'yes' }));
+    const r = run('train-vae', '--config', q, '--out', path.join(tmp, 'vae'));
+    expect(r.stderr).toMatch(/^tessera: --config .*q\.json: 'quick': expected true or false, got "yes"\n$/);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
