@@ -34,7 +34,7 @@ export * as optim from './optim';
 export * as distributed from './distributed';
 export { saveSafetensors, loadSafetensors, readSafetensorsHeader } from './io/safetensors';
 export type { Safetensors, SafetensorsHeader, SafetensorsEntry } from './io/safetensors';
-export { saveCheckpoint, loadCheckpoint, restoreCheckpoint, disposeCheckpoint } from './train/checkpoint';
+export { saveCheckpoint, loadCheckpoint, restoreCheckpoint, disposeCheckpoint, latestCheckpoint } from './train/checkpoint';
 export type { Checkpoint, CheckpointInput, RngState } from './train/checkpoint';
 export { Patchifier } from './models/patchifier';
 export type { PatchifierOptions, Packed, Bucket, Grid, PositionKind, PatchOrder } from './models/patchifier';
@@ -55,7 +55,8 @@ export type {
 } from './diffusion';
 export { trainDiT, sample, latentDataset, withFirstFrameImages, packedTrainingStep } from './train/dit';
 export type { Precision } from './train/precision';
-export type { TrainDiTOptions, TrainDiTResult, TrainDiTStep, SampleOptions, LatentDataset, LatentSample, LatentDecoder } from './train/dit';
+export type { DistributedOption, DataParallelOptions } from './train/distributed';
+export type { TrainDiTOptions, TrainDiTResult, TrainDiTStep, SampleOptions, LatentDataset, LatentSample, LatentDecoder, PackedPart } from './train/dit';
 export {
   VideoVAE, vaePresets, DiagonalGaussian, CausalCache, toModelRange, fromModelRange, toUint8, fromUint8,
 } from './models/vae';

@@ -17,7 +17,10 @@ export interface LauncherEnv {
   source: string;
 }
 
-function intVar(env: NodeJS.ProcessEnv, name: string): number | null {
+/** The environment, typed structurally so the declarations need no @types/node. */
+type Env = Record<string, string | undefined>;
+
+function intVar(env: Env, name: string): number | null {
   const v = env[name];
   if (v === undefined || v === '') return null;
   const n = Number(v);
@@ -26,7 +29,7 @@ function intVar(env: NodeJS.ProcessEnv, name: string): number | null {
   return n;
 }
 
-export function launcherEnv(env: NodeJS.ProcessEnv = process.env): LauncherEnv {
+export function launcherEnv(env: Env = process.env): LauncherEnv {
   const tables: [LauncherEnv['launcher'], string, string[], string[]][] = [
     ['openmpi', 'OMPI_COMM_WORLD_RANK', ['OMPI_COMM_WORLD_SIZE'], ['OMPI_COMM_WORLD_LOCAL_RANK']],
     ['pmi', 'PMI_RANK', ['PMI_SIZE'], ['MPI_LOCALRANKID']],

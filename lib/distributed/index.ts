@@ -5,6 +5,7 @@ export {
   barrier, destroy, abort,
 } from './group';
 export type { ReduceOp, InitOptions, ProcessGroupInfo, Availability } from './group';
+export { allReduceNumbers, broadcastObject, allGatherObject } from './objects';
 export { launcherEnv } from './env';
 export type { LauncherEnv } from './env';
 export { DistributedDataParallel } from './ddp';

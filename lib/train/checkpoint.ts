@@ -219,6 +219,19 @@ export function saveCheckpoint(dir: string, ck: CheckpointInput, opts: { keep?: 
 
 // ---- loading ------------------------------------------------------------------------------
 
+/** The step directory `dir`'s `latest` names, or null when dir holds no checkpoint yet. */
+export function latestCheckpoint(dir: string): string | null {
+  const root = path.resolve(dir);
+  if (!fs.existsSync(root)) return null;
+  let latest: string | null;
+  try {
+    latest = readLatest(root);
+  } catch (e) {
+    throw new Error(`latestCheckpoint: ${(e as Error).message}`);
+  }
+  return latest === null ? null : path.join(root, latest);
+}
+
 /**
  * Reads a checkpoint: `dir` is a checkpoint root (its `latest` is followed) or a
  * step directory. The returned tensors belong to the caller.

@@ -2,10 +2,12 @@
 // cache) and text-to-video sampling through the DiT and the VAE decoder. Both run on
 // one device (the model's, or `device`): batches, noise, timesteps and masks are made
 // there, and a training step reads one thing back, the loss (with the gradient norm)
-// at the logging cadence.
+// at the logging cadence. On several ranks (ts.distributed; the `distributed` option)
+// each rank runs its slice of the global batch and DDP averages the gradients; see
+// train/distributed.ts for how that equals one process with the whole batch.
 import * as fs from 'fs';
 import * as path from 'path';
-import { manualSeed, randn, tensor } from '../creation';
+import { getRngState, manualSeed, randn, setRngState, tensor } from '../creation';
 import { noGrad } from '../autograd/node';
 import { ConditionFrames, keepFrames, randomFrameMask } from '../diffusion/common';
 import { Diffusion } from '../diffusion/diffusion';
@@ -23,7 +25,8 @@ import { warmupCosine } from '../optim/schedule';
 import { Device, keep, Tensor, tidy } from '../tensor';
 import { device as checkDevice, posInt } from '../checks';
 import { Precision, resolvePrecision, withPrecision } from './precision';
-import { restoreCheckpoint, saveCheckpoint } from './checkpoint';
+import { latestCheckpoint, restoreCheckpoint, saveCheckpoint } from './checkpoint';
+import { dataParallel, DistributedOption } from './distributed';
 
 /** One latent sample: latent [C, T, H, W] and its caption (text models) or label (class models). */
 export interface LatentSample {
@@ -89,9 +92,14 @@ export interface TrainDiTStep {
   lr: number;
   tokensPerSecond: number;
   seconds: number;
-  /** Samples and tokens in this step's batch. */
+  /** Samples and tokens in this step's batch (the global batch, over all ranks). */
   samples: number;
   tokens: number;
+  /**
+   * Milliseconds this step spent communicating: waiting for DDP's gradient all-reduce at
+   * the end of backward, plus the step's control and logging collectives (0 on one rank).
+   */
+  commMs: number;
 }
 
 export interface TrainDiTOptions {
@@ -147,6 +155,13 @@ export interface TrainDiTOptions {
    * reads back from its device. A NaN loss is noticed at these steps.
    */
   logEvery?: number;
+  /**
+   * Data-parallel training over the ranks of ts.distributed (train/distributed.ts): 'auto'
+   * (default: on when it is initialized with several ranks), true, false, or DDP options.
+   * batchSize (and batchTokens) is then the global batch, split over the ranks; only
+   * rank 0 writes the log and checkpoints (checkpointDir on a filesystem all ranks share).
+   */
+  distributed?: DistributedOption;
 }
 
 export interface TrainDiTResult {
@@ -154,6 +169,7 @@ export interface TrainDiTResult {
   stopped: 'done' | 'aborted' | 'nan';
   lastLoss: number;
   ema: EMA | null;
+  /** The last checkpoint written (rank 0; null on the other ranks). */
   checkpoint: string | null;
 }
 
@@ -161,26 +177,30 @@ function gridKey(t: Tensor): string {
   return t.shape.join('x');
 }
 
-/** A batch of samples of one grid: one random anchor, the rest drawn among equal grids. */
-function drawBatch(data: LatentDataset, B: number | ((key: string) => number), rng: DataRng, byGrid: Map<string, number[]>, keys: string[]): LatentSample[] {
+/** The dataset indices of a batch of one grid: one random anchor, the rest drawn among equal grids. */
+function drawIndices(B: number | ((key: string) => number), rng: DataRng, byGrid: Map<string, number[]>, keys: string[]): number[] {
   const key = keys[rng.int(keys.length)];
   const pool = byGrid.get(key)!;
   const n = typeof B === 'number' ? B : B(key);
-  return Array.from({ length: n }, () => data.get(pool[rng.int(pool.length)]));
+  return Array.from({ length: n }, () => pool[rng.int(pool.length)]);
 }
 
-function condition(dit: DiT, batch: LatentSample[], drop: number, rng: DataRng): DiTCondition {
+/**
+ * The conditioning of `samples`, which sit at `positions` of a batch of n: the guidance
+ * dropout is drawn for all n samples (as one process with the whole batch draws it), and
+ * each sample takes the draw of its position.
+ */
+function condition(dit: DiT, samples: LatentSample[], positions: number[], n: number, drop: number, rng: DataRng): DiTCondition {
   const kind = dit.config.condition;
-  if (kind === 'text') return { prompts: batch.map((s) => (rng.next() < drop ? '' : s.caption ?? '')) };
-  if (kind === 'class') {
-    return {
-      labels: batch.map((s) => {
-        if (s.label === undefined) throw new Error('trainDiT: class-conditional DiT needs a label on every sample');
-        return rng.next() < drop ? dit.config.numClasses : s.label;
-      }),
-    };
-  }
-  return null;
+  if (kind !== 'text' && kind !== 'class') return null;
+  const dropped = Array.from({ length: n }, () => rng.next() < drop);
+  if (kind === 'text') return { prompts: samples.map((s, k) => (dropped[positions[k]] ? '' : s.caption ?? '')) };
+  return {
+    labels: samples.map((s, k) => {
+      if (s.label === undefined) throw new Error('trainDiT: class-conditional DiT needs a label on every sample');
+      return dropped[positions[k]] ? dit.config.numClasses : s.label;
+    }),
+  };
 }
 
 function tokensOf(dit: DiT, latent: readonly number[]): number {
@@ -188,38 +208,68 @@ function tokensOf(dit: DiT, latent: readonly number[]): number {
   return (T / p[0]) * (H / p[1]) * (W / p[2]);
 }
 
+/** The part of a packed batch one rank runs (see packedTrainingStep). */
+export interface PackedPart {
+  /** The latent shape [C, T, H, W] of every sample of the global batch. */
+  shapes: number[][];
+  /** This rank's samples are [start, end) of the global batch; `batch` holds exactly these. */
+  start: number;
+  end: number;
+  /** Ranks sharing the batch: the loss is weighted so that their mean is the global batch's. */
+  world: number;
+}
+
 /**
  * One packed training step (gradients accumulated, loss returned as a tensor, not read).
  * Per group of equal grids: the frame mask (conditioning frames), noise and timesteps are
  * drawn and x_t formed; one packed forward of all samples gives every output; each
- * group's loss comes from its outputs. Every sample weighs the same.
+ * group's loss comes from its outputs. Every sample weighs the same. With `part`, batch
+ * holds one rank's samples of a global batch: the random draws are made for the whole
+ * batch (the one-process sequence) and sliced, and the loss is that rank's share.
+ * Returns the loss and the tokens of the samples run.
  */
-export function packedTrainingStep(dit: DiT, diffusion: Diffusion, batch: LatentSample[], drop: number, condProb: number, rng: DataRng): { loss: Tensor; tokens: number } {
+export function packedTrainingStep(
+  dit: DiT, diffusion: Diffusion, batch: LatentSample[], drop: number, condProb: number, rng: DataRng, part?: PackedPart,
+): { loss: Tensor; tokens: number } {
+  const shapes = part ? part.shapes : batch.map((s) => s.latent.shape as number[]);
+  const start = part?.start ?? 0, end = part?.end ?? batch.length, world = part?.world ?? 1;
+  const N = shapes.length;
+  if (end - start !== batch.length || start < 0 || end > N || start >= end)
+    throw new RangeError(`packedTrainingStep: expected the samples [${start}, ${end}) of a batch of ${N}, got ${batch.length} samples`);
   const groups = new Map<string, number[]>();
-  batch.forEach((s, i) => {
-    const k = gridKey(s.latent);
+  shapes.forEach((sh, i) => {
+    const k = sh.join('x');
     if (!groups.has(k)) groups.set(k, []);
     groups.get(k)!.push(i);
   });
-  const order = [...groups.values()].flat(); // samples grouped by grid
-  const cond = condition(dit, order.map((i) => batch[i]), drop, rng);
+  const mine = (i: number): boolean => i >= start && i < end;
+  const grouped = [...groups.values()].flat(); // the samples grouped by grid: the order of the forward
+  const at = grouped.map((_, p) => p).filter((p) => mine(grouped[p])); // this rank's positions in it
+  const order = at.map((p) => grouped[p]);
+  const cond = condition(dit, order.map((i) => batch[i - start]), at, N, drop, rng);
   const device = dit.device;
   const plans: { x0: Tensor; noise: Tensor; xt: Tensor; t: Tensor; mask: Tensor | null; mt: Tensor }[] = [];
   for (const idx of groups.values()) {
-    const x0 = stack(idx.map((i) => batch[i].latent)); // [B_g, C, T, H, W]
-    const Bg = idx.length, T = x0.shape[2];
-    const mask = condProb > 0 && T > 1 ? randomFrameMask(Bg, T, { prob: condProb, device }) : null; // [B_g, 1, T, 1, 1]
-    const noise = randn([...x0.shape], { device });
-    const t = diffusion.sampleTimesteps(Bg, { device, numTokens: x0.shape.slice(2).reduce((a, b) => a * b, 1) }); // [B_g]
+    const shape = shapes[idx[0]]; // [C, T, H, W]
+    const Bg = idx.length, T = shape[1];
+    // Drawn for the whole group; this rank's members are a contiguous run of it.
+    const maskAll = condProb > 0 && T > 1 ? randomFrameMask(Bg, T, { prob: condProb, device }) : null; // [B_g, 1, T, 1, 1]
+    const noiseAll = randn([Bg, ...shape], { device });
+    const tAll = diffusion.sampleTimesteps(Bg, { device, numTokens: shape.slice(1).reduce((a, b) => a * b, 1) }); // [B_g]
+    const lo = idx.findIndex(mine), n = idx.filter(mine).length;
+    if (n === 0) continue;
+    const rows = (x: Tensor): Tensor => (n === Bg ? x : x.slice(0, lo, lo + n).contiguous());
+    const x0 = stack(idx.slice(lo, lo + n).map((i) => batch[i - start].latent)); // [b_g, C, T, H, W]
+    const mask = maskAll && rows(maskAll), noise = rows(noiseAll), t = rows(tAll);
     let xt = diffusion.addNoise(x0, noise, t);
     if (mask) xt = keepFrames(xt, x0, mask);
-    plans.push({ x0, noise, xt, t, mask, mt: diffusion.modelTimesteps(t, mask) }); // mt [B_g] | [B_g, T]
+    plans.push({ x0, noise, xt, t, mask, mt: diffusion.modelTimesteps(t, mask) }); // mt [b_g] | [b_g, T]
   }
   const perFrame = plans.some((p) => p.mask);
   const xts: Tensor[] = [], tms: Tensor[] = [];
   for (const p of plans) {
     const [Bg, , T] = p.x0.shape;
-    const mt = perFrame && !p.mask ? p.mt.reshape([Bg, 1]).expand([Bg, T]) : p.mt; // [B_g] | [B_g, T]
+    const mt = perFrame && !p.mask ? p.mt.reshape([Bg, 1]).expand([Bg, T]) : p.mt; // [b_g] | [b_g, T]
     for (let b = 0; b < Bg; b++) {
       xts.push(p.xt.slice(0, b, b + 1).detach()); // [1, C, T, H, W]
       tms.push(perFrame ? mt.slice(0, b, b + 1).reshape([T]) : mt.slice(0, b, b + 1)); // [T] | [1]
@@ -229,13 +279,13 @@ export function packedTrainingStep(dit: DiT, diffusion: Diffusion, batch: Latent
   let k = 0, total: Tensor | null = null;
   for (const p of plans) {
     const Bg = p.x0.shape[0];
-    const y = cat(ys.slice(k, k + Bg), 0); // [B_g, Cout, T, H, W]
+    const y = cat(ys.slice(k, k + Bg), 0); // [b_g, Cout, T, H, W]
     k += Bg;
-    const l = diffusion.loss(y, { x0: p.x0, noise: p.noise, xt: p.xt, t: p.t, frameMask: p.mask }).loss.mul(Bg / batch.length);
+    const l = diffusion.loss(y, { x0: p.x0, noise: p.noise, xt: p.xt, t: p.t, frameMask: p.mask }).loss.mul((Bg * world) / N);
     total = total ? total.add(l) : l;
   }
   total!.backward();
-  return { loss: total!.detach(), tokens: order.reduce((a, i) => a + tokensOf(dit, batch[i].latent.shape), 0) };
+  return { loss: total!.detach(), tokens: order.reduce((a, i) => a + tokensOf(dit, shapes[i]), 0) };
 }
 
 function isDiffusion(d: unknown): d is Diffusion {
@@ -273,114 +323,147 @@ export async function trainDiT(o: TrainDiTOptions): Promise<TrainDiTResult> {
   const warm = o.warmup ?? Math.min(500, Math.floor(o.steps / 10));
   const schedule = warmupCosine(warm, o.steps, { minFactor: 0.1 });
   if (o.progress !== undefined && typeof o.progress !== 'function') throw new TypeError(`${op}: expected progress to be a function returning 0..1, got ${typeof o.progress}`);
-  const lrScale = (step: number): number => {
-    if (!o.progress || step < warm) return schedule(step);
+  const progressAt = (step: number): number => {
+    if (!o.progress || step < warm) return 0;
     const p = o.progress();
     if (!Number.isFinite(p)) throw new RangeError(`${op}: progress() returned ${p}; expected a number in [0, 1]`);
-    return 0.1 + 0.9 * 0.5 * (1 + Math.cos(Math.PI * Math.min(1, Math.max(0, p))));
+    return p;
   };
-  const opt = new AdamW(dit.parameters(), { lr, weightDecay: o.weightDecay ?? 0 });
-  const ema = o.ema === null ? null : new EMA(dit, o.ema ?? 0.999);
-  const every = o.checkpointEvery ?? 500;
+  const lrScale = (step: number, p: number): number =>
+    !o.progress || step < warm ? schedule(step) : 0.1 + 0.9 * 0.5 * (1 + Math.cos(Math.PI * Math.min(1, Math.max(0, p))));
+  // Before the EMA copies the weights: DDP makes them rank 0's.
+  const dp = dataParallel(op, o.distributed, dit);
+  try {
+    if (dp.world > o.batchSize && o.batchTokens === undefined)
+      throw new RangeError(`${op}: batchSize ${o.batchSize} is the global batch and cannot be split over ${dp.world} ranks; use batchSize >= ${dp.world}`);
+    const opt = new AdamW(dit.parameters(), { lr, weightDecay: o.weightDecay ?? 0 });
+    const ema = o.ema === null ? null : new EMA(dit, o.ema ?? 0.999);
+    const every = o.checkpointEvery ?? 500;
 
-  // Index the data by grid once (bucketing).
-  const byGrid = new Map<string, number[]>();
-  for (let i = 0; i < o.data.length; i++) {
-    tidy(() => {
-      const s = o.data.get(i);
-      const k = gridKey(s.latent);
-      if (s.latent.rank !== 4) throw new Error(`${op}: sample ${i}: expected a latent [C, T, H, W], got [${s.latent.shape.join(', ')}]`);
-      if (!byGrid.has(k)) byGrid.set(k, []);
-      byGrid.get(k)!.push(i);
-    });
-  }
-  const keys = [...byGrid.keys()];
-  const bt = o.batchTokens;
-  const batchOf = bt === undefined ? o.batchSize : (key: string): number => Math.max(1, Math.floor(bt / tokensOf(dit, key.split('x').map(Number))));
-
-  let start = 0;
-  let lastGood: string | null = null;
-  if (o.checkpointDir && fs.existsSync(path.join(o.checkpointDir, 'latest'))) {
-    const r = restoreCheckpoint(o.checkpointDir, { model: dit, optimizer: opt, ema: ema ?? undefined });
-    start = r.step;
-    lastGood = r.path;
-  } else if (o.seed !== undefined) {
-    manualSeed(o.seed);
-  }
-  const logFile = o.checkpointDir ? path.join(o.checkpointDir, 'log.jsonl') : null;
-  if (logFile) fs.mkdirSync(o.checkpointDir!, { recursive: true });
-  const save = (step: number): string =>
-    saveCheckpoint(o.checkpointDir!, { model: dit, optimizer: opt, ema: ema ?? undefined, step, config: { dit: dit.config } });
-
-  let lastLoss = NaN, lastNorm = NaN, loggedStep = 0;
-  let step = start;
-  let stopped: TrainDiTResult['stopped'] = 'done';
-  dit.train();
-  const model = (xt: Tensor, t: Tensor, cond: DiTCondition): Tensor => dit.forward(xt, t, cond);
-  while (step < o.steps) {
-    if (o.signal?.aborted) {
-      stopped = 'aborted';
-      break;
-    }
-    const t0 = Date.now();
-    const rng = new DataRng(o.seed ?? 0, 7, step);
-    const scale = lrScale(step);
-    opt.setLRScale(scale);
-    let tokens = 0, samples = o.batchSize;
-    // The step's loss and gradient norm stay on the device; read together (one read) when logged.
-    const stats = tidy(() => {
-      const loss = withPrecision(precision, () => {
-        if (pack) {
-          const r = packedTrainingStep(dit, o.diffusion, Array.from({ length: o.batchSize }, () => o.data.get(rng.int(o.data.length))), cfgDropout, condProb, rng);
-          tokens = r.tokens;
-          return r.loss;
-        }
-        const batch = drawBatch(o.data, batchOf, rng, byGrid, keys);
-        const B = (samples = batch.length);
-        const x0 = stack(batch.map((s) => s.latent)); // [B, C, T, H, W]
-        if (x0.device !== device) throw new Error(`${op}: the dataset gives latents on ${x0.device}, the model is on ${device} (latentDataset(cache, { device }))`);
-        tokens = B * tokensOf(dit, x0.shape.slice(1));
-        const T = x0.shape[2];
-        const cond = condition(dit, batch, cfgDropout, rng);
-        const conditionFrames = condProb > 0 && T > 1 ? randomFrameMask(B, T, { prob: condProb, device }) : undefined;
-        const l = o.diffusion.trainingLoss(model, x0, { cond, conditionFrames }).loss;
-        l.backward();
-        return l.detach();
+    // Index the data by grid once (bucketing).
+    const byGrid = new Map<string, number[]>();
+    const shapeOf: number[][] = [];
+    for (let i = 0; i < o.data.length; i++) {
+      tidy(() => {
+        const s = o.data.get(i);
+        const k = gridKey(s.latent);
+        if (s.latent.rank !== 4) throw new Error(`${op}: sample ${i}: expected a latent [C, T, H, W], got [${s.latent.shape.join(', ')}]`);
+        if (!byGrid.has(k)) byGrid.set(k, []);
+        byGrid.get(k)!.push(i);
+        shapeOf.push(s.latent.shape as number[]);
       });
-      const gradNorm = clipGradNorm(dit, o.maxGradNorm ?? 1); // on the device
-      return keep(cat([loss.reshape([1]), gradNorm.reshape([1])], 0)); // [2]
-    });
-    const log = (step + 1) % logEvery === 0 || step + 1 === o.steps;
-    if (log) {
-      const [l, g] = stats.toFloat32Array(); // the step's one read
-      lastLoss = l;
-      lastNorm = g;
-      loggedStep = step + 1;
     }
-    stats.dispose();
-    if (log && !Number.isFinite(lastLoss)) {
+    const keys = [...byGrid.keys()];
+    const bt = o.batchTokens;
+    const batchOf = bt === undefined ? o.batchSize : (key: string): number => Math.max(1, Math.floor(bt / tokensOf(dit, key.split('x').map(Number))));
+
+    let start = 0;
+    let lastGood: string | null = null;
+    // Rank 0 says whether and from where to resume; every rank reads that checkpoint.
+    const resumeFrom = o.checkpointDir ? dp.fromRank0(() => latestCheckpoint(o.checkpointDir!)) : null;
+    if (resumeFrom) {
+      const r = restoreCheckpoint(resumeFrom, { model: dit, optimizer: opt, ema: ema ?? undefined });
+      start = r.step;
+      if (dp.isMain) lastGood = r.path;
+    } else if (o.seed !== undefined) {
+      manualSeed(o.seed);
+    }
+    if (dp.active) setRngState(dp.fromRank0(() => getRngState())); // one shared stream (see train/distributed.ts)
+    const logFile = o.checkpointDir && dp.isMain ? path.join(o.checkpointDir, 'log.jsonl') : null;
+    if (logFile) fs.mkdirSync(o.checkpointDir!, { recursive: true });
+    const save = (step: number): string | null =>
+      dp.isMain ? saveCheckpoint(o.checkpointDir!, { model: dit, optimizer: opt, ema: ema ?? undefined, step, config: { dit: dit.config } }) : null;
+
+    let lastLoss = NaN, lastNorm = NaN, loggedStep = 0;
+    let step = start;
+    let stopped: TrainDiTResult['stopped'] = 'done';
+    dit.train();
+    const model = (xt: Tensor, t: Tensor, cond: DiTCondition): Tensor => dp.perRank(() => dit.forward(xt, t, cond));
+    while (step < o.steps) {
+      // Every rank stops at the same step, and decays the lr by the same progress.
+      const ctl = dp.control(!!o.signal?.aborted, progressAt(step));
+      if (ctl.stop) {
+        stopped = 'aborted';
+        break;
+      }
+      const t0 = Date.now();
+      const rng = new DataRng(o.seed ?? 0, 7, step);
+      const scale = lrScale(step, ctl.progress);
+      opt.setLRScale(scale);
+      let tokens = 0, samples = o.batchSize;
+      // The step's loss and gradient norm stay on the device; read together (one read) when logged.
+      const stats = tidy(() => {
+        const loss = withPrecision(precision, () => {
+          dp.prepareForBackward();
+          if (pack) {
+            // The global batch's indices; this rank loads and runs its part.
+            const idx = Array.from({ length: o.batchSize }, () => rng.int(o.data.length));
+            const [a, b] = dp.part(idx.length);
+            const part = dp.active ? { shapes: idx.map((i) => shapeOf[i]), start: a, end: b, world: dp.world } : undefined;
+            const r = packedTrainingStep(dit, o.diffusion, idx.slice(a, b).map((i) => o.data.get(i)), cfgDropout, condProb, rng, part);
+            tokens = idx.reduce((n, i) => n + tokensOf(dit, shapeOf[i]), 0);
+            return r.loss;
+          }
+          const idx = drawIndices(batchOf, rng, byGrid, keys);
+          const B = (samples = idx.length);
+          const [a, b] = dp.part(B);
+          if (a === b) throw new RangeError(`${op}: a batch of ${B} samples cannot be split over ${dp.world} ranks; raise batchTokens`);
+          const batch = idx.slice(a, b).map((i) => o.data.get(i));
+          const x0 = stack(batch.map((s) => s.latent)); // [b, C, T, H, W]: this rank's rows of the batch
+          if (x0.device !== device) throw new Error(`${op}: the dataset gives latents on ${x0.device}, the model is on ${device} (latentDataset(cache, { device }))`);
+          const [, C, T, H, W] = x0.shape;
+          tokens = B * tokensOf(dit, [C, T, H, W]);
+          const cond = condition(dit, batch, batch.map((_, k) => a + k), B, cfgDropout, rng);
+          // Drawn for the whole batch, in the order trainingLoss draws them (mask, t, noise); this rank's rows kept.
+          const rows = (x: Tensor): Tensor => (b - a === B ? x : x.slice(0, a, b).contiguous());
+          const mask = condProb > 0 && T > 1 ? randomFrameMask(B, T, { prob: condProb, device }) : undefined; // [B, 1, T, 1, 1]
+          const t = o.diffusion.sampleTimesteps(B, { device, numTokens: T * H * W }); // [B]
+          const noise = randn([B, C, T, H, W], { device });
+          let l = o.diffusion.trainingLoss(model, x0, { cond, conditionFrames: mask && rows(mask), t: rows(t), noise: rows(noise) }).loss;
+          const w = dp.lossWeight(b - a, B);
+          if (w !== 1) l = l.mul(w);
+          l.backward();
+          return l.detach();
+        });
+        const gradNorm = clipGradNorm(dit, o.maxGradNorm ?? 1); // on the device
+        return keep(cat([loss.reshape([1]), gradNorm.reshape([1])], 0)); // [2]
+      });
+      const log = (step + 1) % logEvery === 0 || step + 1 === o.steps;
+      if (log) {
+        // The mean over the ranks: the global batch's loss, and a NaN on any rank is a NaN on every rank.
+        const [l, g] = dp.mean(stats).toFloat32Array(); // the step's one read
+        lastLoss = l;
+        lastNorm = g;
+        loggedStep = step + 1;
+      }
+      stats.dispose();
+      if (log && !Number.isFinite(lastLoss)) {
+        opt.zeroGrad();
+        stopped = 'nan';
+        const where = lastGood ? `; the last good checkpoint is ${lastGood}` : '';
+        if (dp.isMain) process.stderr.write(`trainDiT: the loss became ${lastLoss} at step ${step + 1}${dp.active ? ` (mean over ${dp.world} ranks)` : ''}; stopping${where}\n`);
+        break;
+      }
+      opt.step();
       opt.zeroGrad();
-      stopped = 'nan';
-      const where = lastGood ? `; the last good checkpoint is ${lastGood}` : '';
-      process.stderr.write(`trainDiT: the loss became ${lastLoss} at step ${step + 1}; stopping${where}\n`);
-      break;
+      ema?.update();
+      step++;
+      const seconds = (Date.now() - t0) / 1000;
+      const info: TrainDiTStep = {
+        step, loss: lastLoss, gradNorm: lastNorm, loggedStep, lr: lr * scale, tokensPerSecond: tokens / Math.max(seconds, 1e-6), seconds, samples, tokens,
+        commMs: dp.takeCommMs(),
+      };
+      if (logFile && log) fs.appendFileSync(logFile, JSON.stringify(info) + '\n');
+      o.onStep?.(info);
+      if (o.checkpointDir && (step % every === 0 || step === o.steps)) lastGood = save(step);
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
-    opt.step();
-    opt.zeroGrad();
-    ema?.update();
-    step++;
-    const seconds = (Date.now() - t0) / 1000;
-    const info: TrainDiTStep = {
-      step, loss: lastLoss, gradNorm: lastNorm, loggedStep, lr: lr * scale, tokensPerSecond: tokens / Math.max(seconds, 1e-6), seconds, samples, tokens,
-    };
-    if (logFile && log) fs.appendFileSync(logFile, JSON.stringify(info) + '\n');
-    o.onStep?.(info);
-    if (o.checkpointDir && (step % every === 0 || step === o.steps)) lastGood = save(step);
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    if (stopped === 'aborted' && o.checkpointDir) lastGood = save(step);
+    dit.eval();
+    return { steps: step, stopped, lastLoss, ema, checkpoint: lastGood };
+  } finally {
+    dp.close();
   }
-  if (stopped === 'aborted' && o.checkpointDir) lastGood = save(step);
-  dit.eval();
-  return { steps: step, stopped, lastLoss, ema, checkpoint: lastGood };
 }
 
 /** A decoder from latents to video in [-1, 1] (VideoVAE fits). */

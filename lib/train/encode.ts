@@ -1,16 +1,22 @@
 // encodeDataset: the loop that runs a VideoVAE's encoder over a dataset into a latent
 // cache (data/latent_cache.ts holds the format, its writer and its reader). Encoding runs
 // on the VAE's device (or `device`); batches are made there from the dataset's host
-// values, and each batch's latents are read back once, to be written.
+// values, and each batch's latents are read back once, to be written. On several ranks
+// (ts.distributed; the `distributed` option) each shard's samples are split into one
+// contiguous part per rank, each rank encodes its part, and rank 0 gathers the latents
+// (an allGather, the parts padded to one size) and writes the shard and the index.
 import { noGrad } from '../autograd/node';
-import { tensor } from '../creation';
+import { tensor, zeros } from '../creation';
 import { checkDataset, getChecked, VideoDataset } from '../data/dataset';
 import { LatentCacheIndex, LatentCacheWriter } from '../data/latent_cache';
 import type { VideoVAE } from '../models/vae';
 import type { ChunkOptions } from '../models/vae_tiling';
+import { allGather } from '../distributed/group';
+import { allGatherObject } from '../distributed/objects';
 import { cat } from '../ops/basic';
 import { Device, Tensor, tidy } from '../tensor';
 import { device as checkDevice, posInt, typeName } from '../checks';
+import { DataParallel, dataParallel, DistributedOption } from './distributed';
 
 export interface EncodeDatasetOptions {
   batchSize?: number; // default 4
@@ -24,7 +30,33 @@ export interface EncodeDatasetOptions {
   chunk?: ChunkOptions;
   /** The device to encode on (default the VAE's); the VAE is moved there. */
   device?: Device;
+  /** Called after every shard (on every rank, with the counts of all ranks). */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Split the encoding over the ranks of ts.distributed ('auto': when it is initialized
+   * with several ranks); rank 0 writes the cache, every rank returns its index.
+   */
+  distributed?: DistributedOption;
+}
+
+/**
+ * The shard's tensor [sn, ...] from every rank's part [m_r, ...] (on rank 0; null
+ * elsewhere): parts are padded to the largest, all-gathered, and unpadded.
+ */
+function gatherParts(dp: DataParallel, part: Tensor | null, sn: number, row: number[], device: Device): Tensor | null {
+  const P = Math.ceil(sn / dp.world);
+  return tidy(() => {
+    const m = part ? part.shape[0] : 0;
+    const padded = m === P ? part! : m === 0 ? zeros([P, ...row], { device }) : cat([part!, zeros([P - m, ...row], { device })], 0);
+    const all = allGather(padded); // [world, P, ...row]
+    if (!dp.isMain) return null;
+    const rows: Tensor[] = [];
+    for (let r = 0; r < dp.world; r++) {
+      const [a, b] = [Math.floor((r * sn) / dp.world), Math.floor(((r + 1) * sn) / dp.world)];
+      if (b > a) rows.push(all.slice(0, r, r + 1).reshape([P, ...row]).slice(0, 0, b - a));
+    }
+    return cat(rows, 0);
+  });
 }
 
 /** Encodes a dataset with `vae` (posterior means; logvars too when asked) into shards under dir. */
@@ -40,17 +72,20 @@ export function encodeDataset(vae: VideoVAE, data: VideoDataset, dir: string, op
   const [C, T, H, W] = data.shape;
   vae.checkShape([1, C, T, H, W], 'encodeDataset');
   const per = C * T * H * W;
-  const writer = new LatentCacheWriter(dir);
+  const dp = dataParallel(op, opts.distributed);
+  const row = vae.latentShape([1, C, T, H, W]).slice(1); // [Z, T', H', W']
+  const writer = dp.isMain ? new LatentCacheWriter(dir) : null;
   const wasTraining = vae.training;
   vae.eval();
   try {
     for (let s0 = 0; s0 < count; s0 += shardSize) {
       const sn = Math.min(shardSize, count - s0);
+      const [p0, p1] = dp.part(sn).map((k) => s0 + k); // this rank's part of the shard
       const captions: (string | null)[] = [], metas: unknown[] = [];
       const means: Tensor[] = [], logvars: Tensor[] = [];
       try {
-        for (let i = s0; i < s0 + sn; i += B) {
-          const b = Math.min(B, s0 + sn - i);
+        for (let i = p0; i < p1; i += B) {
+          const b = Math.min(B, p1 - i);
           const x = new Float32Array(b * per);
           for (let k = 0; k < b; k++) {
             const s = getChecked(data, i + k, op);
@@ -68,7 +103,14 @@ export function encodeDataset(vae: VideoVAE, data: VideoDataset, dir: string, op
           if (opts.logvar) logvars.push(lv);
           else lv.dispose();
         }
-        tidy(() => writer.addShard(cat(means, 0), opts.logvar ? cat(logvars, 0) : null, captions, metas));
+        if (!dp.active) tidy(() => writer!.addShard(cat(means, 0), opts.logvar ? cat(logvars, 0) : null, captions, metas));
+        else
+          tidy(() => {
+            const m = gatherParts(dp, means.length ? cat(means, 0) : null, sn, row, device);
+            const lv = opts.logvar ? gatherParts(dp, logvars.length ? cat(logvars, 0) : null, sn, row, device) : null;
+            const texts = allGatherObject({ captions, metas });
+            if (writer) writer.addShard(m!, lv, texts.flatMap((x) => x.captions), texts.flatMap((x) => x.metas));
+          });
       } finally {
         for (const t of [...means, ...logvars]) t.dispose();
       }
@@ -77,7 +119,8 @@ export function encodeDataset(vae: VideoVAE, data: VideoDataset, dir: string, op
   } finally {
     vae.train(wasTraining);
   }
-  return writer.finish(vae.config, !!opts.logvar);
+  // Sent from rank 0 once written: no rank reads the cache before its index exists.
+  return dp.fromRank0(() => writer!.finish(vae.config, !!opts.logvar));
 }
 
 export type { LatentCacheIndex };

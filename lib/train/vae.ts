@@ -6,11 +6,13 @@
 // AdamW, linear warmup then constant or cosine lr, global-norm gradient clipping,
 // optional EMA, a JSONL log, and crash-safe checkpoints with exact resume: batches and
 // crops are a pure function of (seed, step), and the tensor RNG (posterior samples) is
-// saved with each checkpoint.
+// saved with each checkpoint. On several ranks (ts.distributed; the `distributed`
+// option) batchSize is the global batch: each rank runs its slice and DDP averages the
+// gradients, as train/distributed.ts describes.
 import * as fs from 'fs';
 import * as path from 'path';
 import { noGrad } from '../autograd/node';
-import { tensor } from '../creation';
+import { getRngState, randn, setRngState, tensor } from '../creation';
 import { checkDataset, getChecked, VideoDataset } from '../data/dataset';
 import { DataRng } from '../data/rng';
 import { mseValues, psnrValues, ssimValues } from '../eval/metrics';
@@ -24,7 +26,9 @@ import { Device, keep, Tensor, tidy, typeName } from '../tensor';
 import { cat, stack } from '../ops/basic';
 import { device as checkDevice, finiteNumber, posInt } from '../checks';
 import { Precision, resolvePrecision, withPrecision } from './precision';
-import { restoreCheckpoint, saveCheckpoint } from './checkpoint';
+import { latestCheckpoint, restoreCheckpoint, saveCheckpoint } from './checkpoint';
+import { dataParallel, DistributedOption } from './distributed';
+import { allReduceNumbers } from '../distributed/objects';
 
 export interface VAECrop {
   /** Frames per crop: 1 + k * temporalCompression (default: the whole clip). */
@@ -43,9 +47,15 @@ export interface VAEStepInfo {
   kl: number;
   lr: number;
   gradNorm: number;
+  /** Samples of the global batch (all ranks) per second. */
   samplesPerSec: number;
   /** Seconds since this call started. */
   elapsed: number;
+  /**
+   * Milliseconds this step spent communicating: waiting for DDP's gradient all-reduce at
+   * the end of backward, plus the step's control and logging collectives (0 on one rank).
+   */
+  commMs: number;
 }
 
 export interface TrainVAEOptions {
@@ -95,6 +105,13 @@ export interface TrainVAEOptions {
    * step reads back from its device. A NaN is noticed at these steps.
    */
   logEvery?: number;
+  /**
+   * Data-parallel training over the ranks of ts.distributed (train/distributed.ts): 'auto'
+   * (default: on when it is initialized with several ranks), true, false, or DDP options.
+   * batchSize is then the global batch, split over the ranks; only rank 0 writes the log
+   * and checkpoints (checkpointDir on a filesystem all ranks share).
+   */
+  distributed?: DistributedOption;
 }
 
 export interface TrainVAEResult {
@@ -105,7 +122,7 @@ export interface TrainVAEResult {
   resumedFrom: number;
   last: VAEStepInfo | null;
   ema: EMA | null;
-  /** The last checkpoint written (step directory), if any. */
+  /** The last checkpoint written (step directory), if any (rank 0; null on the other ranks). */
   checkpoint: string | null;
 }
 
@@ -132,16 +149,26 @@ function cropPlan(model: VideoVAE, data: VideoDataset, crop: VAECrop | undefined
   return { frames, h, w };
 }
 
-/** The batch of `step` on the host: indices and crop offsets from (seed, step); values mapped to [-1, 1]. */
-function makeBatchHost(data: VideoDataset, B: number, cp: CropPlan, seed: number, step: number): Float32Array {
-  const [C, T, H, W] = data.shape;
+/** The samples and crop offsets of the batch of `step` (all B rows): a pure function of (seed, step). */
+function batchDraws(data: VideoDataset, B: number, cp: CropPlan, seed: number, step: number): { i: number; t0: number; y0: number; x0: number }[] {
+  const [, T, H, W] = data.shape;
   const rng = new DataRng(seed, step);
-  const out = new Float32Array(B * C * cp.frames * cp.h * cp.w);
+  return Array.from({ length: B }, () => ({ i: rng.int(data.length), t0: rng.int(T - cp.frames + 1), y0: rng.int(H - cp.h + 1), x0: rng.int(W - cp.w + 1) }));
+}
+
+/** Steps after the current one whose samples a dataset with prefetch() hears of. */
+const PREFETCH_STEPS = 2;
+
+/**
+ * Samples [a, b) of the batch of `step` on the host: indices and crop offsets are drawn
+ * for all B samples from (seed, step), only [a, b) are loaded; values mapped to [-1, 1].
+ */
+function makeBatchHost(data: VideoDataset, B: number, cp: CropPlan, seed: number, step: number, a = 0, b = B): Float32Array {
+  const [C, T, H, W] = data.shape;
+  const out = new Float32Array((b - a) * C * cp.frames * cp.h * cp.w);
   let o = 0;
-  for (let b = 0; b < B; b++) {
-    const i = rng.int(data.length);
+  for (const { i, t0, y0, x0 } of batchDraws(data, B, cp, seed, step).slice(a, b)) {
     const v = getChecked(data, i, 'trainVAE').video;
-    const t0 = rng.int(T - cp.frames + 1), y0 = rng.int(H - cp.h + 1), x0 = rng.int(W - cp.w + 1);
     for (let c = 0; c < C; c++)
       for (let t = 0; t < cp.frames; t++)
         for (let y = 0; y < cp.h; y++) {
@@ -152,9 +179,9 @@ function makeBatchHost(data: VideoDataset, B: number, cp: CropPlan, seed: number
   return out;
 }
 
-/** The batch of `step` as a tensor [B, C, T, H, W] on `device`. */
-function makeBatch(data: VideoDataset, B: number, cp: CropPlan, seed: number, step: number, device: Device): Tensor {
-  return tensor(makeBatchHost(data, B, cp, seed, step), { shape: [B, data.shape[0], cp.frames, cp.h, cp.w], device });
+/** Samples [a, b) of the batch of `step` as a tensor [b - a, C, T, H, W] on `device`. */
+function makeBatch(data: VideoDataset, B: number, cp: CropPlan, seed: number, step: number, device: Device, a: number, b: number): Tensor {
+  return tensor(makeBatchHost(data, B, cp, seed, step, a, b), { shape: [b - a, data.shape[0], cp.frames, cp.h, cp.w], device });
 }
 
 /** Sets the decoder's output bias to the per-channel mean of a host batch v [B, C, ...]. */
@@ -207,99 +234,125 @@ export async function trainVAE(opts: TrainVAEOptions): Promise<TrainVAEResult> {
     scheduleKind === 'cosine' && warmup < steps ? warmupCosine(warmup, steps, { minFactor: 0.1 }) : linearWarmup(warmup);
 
   const optimizer = new AdamW(model, { lr, weightDecay: finiteNumber('trainVAE', 'weightDecay', opts.weightDecay ?? 0, 0), betas: [0.9, 0.99] });
+  const dp = dataParallel('trainVAE', opts.distributed);
+  if (dp.world > B) throw new RangeError(`trainVAE: batchSize ${B} is the global batch and cannot be split over ${dp.world} ranks; use batchSize >= ${dp.world}`);
   const dir = opts.checkpointDir ? path.resolve(opts.checkpointDir) : null;
-  const logFile = dir ? path.join(dir, 'log.jsonl') : null;
+  const logFile = dir && dp.isMain ? path.join(dir, 'log.jsonl') : null;
   const config = { vae: model.config, train: { steps, batchSize: B, lr, warmup, klWeight, mseWeight, seed, crop: cp, schedule: scheduleKind } };
 
-  const resuming = !!dir && opts.resume !== false && fs.existsSync(path.join(dir, 'latest'));
-  if (!resuming && opts.initOutputBias !== false) initOutputBias(model, makeBatchHost(data, B, cp, seed, 0), B, data.shape[0]);
-  // The EMA starts from the weights training starts from (a given EMA is reset to them).
-  let ema: EMA | null = null;
-  if (opts.ema instanceof EMA) {
-    ema = opts.ema;
-    if (!resuming) ema.loadStateDict({ decay: ema.decay, numUpdates: 0, shadow: model.stateDict() });
-  } else if (opts.ema !== undefined) ema = new EMA(model, opts.ema);
-  let step = 0;
-  if (resuming) step = restoreCheckpoint(dir!, { model, optimizer, ema: ema ?? undefined }).step;
-  const resumedFrom = step;
-  if (dir) fs.mkdirSync(dir, { recursive: true });
-  const log = (rec: Record<string, unknown>): void => {
-    if (logFile) fs.appendFileSync(logFile, `${JSON.stringify(rec)}\n`);
-  };
-  let checkpoint: string | null = null;
-  let savedStep = resuming ? step : -1;
-  const save = (): void => {
-    if (!dir || step === savedStep) return;
-    if (!allFinite(model)) throw new Error(`trainVAE: the weights hold NaN/Inf at step ${step}; not saving over the last good checkpoint`);
-    checkpoint = saveCheckpoint(dir, { model, optimizer, ema: ema ?? undefined, step, config }, { keep: keepN });
-    savedStep = step;
-  };
-
-  const start = process.hrtime.bigint();
-  const perSample = data.shape[0] * cp.frames * cp.h * cp.w;
-  let last: VAEStepInfo | null = null;
-  let loss = NaN, l1 = NaN, mse = NaN, kl = NaN, gradNorm = NaN, loggedStep = 0;
-  let stopReason: TrainVAEResult['stopReason'] = 'completed';
-  model.train();
-  while (step < steps) {
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    if (opts.signal?.aborted) {
-      stopReason = 'aborted';
-      break;
-    }
-    const t0 = process.hrtime.bigint();
-    const scale = schedule(step);
-    optimizer.setLRScale(scale);
-    // The loss terms and gradient norm stay on the device; read together (one read) when logged.
-    const stats = tidy(() => {
-      const terms = withPrecision(precision, () => {
-        const x = makeBatch(data, B, cp, seed, step, device); // [B, C, T, H, W] in [-1, 1]
-        const { recon, posterior } = model.forward(x); // recon [B, C, T, H, W]
-        const rl1 = l1Loss(recon, x);
-        const rmse = mseLoss(recon, x);
-        const rkl = posterior.kl();
-        let total = rl1.add(rkl.mul(klWeight / perSample));
-        if (mseWeight > 0) total = total.add(rmse.mul(mseWeight));
-        total.backward();
-        posterior.dispose();
-        return [total, rl1, rmse, rkl].map((v) => v.detach().reshape([1]));
-      });
-      const gradNorm = clipGradNorm(model, maxGradNorm).reshape([1]); // on the device; leaves non-finite gradients alone
-      return keep(cat([...terms, gradNorm], 0)); // [5]
-    });
-    const logged = (step + 1) % logEvery === 0 || step + 1 === steps;
-    if (logged) {
-      [loss, l1, mse, kl, gradNorm] = Array.from(stats.toFloat32Array()); // the step's one read
-      loggedStep = step + 1;
-    }
-    stats.dispose();
-    if (logged && (!Number.isFinite(loss) || !Number.isFinite(gradNorm))) {
-      optimizer.zeroGrad();
-      const what = !Number.isFinite(loss) ? `the loss became ${loss}` : `the gradient norm became ${gradNorm}`;
-      log({ step: step + 1, event: 'nan', loss, l1, kl, gradNorm });
-      throw new Error(
-        `trainVAE: ${what} at step ${step + 1} (l1 ${l1}, kl ${kl}); stopped without updating or saving. ` +
-          (checkpoint || (dir && fs.existsSync(path.join(dir, 'latest')))
-            ? `The last good checkpoint in ${dir} is kept; resume from it with a lower lr.`
-            : 'No checkpoint was written (set checkpointDir to keep one).'),
-      );
-    }
-    optimizer.step();
-    optimizer.zeroGrad();
-    ema?.update();
-    step++;
-    const now = process.hrtime.bigint();
-    const dt = Number(now - t0) / 1e9;
-    last = {
-      step, loggedStep, loss, l1, mse, kl, lr: lr * scale, gradNorm, samplesPerSec: B / dt, elapsed: Number(now - start) / 1e9,
+  // Rank 0 says whether and from where to resume; every rank reads that checkpoint.
+  const resumeFrom = dir && opts.resume !== false ? dp.fromRank0(() => latestCheckpoint(dir)) : null;
+  const resuming = resumeFrom !== null;
+  if (!resuming && opts.initOutputBias !== false && dp.isMain) initOutputBias(model, makeBatchHost(data, B, cp, seed, 0), B, data.shape[0]);
+  try {
+    dp.wrap(model); // rank 0's weights everywhere, before the EMA copies them
+    // The EMA starts from the weights training starts from (a given EMA is reset to them).
+    let ema: EMA | null = null;
+    if (opts.ema instanceof EMA) {
+      ema = opts.ema;
+      if (!resuming) ema.loadStateDict({ decay: ema.decay, numUpdates: 0, shadow: model.stateDict() });
+    } else if (opts.ema !== undefined) ema = new EMA(model, opts.ema);
+    let step = 0;
+    if (resuming) step = restoreCheckpoint(resumeFrom, { model, optimizer, ema: ema ?? undefined }).step;
+    if (dp.active) setRngState(dp.fromRank0(() => getRngState())); // one shared stream (see train/distributed.ts)
+    const resumedFrom = step;
+    if (logFile) fs.mkdirSync(dir!, { recursive: true });
+    const log = (rec: Record<string, unknown>): void => {
+      if (logFile) fs.appendFileSync(logFile, `${JSON.stringify(rec)}\n`);
     };
-    if (logged) log({ ...last });
-    opts.onStep?.(last);
-    if (step % every === 0 && step < steps) save();
+    let checkpoint: string | null = null;
+    let savedStep = resuming ? step : -1;
+    const save = (): void => {
+      if (!dir || !dp.isMain || step === savedStep) return;
+      if (!allFinite(model)) throw new Error(`trainVAE: the weights hold NaN/Inf at step ${step}; not saving over the last good checkpoint`);
+      checkpoint = saveCheckpoint(dir, { model, optimizer, ema: ema ?? undefined, step, config }, { keep: keepN });
+      savedStep = step;
+    };
+
+    const start = process.hrtime.bigint();
+    const perSample = data.shape[0] * cp.frames * cp.h * cp.w;
+    const [a, b] = dp.part(B);
+    const w = dp.lossWeight(b - a, B);
+    const latent = model.latentShape([B, data.shape[0], cp.frames, cp.h, cp.w]); // [B, Z, T', H', W']
+    let last: VAEStepInfo | null = null;
+    let loss = NaN, l1 = NaN, mse = NaN, kl = NaN, gradNorm = NaN, loggedStep = 0;
+    let stopReason: TrainVAEResult['stopReason'] = 'completed';
+    model.train();
+    while (step < steps) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (dp.control(!!opts.signal?.aborted).stop) {
+        stopReason = 'aborted'; // every rank at the same step
+        break;
+      }
+      const t0 = process.hrtime.bigint();
+      // A streaming dataset decodes this rank's samples of this step and the next ones meanwhile.
+      if (typeof data.prefetch === 'function')
+        data.prefetch(Array.from({ length: Math.min(PREFETCH_STEPS + 1, steps - step) }, (_, k) => batchDraws(data, B, cp, seed, step + k).slice(a, b).map((d) => d.i)).flat());
+      const scale = schedule(step);
+      optimizer.setLRScale(scale);
+      // The loss terms and gradient norm stay on the device; read together (one read) when logged.
+      const stats = tidy(() => {
+        const terms = withPrecision(precision, () => {
+          dp.prepareForBackward();
+          const x = makeBatch(data, B, cp, seed, step, device, a, b); // [b, C, T, H, W] in [-1, 1]: this rank's rows of the batch
+          // The posterior's noise, drawn for the whole batch (this rank's rows kept): model.forward with the batch's eps.
+          const eps = randn(latent, { device });
+          const { recon, posterior } = dp.perRank(() => {
+            const posterior = model.encode(x); // [b, Z, T', H', W']
+            const z = posterior.mean.add(posterior.logvar.mul(0.5).exp().mul(b - a === B ? eps : eps.slice(0, a, b).contiguous()));
+            return { recon: model.decode(z), posterior }; // recon [b, C, T, H, W]
+          });
+          const rl1 = l1Loss(recon, x);
+          const rmse = mseLoss(recon, x);
+          const rkl = posterior.kl();
+          let total = rl1.add(rkl.mul(klWeight / perSample));
+          if (mseWeight > 0) total = total.add(rmse.mul(mseWeight));
+          // This rank's share of the global batch's mean (1 with an even split).
+          const terms = w === 1 ? [total, rl1, rmse, rkl] : [total, rl1, rmse, rkl].map((v) => v.mul(w));
+          terms[0].backward();
+          posterior.dispose();
+          return terms.map((v) => v.detach().reshape([1]));
+        });
+        const gradNorm = clipGradNorm(model, maxGradNorm).reshape([1]); // on the device; leaves non-finite gradients alone
+        return keep(cat([...terms, gradNorm], 0)); // [5]
+      });
+      const logged = (step + 1) % logEvery === 0 || step + 1 === steps;
+      if (logged) {
+        // The mean over the ranks: the global batch's terms; a NaN on any rank is a NaN on every rank.
+        [loss, l1, mse, kl, gradNorm] = Array.from(dp.mean(stats).toFloat32Array()); // the step's one read
+        loggedStep = step + 1;
+      }
+      stats.dispose();
+      if (logged && (!Number.isFinite(loss) || !Number.isFinite(gradNorm))) {
+        optimizer.zeroGrad();
+        const what = !Number.isFinite(loss) ? `the loss became ${loss}` : `the gradient norm became ${gradNorm}`;
+        log({ step: step + 1, event: 'nan', loss, l1, kl, gradNorm });
+        throw new Error(
+          `trainVAE: ${what} at step ${step + 1}${dp.active ? ` (mean over ${dp.world} ranks)` : ''} (l1 ${l1}, kl ${kl}); stopped without updating or saving. ` +
+            (checkpoint || resuming || (dir && fs.existsSync(path.join(dir, 'latest')))
+              ? `The last good checkpoint in ${dir} is kept; resume from it with a lower lr.`
+              : 'No checkpoint was written (set checkpointDir to keep one).'),
+        );
+      }
+      optimizer.step();
+      optimizer.zeroGrad();
+      ema?.update();
+      step++;
+      const now = process.hrtime.bigint();
+      const dt = Number(now - t0) / 1e9;
+      last = {
+        step, loggedStep, loss, l1, mse, kl, lr: lr * scale, gradNorm, samplesPerSec: B / dt, elapsed: Number(now - start) / 1e9, commMs: dp.takeCommMs(),
+      };
+      if (logged) log({ ...last });
+      opts.onStep?.(last);
+      if (step % every === 0 && step < steps) save();
+    }
+    save();
+    log({ step, event: stopReason });
+    return { step, stopReason, resumedFrom, last, ema, checkpoint };
+  } finally {
+    dp.close();
   }
-  save();
-  log({ step, event: stopReason });
-  return { step, stopReason, resumedFrom, last, ema, checkpoint };
 }
 
 export interface EvaluateVAEOptions {
@@ -308,6 +361,12 @@ export interface EvaluateVAEOptions {
   batchSize?: number; // default 4
   /** Decode the posterior mean (default) or a sample. */
   sample?: boolean;
+  /**
+   * Over the ranks of ts.distributed ('auto': when it is initialized with several ranks):
+   * batch k runs on rank k mod N and the sums are all-reduced, so every rank returns
+   * the numbers of all the clips.
+   */
+  distributed?: DistributedOption;
 }
 
 /** Reconstruction quality on whole clips in [0, 1]: mean PSNR (dB), SSIM and MSE over the clips. */
@@ -320,10 +379,12 @@ export function evaluateVAE(model: VideoVAE, data: VideoDataset, opts: EvaluateV
   const [C, T, H, W] = data.shape;
   const per = C * T * H * W;
   const acc = { psnr: 0, ssim: 0, mse: 0 };
+  const dp = dataParallel('evaluateVAE', opts.distributed);
   const wasTraining = model.training;
   model.eval();
   try {
     for (let i = 0; i < n; i += B) {
+      if ((i / B) % dp.world !== dp.rank) continue; // another rank's batch
       const b = Math.min(B, n - i);
       const x01 = new Float32Array(b * per);
       for (let k = 0; k < b; k++) x01.set(getChecked(data, i + k, 'evaluateVAE').video, k * per);
@@ -342,5 +403,6 @@ export function evaluateVAE(model: VideoVAE, data: VideoDataset, opts: EvaluateV
   } finally {
     model.train(wasTraining);
   }
+  if (dp.active) [acc.psnr, acc.ssim, acc.mse] = allReduceNumbers([acc.psnr, acc.ssim, acc.mse], 'sum');
   return { psnr: acc.psnr / n, ssim: acc.ssim / n, mse: acc.mse / n, samples: n };
 }

@@ -2,43 +2,10 @@
 // the scripts in test/js/child/distributed_*.js (collectives, DDP exactness against
 // one process, noSync, unused parameters, and faults). Skipped, saying so, only
 // where mpirun is absent; CI installs Open MPI (.ci/run).
-import { spawnSync } from 'child_process';
-import * as fs from 'fs';
-import * as path from 'path';
-import { childEnv, childScript } from './child_lib';
+import { MPIRUN, mpirunChild as mpirun, MpiRun as Run } from './child_lib';
 
-function which(cmd: string): string | null {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    const f = path.join(dir, cmd);
-    if (dir && fs.existsSync(f)) return f;
-  }
-  return null;
-}
-
-const MPIRUN = which('mpirun');
 const suite = MPIRUN ? describe : describe.skip;
 if (!MPIRUN) console.log('distributed_mpi.test.ts: skipped: mpirun is not on PATH (apt-get install openmpi-bin libopenmpi-dev)');
-
-interface Run {
-  status: number | null;
-  signal: string | null;
-  out: string;
-  seconds: number;
-}
-
-/** Runs a child script on 2 ranks; TESSERA_ADDON from this process wins over the default build. */
-function mpirun(script: string, args: string[] = [], env: NodeJS.ProcessEnv = {}, timeoutMs = 60000): Run {
-  const base = childEnv();
-  const e: NodeJS.ProcessEnv = { ...base, TESSERA_ADDON: process.env.TESSERA_ADDON ?? base.TESSERA_ADDON, ...env };
-  if (process.getuid?.() === 0) Object.assign(e, { OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1' });
-  const t0 = Date.now();
-  const r = spawnSync(MPIRUN!, ['--oversubscribe', '-np', '2', process.execPath, childScript(script), ...args], {
-    env: e,
-    encoding: 'utf8',
-    timeout: timeoutMs,
-  });
-  return { status: r.status, signal: r.signal, out: `${r.stdout}${r.stderr}`, seconds: (Date.now() - t0) / 1000 };
-}
 
 function expectOk(r: Run, lines: string[]): void {
   if (r.status !== 0) throw new Error(`mpirun exited ${r.status ?? r.signal}:\n${r.out}`);
