@@ -123,9 +123,9 @@ export interface NativeAddon {
     needs: [boolean, boolean, boolean],
   ): [Handle | null, Handle | null, Handle | null];
   // fused norms (native/napi/fused_norm_napi.cc): forwards return [out, mean, rstd]
-  groupNormSiLU(x: Handle, numGroups: number, weight: Handle | null, bias: Handle | null, eps: number): [Handle, Handle, Handle];
+  groupNormSiLU(x: Handle, numGroups: number, weight: Handle | null, bias: Handle | null, eps: number, perFrame?: boolean): [Handle, Handle, Handle];
   groupNormSiLUBackward(
-    dout: Handle, x: Handle, weight: Handle | null, bias: Handle | null, mean: Handle, rstd: Handle, numGroups: number,
+    dout: Handle, x: Handle, weight: Handle | null, bias: Handle | null, mean: Handle, rstd: Handle, numGroups: number, perFrame?: boolean,
   ): [Handle, Handle | null, Handle | null];
   layerNormModulate(x: Handle, shift: Handle, scale: Handle, eps: number): [Handle, Handle, Handle];
   /** Returns [dinp, dshift, dscale]. */

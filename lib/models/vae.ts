@@ -18,7 +18,7 @@
 // Parameter names follow the LDM/diffusers VAE: encoder.conv_in,
 // encoder.down.0.block.0.norm1, ..., encoder.down.0.downsample.conv, encoder.mid.block_1,
 // encoder.norm_out, encoder.conv_out, decoder.up.1.upsample.conv, ...
-import { conv3d, gaussianKL, groupNorm, interpolate, scaledDotProductAttention, silu } from '../ops/functional';
+import { conv3d, gaussianKL, groupNorm, groupNormSiLU, interpolate, scaledDotProductAttention, silu } from '../ops/functional';
 import { cat } from '../ops/basic';
 import { full, randn, tensor } from '../creation';
 import { Conv3d, GroupNorm } from '../nn/layers_more';
@@ -85,13 +85,14 @@ export class CausalConv3d extends Conv3d {
 
 /**
  * GroupNorm of each frame on its own (causal; exact under temporal chunking), with the
- * following SiLU fused in when asked. The norm runs on a [B*T, C, H*W] copy; the result
- * comes back contiguous in [B, C, T, H, W], so every elementwise op and its backward
- * sees contiguous data.
+ * following SiLU fused in when asked: with SiLU, one native pass over x in place (groups
+ * per (b, t), no rearranged copy); without, the norm runs on a [B*T, C, H*W] copy whose
+ * result comes back contiguous in [B, C, T, H, W].
  */
 export class FrameGroupNorm extends GroupNorm {
   forward(x: Tensor, act = false): Tensor {
     const [B, C, T, H, W] = x.shape;
+    if (act) return groupNormSiLU(x, this.numGroups, this.weight, this.bias, this.eps, { perFrame: true }); // [B, C, T, H, W]
     if (T === 1) {
       const n = groupNorm(x, this.numGroups, this.weight, this.bias, this.eps); // one frame: the plain norm
       return act ? silu(n) : n; // [B, C, 1, H, W]

@@ -32,6 +32,8 @@ function withStats<T>(hs: Handle[], fn: (stats: Tensor[]) => T): T {
 /**
  * silu(groupNorm(x, numGroups, weight, bias, eps)) in one pass: x [B, C, ...] with C
  * divisible by numGroups; weight and bias [C] or null. The VAE ResNet block's norm + act.
+ * opts.perFrame: x [B, C, T, ...] is normalized frame by frame (groups per (b, t): a causal
+ * video VAE's norm, exact under temporal chunking), without rearranging x in memory.
  */
 export function groupNormSiLU(
   x: Tensor,
@@ -39,20 +41,23 @@ export function groupNormSiLU(
   weight?: Tensor | null,
   bias?: Tensor | null,
   eps = 1e-5,
+  opts: { perFrame?: boolean } = {},
 ): Tensor {
   const op = 'groupNormSiLU';
   const t = f32(x, op);
+  const perFrame = opts.perFrame ?? false;
+  if (typeof perFrame !== 'boolean') throw new TypeError(`${op}: expected perFrame to be a boolean, got ${typeName(perFrame)}`);
   if (typeof numGroups !== 'number' || !Number.isInteger(numGroups))
     throw new TypeError(`${op}: expected numGroups to be an integer, got ${typeName(numGroups)} ${String(numGroups)}`);
   const w = optF32(weight, op, 'weight'), b = optF32(bias, op, 'bias');
   const e = epsArg(eps, op);
-  const [ho, hm, hr] = native.groupNormSiLU(t.h, numGroups, w ? w.h : null, b ? b.h : null, e);
+  const [ho, hm, hr] = native.groupNormSiLU(t.h, numGroups, w ? w.h : null, b ? b.h : null, e, perFrame);
   const out = wrap(ho);
   return withStats([hm, hr], ([mean, rstd]) =>
     record(out, op, [t, w, b], (save) => {
       const sx = save(t), sw = w ? save(w) : null, sb = b ? save(b) : null, sm = save(mean), sr = save(rstd);
       return (g) => {
-        const [dx, dw, db] = native.groupNormSiLUBackward(g.h, sx.h, sw ? sw.h : null, sb ? sb.h : null, sm.h, sr.h, numGroups);
+        const [dx, dw, db] = native.groupNormSiLUBackward(g.h, sx.h, sw ? sw.h : null, sb ? sb.h : null, sm.h, sr.h, numGroups, perFrame);
         return [wrap(dx), dw ? wrap(dw) : null, db ? wrap(db) : null];
       };
     }),

@@ -42,6 +42,7 @@ enum class OpKind {
   TrainingHelpers,  // the training-loop helpers (sum_squares, scale_inplace, ema_update, ...)
   GroupNormSiLU,    // groupnorm_silu_forward / _backward
   LayerNormModulate,  // layernorm_modulate_forward / _backward
+  GroupNormSiLUFrames,  // groupnorm_silu_frames_forward / _backward (per-frame groups)
 };
 
 inline const char* op_kind_name(OpKind k) {
@@ -70,6 +71,7 @@ inline const char* op_kind_name(OpKind k) {
     case OpKind::TrainingHelpers: return "training helpers";
     case OpKind::GroupNormSiLU: return "groupNormSiLU";
     case OpKind::LayerNormModulate: return "layerNormModulate";
+    case OpKind::GroupNormSiLUFrames: return "groupNormSiLU (per frame)";
   }
   return "op";
 }
@@ -295,6 +297,19 @@ class Backend {
   virtual void groupnorm_silu_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                                        const float* weight, const float* bias, const float* mean, const float* rstd,
                                        int64_t B, int64_t C, int64_t S, int64_t G) {
+    unsupported("groupNormSiLU");
+  }
+  // Per frame: inp [B, C, T, S] (S = H*W), one group per (b, t, g); mean, rstd [B*T*G] in
+  // (b, t, g) order. A backend without it gets the frames as [B*T, C, S] copies from the core.
+  virtual void groupnorm_silu_frames_forward(float* out, float* mean, float* rstd, const float* inp,
+                                             const float* weight, const float* bias, int64_t B, int64_t C, int64_t T,
+                                             int64_t S, int64_t G, float eps) {
+    unsupported("groupNormSiLU");
+  }
+  virtual void groupnorm_silu_frames_backward(float* dinp, float* dweight, float* dbias, const float* dout,
+                                              const float* inp, const float* weight, const float* bias,
+                                              const float* mean, const float* rstd, int64_t B, int64_t C, int64_t T,
+                                              int64_t S, int64_t G) {
     unsupported("groupNormSiLU");
   }
   // inp [B, N, D], shift/scale [B, D]; mean, rstd [B*N].

@@ -5,6 +5,7 @@
 #include "fused_norm.h"
 
 #include <cmath>
+#include <utility>
 
 #include "backend.h"
 #include "checks.h"
@@ -52,11 +53,46 @@ TokenDims token_dims(const Tensor& x, const char* op) {
 
 // ---- groupNormSiLU -----------------------------------------------------------------------
 
-NormOut group_norm_silu(const Tensor& x, int64_t G, const Tensor& weight, const Tensor& bias, double eps) {
+namespace {
+// [B, C, T, ...] -> [B*T, C, S] (a copy) and back: per-frame groups for backends without
+// the frames kernel.
+Tensor frames_first(const Tensor& x, int64_t S) {
+  const Shape& s = x.shape();
+  return x.reshape({s[0], s[1], s[2], S}).permute({0, 2, 1, 3}).contiguous().reshape({s[0] * s[2], s[1], S});
+}
+Tensor frames_back(const Tensor& y, const Shape& like) {
+  return y.reshape({like[0], like[2], like[1], -1}).permute({0, 2, 1, 3}).contiguous().reshape(like);
+}
+// T and the per-frame size S of x [B, C, T, ...] for per-frame groups.
+std::pair<int64_t, int64_t> frame_dims(const Tensor& x, const char* op) {
+  if (x.dim() < 3) fail(op, "per-frame groups expect input [B, C, T, ...] (rank >= 3), got ", shape_str(x.shape()));
+  int64_t S = 1;
+  for (int64_t d = 3; d < x.dim(); ++d) S *= x.shape()[d];
+  return {x.shape()[2], S};
+}
+}  // namespace
+
+NormOut group_norm_silu(const Tensor& x, int64_t G, const Tensor& weight, const Tensor& bias, double eps,
+                        bool per_frame) {
   check_f32(x, kGn, "input");
   GroupDims d = group_dims(x, G, kGn);
   Tensor w = optional_param(weight, {d.C}, x, kGn, "weight"), b = optional_param(bias, {d.C}, x, kGn, "bias");
   check_eps(eps, kGn);
+  if (per_frame) {
+    auto [T, S] = frame_dims(x, kGn);
+    Backend& be = backend_for(x.device(), kGn);
+    if (!be.supports(OpKind::GroupNormSiLUFrames, DType::Float32)) {
+      NormOut r = group_norm_silu(frames_first(x, S), G, w, b, eps);
+      r.out = frames_back(r.out, x.shape());
+      return r;
+    }
+    Tensor xc = x.contiguous();
+    NormOut r{fresh(x.shape(), x, kGn), fresh({d.B * T * G}, x, kGn), fresh({d.B * T * G}, x, kGn)};
+    if (x.numel() > 0)
+      be.groupnorm_silu_frames_forward(r.out.data<float>(), r.mean.data<float>(), r.rstd.data<float>(),
+                                       xc.data<float>(), cptr(w), cptr(b), d.B, d.C, T, S, G, static_cast<float>(eps));
+    return r;
+  }
   Tensor xc = x.contiguous();
   NormOut r{fresh(x.shape(), x, kGn), fresh({d.B * G}, x, kGn), fresh({d.B * G}, x, kGn)};
   if (x.numel() > 0)
@@ -67,13 +103,31 @@ NormOut group_norm_silu(const Tensor& x, int64_t G, const Tensor& weight, const 
 }
 
 NormGrads group_norm_silu_backward(const Tensor& dout, const Tensor& x, const Tensor& weight, const Tensor& bias,
-                                   const Tensor& mean, const Tensor& rstd, int64_t G) {
+                                   const Tensor& mean, const Tensor& rstd, int64_t G, bool per_frame) {
   check_f32(x, kGn, "input");
   check_f32(dout, kGn, "gradient");
   check_device(x, dout, kGn);
   check_shape_is(dout, x.shape(), kGn, "gradient");
   GroupDims d = group_dims(x, G, kGn);
   Tensor w = optional_param(weight, {d.C}, x, kGn, "weight"), b = optional_param(bias, {d.C}, x, kGn, "bias");
+  if (per_frame) {
+    auto [T, S] = frame_dims(x, kGn);
+    check_stats(mean, d.B * T * G, x, kGn, "mean");
+    check_stats(rstd, d.B * T * G, x, kGn, "rstd");
+    Backend& be = backend_for(x.device(), kGn);
+    if (!be.supports(OpKind::GroupNormSiLUFrames, DType::Float32)) {
+      NormGrads r = group_norm_silu_backward(frames_first(dout, S), frames_first(x, S), w, b, mean, rstd, G);
+      r.dinp = frames_back(r.dinp, x.shape());
+      return r;
+    }
+    Tensor g = dout.contiguous(), xc = x.contiguous(), mc = mean.contiguous(), rc = rstd.contiguous();
+    NormGrads r{fresh(x.shape(), x, kGn), w.defined() ? fresh({d.C}, x, kGn) : Tensor(),
+                b.defined() ? fresh({d.C}, x, kGn) : Tensor()};
+    be.groupnorm_silu_frames_backward(r.dinp.data<float>(), mptr(r.dweight), mptr(r.dbias), g.data<float>(),
+                                      xc.data<float>(), cptr(w), cptr(b), mc.data<float>(), rc.data<float>(), d.B, d.C,
+                                      T, S, G);
+    return r;
+  }
   check_stats(mean, d.B * G, x, kGn, "mean");
   check_stats(rstd, d.B * G, x, kGn, "rstd");
   Tensor g = dout.contiguous(), xc = x.contiguous(), mc = mean.contiguous(), rc = rstd.contiguous();

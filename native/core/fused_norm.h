@@ -16,12 +16,14 @@
 
 namespace ts {
 
-// weight, bias [C] or undefined (then 1 and 0).
-NormOut group_norm_silu(const Tensor& x, int64_t num_groups, const Tensor& weight, const Tensor& bias, double eps);
+// weight, bias [C] or undefined (then 1 and 0). per_frame: x [B, C, T, ...] is normalized
+// frame by frame (groups per (b, t), as a causal video VAE needs); mean, rstd [B*T*G].
+NormOut group_norm_silu(const Tensor& x, int64_t num_groups, const Tensor& weight, const Tensor& bias, double eps,
+                        bool per_frame = false);
 // dweight / dbias are undefined when weight / bias were. bias is needed to recompute
 // the pre-activation group_norm(x).
 NormGrads group_norm_silu_backward(const Tensor& dout, const Tensor& x, const Tensor& weight, const Tensor& bias,
-                                   const Tensor& mean, const Tensor& rstd, int64_t num_groups);
+                                   const Tensor& mean, const Tensor& rstd, int64_t num_groups, bool per_frame = false);
 
 NormOut layer_norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, double eps);
 // -> dinp [B, N, D], dshift and dscale [B, D].

@@ -199,6 +199,12 @@ void groupnorm_silu_forward(float* out, float* mean, float* rstd, const float* i
 void groupnorm_silu_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                              const float* weight, const float* bias, const float* mean, const float* rstd, int64_t B,
                              int64_t C, int64_t S, int64_t G);
+// Per frame: inp [B, C, T, S], groups per (b, t); mean, rstd [B*T*G] in (b, t, g) order.
+void groupnorm_silu_frames_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
+                                   const float* bias, int64_t B, int64_t C, int64_t T, int64_t S, int64_t G, float eps);
+void groupnorm_silu_frames_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                                    const float* weight, const float* bias, const float* mean, const float* rstd,
+                                    int64_t B, int64_t C, int64_t T, int64_t S, int64_t G);
 void layernorm_modulate_forward(float* out, float* mean, float* rstd, const float* inp, const float* shift,
                                 const float* scale, int64_t B, int64_t N, int64_t D, float eps);
 void layernorm_modulate_backward(float* dinp, float* dshift, float* dscale, const float* dout, const float* inp,

@@ -63,6 +63,7 @@ class CpuBackend final : public Backend {
       case OpKind::TrainingHelpers:
       case OpKind::GroupNormSiLU:
       case OpKind::LayerNormModulate:
+      case OpKind::GroupNormSiLUFrames:
         return dt == DType::Float32;
     }
     return false;
@@ -220,6 +221,16 @@ class CpuBackend final : public Backend {
                                const float* b, const float* mean, const float* rstd, int64_t B, int64_t C, int64_t S,
                                int64_t G) override {
     cpu::groupnorm_silu_backward(dinp, dw, db, dout, inp, w, b, mean, rstd, B, C, S, G);
+  }
+  void groupnorm_silu_frames_forward(float* out, float* mean, float* rstd, const float* inp, const float* w,
+                                     const float* b, int64_t B, int64_t C, int64_t T, int64_t S, int64_t G,
+                                     float eps) override {
+    cpu::groupnorm_silu_frames_forward(out, mean, rstd, inp, w, b, B, C, T, S, G, eps);
+  }
+  void groupnorm_silu_frames_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp,
+                                      const float* w, const float* b, const float* mean, const float* rstd, int64_t B,
+                                      int64_t C, int64_t T, int64_t S, int64_t G) override {
+    cpu::groupnorm_silu_frames_backward(dinp, dw, db, dout, inp, w, b, mean, rstd, B, C, T, S, G);
   }
   void layernorm_modulate_forward(float* out, float* mean, float* rstd, const float* inp, const float* shift,
                                   const float* scale, int64_t B, int64_t N, int64_t D, float eps) override {

@@ -3,7 +3,9 @@
 // channels per group, K = Cg*S values per group; N tokens, D features.
 //
 // groupNormSiLU: inp [B, C, S]; group g of sample b is the contiguous run of K values at
-//   (b*C + g*Cg) * S. Per group: mean, rstd = 1/sqrt(var + eps) (biased); per channel c
+//   (b*C + g*Cg) * S. Per frame (T > 1): inp [B, C, T, S] (S the frame's H*W), a group per
+//   (b, t, g): channels g*Cg.. of frame t, Cg runs of S values T*S apart; statistics in
+//   (b, t, g) order, as the plain kernel gives for the frames laid out as [B*T, C, S]. Per group: mean, rstd = 1/sqrt(var + eps) (biased); per channel c
 //   h = x * a_c + c_c with a_c = rstd * w_c, c_c = bias_c - mean * a_c; out = h * sigmoid(h).
 //   Backward: dh = dout * s * (1 + h (1 - s)), s = sigmoid(h) (h recomputed from x), then
 //   the group-norm backward with dn = dh * w_c:
@@ -48,56 +50,63 @@ constexpr int64_t kRowChunks = 16;  // layerNormModulate backward: row chunks pe
 
 double sigmoid_d(double h) { return 1.0 / (1.0 + std::exp(-h)); }
 
+// Element i < K = Cg*S of group (b, t, g): channel g*Cg + i/S, position i%S of frame t.
+inline int64_t gn_at(int64_t b, int64_t t, int64_t g, int64_t i, int64_t C, int64_t T, int64_t S, int64_t Cg) {
+  return ((b * C + g * Cg + i / S) * T + t) * S + i % S;
+}
+
 void gn_silu_forward_ref(float* out, float* mean, float* rstd, const float* inp, const float* weight,
-                         const float* bias, int64_t B, int64_t C, int64_t S, int64_t G, float eps) {
+                         const float* bias, int64_t B, int64_t C, int64_t T, int64_t S, int64_t G, float eps) {
   const int64_t Cg = C / G, K = Cg * S;
   for (int64_t b = 0; b < B; ++b)
-    for (int64_t g = 0; g < G; ++g) {
-      const float* x = inp + (b * C + g * Cg) * S;
-      float* y = out + (b * C + g * Cg) * S;
-      double mu = 0, var = 0;
-      for (int64_t i = 0; i < K; ++i) mu += x[i];
-      mu /= K;
-      for (int64_t i = 0; i < K; ++i) var += (x[i] - mu) * (x[i] - mu);
-      const double rs = 1.0 / std::sqrt(var / K + eps);
-      for (int64_t i = 0; i < K; ++i) {
-        const int64_t c = g * Cg + i / S;
-        const double h = (x[i] - mu) * rs * (weight ? weight[c] : 1.0f) + (bias ? bias[c] : 0.0f);
-        y[i] = static_cast<float>(h * sigmoid_d(h));
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t g = 0; g < G; ++g) {
+        double mu = 0, var = 0;
+        for (int64_t i = 0; i < K; ++i) mu += inp[gn_at(b, t, g, i, C, T, S, Cg)];
+        mu /= K;
+        for (int64_t i = 0; i < K; ++i) {
+          const double d = inp[gn_at(b, t, g, i, C, T, S, Cg)] - mu;
+          var += d * d;
+        }
+        const double rs = 1.0 / std::sqrt(var / K + eps);
+        for (int64_t i = 0; i < K; ++i) {
+          const int64_t c = g * Cg + i / S, at = gn_at(b, t, g, i, C, T, S, Cg);
+          const double h = (inp[at] - mu) * rs * (weight ? weight[c] : 1.0f) + (bias ? bias[c] : 0.0f);
+          out[at] = static_cast<float>(h * sigmoid_d(h));
+        }
+        mean[(b * T + t) * G + g] = static_cast<float>(mu);
+        rstd[(b * T + t) * G + g] = static_cast<float>(rs);
       }
-      mean[b * G + g] = static_cast<float>(mu);
-      rstd[b * G + g] = static_cast<float>(rs);
-    }
 }
 
 void gn_silu_backward_ref(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                           const float* weight, const float* bias, const float* mean, const float* rstd, int64_t B,
-                          int64_t C, int64_t S, int64_t G) {
+                          int64_t C, int64_t T, int64_t S, int64_t G) {
   const int64_t Cg = C / G, K = Cg * S;
   std::vector<double> dw(C, 0.0), db(C, 0.0), dh(K);
   for (int64_t b = 0; b < B; ++b)
-    for (int64_t g = 0; g < G; ++g) {
-      const int64_t base = (b * C + g * Cg) * S;
-      const double mu = mean[b * G + g], rs = rstd[b * G + g];
-      double sa = 0, sb = 0;  // sums of dn and dn * xhat over the group
-      for (int64_t i = 0; i < K; ++i) {
-        const int64_t c = g * Cg + i / S;
-        const double w = weight ? weight[c] : 1.0, xh = (inp[base + i] - mu) * rs;
-        const double h = xh * w + (bias ? bias[c] : 0.0), s = sigmoid_d(h);
-        dh[i] = dout[base + i] * s * (1.0 + h * (1.0 - s));
-        sa += dh[i] * w;
-        sb += dh[i] * w * xh;
-        dw[c] += dh[i] * xh;
-        db[c] += dh[i];
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t g = 0; g < G; ++g) {
+        const double mu = mean[(b * T + t) * G + g], rs = rstd[(b * T + t) * G + g];
+        double sa = 0, sb = 0;  // sums of dn and dn * xhat over the group
+        for (int64_t i = 0; i < K; ++i) {
+          const int64_t c = g * Cg + i / S, at = gn_at(b, t, g, i, C, T, S, Cg);
+          const double w = weight ? weight[c] : 1.0, xh = (inp[at] - mu) * rs;
+          const double h = xh * w + (bias ? bias[c] : 0.0), s = sigmoid_d(h);
+          dh[i] = dout[at] * s * (1.0 + h * (1.0 - s));
+          sa += dh[i] * w;
+          sb += dh[i] * w * xh;
+          dw[c] += dh[i] * xh;
+          db[c] += dh[i];
+        }
+        sa /= K;
+        sb /= K;
+        for (int64_t i = 0; i < K; ++i) {
+          const int64_t c = g * Cg + i / S, at = gn_at(b, t, g, i, C, T, S, Cg);
+          const double xh = (inp[at] - mu) * rs;
+          dinp[at] = static_cast<float>(rs * (dh[i] * (weight ? weight[c] : 1.0) - sa - xh * sb));
+        }
       }
-      sa /= K;
-      sb /= K;
-      for (int64_t i = 0; i < K; ++i) {
-        const int64_t c = g * Cg + i / S;
-        const double xh = (inp[base + i] - mu) * rs;
-        dinp[base + i] = static_cast<float>(rs * (dh[i] * (weight ? weight[c] : 1.0) - sa - xh * sb));
-      }
-    }
   for (int64_t c = 0; c < C; ++c) {
     if (dweight) dweight[c] = static_cast<float>(dw[c]);
     if (dbias) dbias[c] = static_cast<float>(db[c]);
@@ -183,21 +192,30 @@ TS_INLINE double block_sum(int64_t n, FV&& f, FT&& ft) {
 
 // ======================= groupNormSiLU ====================================================
 
+// Groups bg in [bg0, bg1) of (b, t, g) (T = 1: the plain layout, each group one
+// contiguous run of K values; T > 1: Cg runs of S values, T*S apart).
 template <int W>
 TS_INLINE void gn_silu_forward_groups(float* out, float* mean, float* rstd, const float* inp, const float* weight,
-                                      const float* bias, int64_t C, int64_t S, int64_t G, float eps, int64_t bg0,
-                                      int64_t bg1) {
+                                      const float* bias, int64_t C, int64_t T, int64_t S, int64_t G, float eps,
+                                      int64_t bg0, int64_t bg1) {
   using F = typename Vec<W>::F;
-  const int64_t Cg = C / G, K = Cg * S;
+  const int64_t Cg = C / G, K = Cg * S, cs = T * S;  // cs: stride between the group's channels
   for (int64_t bg = bg0; bg < bg1; ++bg) {
-    const int64_t b = bg / G, g = bg % G;
-    const float* x = inp + (b * C + g * Cg) * S;
-    float* y = out + (b * C + g * Cg) * S;
-    const double sum = block_sum<W>(
-        K, [&](int64_t i) TS_INLINE_LAMBDA { return vload<W>(x + i); }, [&](int64_t i) TS_INLINE_LAMBDA { return x[i]; });
+    const int64_t b = bg / (T * G), t = (bg / G) % T, g = bg % G;
+    const float* x = inp + (b * C + g * Cg) * cs + t * S;
+    float* y = out + (b * C + g * Cg) * cs + t * S;
+    // The sums over the group: one run when contiguous (T = 1), else channel by channel.
+    auto group_sum = [&](auto&& fv, auto&& ft) TS_INLINE_LAMBDA {
+      if (T == 1) return block_sum<W>(K, fv, ft);
+      double total = 0;
+      for (int64_t k = 0; k < Cg; ++k)
+        total += block_sum<W>(
+            S, [&](int64_t i) TS_INLINE_LAMBDA { return fv(k * cs + i); }, [&](int64_t i) TS_INLINE_LAMBDA { return ft(k * cs + i); });
+      return total;
+    };
+    const double sum = group_sum([&](int64_t i) TS_INLINE_LAMBDA { return vload<W>(x + i); }, [&](int64_t i) TS_INLINE_LAMBDA { return x[i]; });
     const float mu = static_cast<float>(sum / K);
-    const double var = block_sum<W>(
-        K,
+    const double var = group_sum(
         [&](int64_t i) TS_INLINE_LAMBDA {
           F d = vload<W>(x + i) - mu;
           return d * d;
@@ -207,8 +225,8 @@ TS_INLINE void gn_silu_forward_groups(float* out, float* mean, float* rstd, cons
     for (int64_t k = 0; k < Cg; ++k) {
       const int64_t ch = g * Cg + k;
       const float a = rs * (weight ? weight[ch] : 1.0f), c = (bias ? bias[ch] : 0.0f) - mu * a;
-      const float* xs = x + k * S;
-      float* ys = y + k * S;
+      const float* xs = x + k * cs;
+      float* ys = y + k * cs;
       int64_t i = 0;
       for (; i + W <= S; i += W) {
         F h = vload<W>(xs + i) * a + c;
@@ -224,23 +242,25 @@ TS_INLINE void gn_silu_forward_groups(float* out, float* mean, float* rstd, cons
   }
 }
 
-// Groups [bg0, bg1): dinp, and per (b, c) partial sums pw = sum dh * xhat, pb = sum dh.
+// Groups [bg0, bg1) of (b, t, g): dinp, and per (b, t, c) partial sums pw = sum dh * xhat,
+// pb = sum dh (the caller adds them over b and t in order).
 template <int W>
 TS_INLINE void gn_silu_backward_groups(float* dinp, float* pw, float* pb, const float* dout, const float* inp,
                                        const float* weight, const float* bias, const float* mean, const float* rstd,
-                                       int64_t C, int64_t S, int64_t G, int64_t bg0, int64_t bg1) {
+                                       int64_t C, int64_t T, int64_t S, int64_t G, int64_t bg0, int64_t bg1) {
   using F = typename Vec<W>::F;
-  const int64_t Cg = C / G, K = Cg * S;
+  const int64_t Cg = C / G, K = Cg * S, cs = T * S;
   float* dh = scratch_as<float>(kScratchDh, static_cast<size_t>(K));
   for (int64_t bg = bg0; bg < bg1; ++bg) {
-    const int64_t b = bg / G, g = bg % G, base = (b * C + g * Cg) * S;
+    const int64_t b = bg / (T * G), t = (bg / G) % T, g = bg % G, base = (b * C + g * Cg) * cs + t * S;
+    const int64_t prow = (b * T + t) * C;  // this (b, t)'s row of partials
     const float mu = mean[bg], rs = rstd[bg];
     double sa = 0, sb = 0;  // sums over the group of dn and dn * xhat (dn = dh * w)
     for (int64_t k = 0; k < Cg; ++k) {
       const int64_t ch = g * Cg + k;
       const float w = weight ? weight[ch] : 1.0f, a = rs * w, c = (bias ? bias[ch] : 0.0f) - mu * a;
-      const float* xs = inp + base + k * S;
-      const float* gs = dout + base + k * S;
+      const float* xs = inp + base + k * cs;
+      const float* gs = dout + base + k * cs;
       float* hs = dh + k * S;
       // dh of this channel, written to the buffer while its two sums accumulate.
       auto dh_at = [&](F xv, F gv) TS_INLINE_LAMBDA {
@@ -256,8 +276,8 @@ TS_INLINE void gn_silu_backward_groups(float* dinp, float* pw, float* pb, const 
       const double sdhx = block_sum<W>(
           S, [&](int64_t j) TS_INLINE_LAMBDA { return vload<W>(hs + j) * (vload<W>(xs + j) - mu); },
           [&](int64_t j) TS_INLINE_LAMBDA { return hs[j] * (xs[j] - mu); });
-      pw[b * C + ch] = static_cast<float>(sdhx * rs);
-      pb[b * C + ch] = static_cast<float>(sdh);
+      pw[prow + ch] = static_cast<float>(sdhx * rs);
+      pb[prow + ch] = static_cast<float>(sdh);
       sa += w * sdh;
       sb += w * sdhx * rs;
     }
@@ -265,9 +285,9 @@ TS_INLINE void gn_silu_backward_groups(float* dinp, float* pw, float* pb, const 
     for (int64_t k = 0; k < Cg; ++k) {
       const int64_t ch = g * Cg + k;
       const float w = weight ? weight[ch] : 1.0f;
-      const float* xs = inp + base + k * S;
+      const float* xs = inp + base + k * cs;
       const float* hs = dh + k * S;
-      float* ds = dinp + base + k * S;
+      float* ds = dinp + base + k * cs;
       auto dx_at = [&](F xv, F hv) TS_INLINE_LAMBDA { return rs * (hv * w - ma - (xv - mu) * rs * mb); };
       int64_t i = 0;
       for (; i + W <= S; i += W) vstore<W>(ds + i, dx_at(vload<W>(xs + i), vload<W>(hs + i)));
@@ -359,14 +379,14 @@ TS_INLINE void ln_mod_backward_rows(float* dinp, float* psh, float* psc, const f
 
 #define TS_FUSED_ISA(SUFFIX, W, TARGET)                                                                              \
   TARGET void gn_fwd_##SUFFIX(float* out, float* mean, float* rstd, const float* inp, const float* weight,          \
-                              const float* bias, int64_t C, int64_t S, int64_t G, float eps, int64_t bg0,          \
-                              int64_t bg1) {                                                                       \
-    gn_silu_forward_groups<W>(out, mean, rstd, inp, weight, bias, C, S, G, eps, bg0, bg1);                         \
+                              const float* bias, int64_t C, int64_t T, int64_t S, int64_t G, float eps,            \
+                              int64_t bg0, int64_t bg1) {                                                          \
+    gn_silu_forward_groups<W>(out, mean, rstd, inp, weight, bias, C, T, S, G, eps, bg0, bg1);                      \
   }                                                                                                                \
   TARGET void gn_bwd_##SUFFIX(float* dinp, float* pw, float* pb, const float* dout, const float* inp,              \
                               const float* weight, const float* bias, const float* mean, const float* rstd,        \
-                              int64_t C, int64_t S, int64_t G, int64_t bg0, int64_t bg1) {                         \
-    gn_silu_backward_groups<W>(dinp, pw, pb, dout, inp, weight, bias, mean, rstd, C, S, G, bg0, bg1);              \
+                              int64_t C, int64_t T, int64_t S, int64_t G, int64_t bg0, int64_t bg1) {              \
+    gn_silu_backward_groups<W>(dinp, pw, pb, dout, inp, weight, bias, mean, rstd, C, T, S, G, bg0, bg1);           \
   }                                                                                                                \
   TARGET void ln_fwd_##SUFFIX(float* out, float* mean, float* rstd, const float* inp, const float* shift,          \
                               const float* scale, int64_t N, int64_t D, float eps, int64_t m0, int64_t m1) {       \
@@ -390,33 +410,44 @@ TS_FUSED_ISA(portable, 4, )
 
 // ======================= entry points =====================================================
 
-void groupnorm_silu_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
-                            const float* bias, int64_t B, int64_t C, int64_t S, int64_t G, float eps) {
-  if (reference_kernels()) return gn_silu_forward_ref(out, mean, rstd, inp, weight, bias, B, C, S, G, eps);
+void groupnorm_silu_frames_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
+                                   const float* bias, int64_t B, int64_t C, int64_t T, int64_t S, int64_t G, float eps) {
+  if (reference_kernels()) return gn_silu_forward_ref(out, mean, rstd, inp, weight, bias, B, C, T, S, G, eps);
   auto fn = TS_FUSED_PICK(gn_fwd);
   const int64_t K = C / G * S;
-  parallel_for(0, B * G, std::max<int64_t>(1, 16384 / std::max<int64_t>(K, 1)), [&](int64_t lo, int64_t hi) {
-    fn(out, mean, rstd, inp, weight, bias, C, S, G, eps, lo, hi);
+  parallel_for(0, B * T * G, std::max<int64_t>(1, 16384 / std::max<int64_t>(K, 1)), [&](int64_t lo, int64_t hi) {
+    fn(out, mean, rstd, inp, weight, bias, C, T, S, G, eps, lo, hi);
   });
+}
+
+void groupnorm_silu_frames_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                                    const float* weight, const float* bias, const float* mean, const float* rstd,
+                                    int64_t B, int64_t C, int64_t T, int64_t S, int64_t G) {
+  if (reference_kernels())
+    return gn_silu_backward_ref(dinp, dweight, dbias, dout, inp, weight, bias, mean, rstd, B, C, T, S, G);
+  auto fn = TS_FUSED_PICK(gn_bwd);
+  const int64_t K = C / G * S;
+  std::vector<float> pw(B * T * C), pb(B * T * C);  // per (b, t, c) partials, summed over (b, t) in order
+  parallel_for(0, B * T * G, std::max<int64_t>(1, 16384 / std::max<int64_t>(K, 1)), [&](int64_t lo, int64_t hi) {
+    fn(dinp, pw.data(), pb.data(), dout, inp, weight, bias, mean, rstd, C, T, S, G, lo, hi);
+  });
+  for (int64_t c = 0; c < C; ++c) {
+    double sw = 0, sb = 0;
+    for (int64_t bt = 0; bt < B * T; ++bt) sw += pw[bt * C + c], sb += pb[bt * C + c];
+    if (dweight) dweight[c] = static_cast<float>(sw);
+    if (dbias) dbias[c] = static_cast<float>(sb);
+  }
+}
+
+void groupnorm_silu_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
+                            const float* bias, int64_t B, int64_t C, int64_t S, int64_t G, float eps) {
+  groupnorm_silu_frames_forward(out, mean, rstd, inp, weight, bias, B, C, 1, S, G, eps);
 }
 
 void groupnorm_silu_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                              const float* weight, const float* bias, const float* mean, const float* rstd, int64_t B,
                              int64_t C, int64_t S, int64_t G) {
-  if (reference_kernels())
-    return gn_silu_backward_ref(dinp, dweight, dbias, dout, inp, weight, bias, mean, rstd, B, C, S, G);
-  auto fn = TS_FUSED_PICK(gn_bwd);
-  const int64_t K = C / G * S;
-  std::vector<float> pw(B * C), pb(B * C);  // per (b, c) partials, summed over b in order
-  parallel_for(0, B * G, std::max<int64_t>(1, 16384 / std::max<int64_t>(K, 1)), [&](int64_t lo, int64_t hi) {
-    fn(dinp, pw.data(), pb.data(), dout, inp, weight, bias, mean, rstd, C, S, G, lo, hi);
-  });
-  for (int64_t c = 0; c < C; ++c) {
-    double sw = 0, sb = 0;
-    for (int64_t b = 0; b < B; ++b) sw += pw[b * C + c], sb += pb[b * C + c];
-    if (dweight) dweight[c] = static_cast<float>(sw);
-    if (dbias) dbias[c] = static_cast<float>(sb);
-  }
+  groupnorm_silu_frames_backward(dinp, dweight, dbias, dout, inp, weight, bias, mean, rstd, B, C, 1, S, G);
 }
 
 void layernorm_modulate_forward(float* out, float* mean, float* rstd, const float* inp, const float* shift,

@@ -5,19 +5,22 @@
 
 using namespace tsn;
 
-// groupNormSiLU(x, numGroups, weight?, bias?, eps) -> [out, mean, rstd]
+// groupNormSiLU(x, numGroups, weight?, bias?, eps, perFrame?) -> [out, mean, rstd]
 TS_NAPI(groupNormSiLU) {
   const char* op = "groupNormSiLU";
+  const bool per_frame = info.Length() > 5 && !info[5].IsUndefined() && bool_arg(info, 5, op);
   ts::NormOut r = ts::group_norm_silu(tensor_arg(info, 0, op), int_arg(info, 1, op), optional_tensor_arg(info, 2, op),
-                                      optional_tensor_arg(info, 3, op), number_arg(info, 4, op));
+                                      optional_tensor_arg(info, 3, op), number_arg(info, 4, op), per_frame);
   return handles(info.Env(), {r.out, r.mean, r.rstd});
 }
-// groupNormSiLUBackward(dout, x, weight?, bias?, mean, rstd, numGroups) -> [dinp, dweight?, dbias?]
+// groupNormSiLUBackward(dout, x, weight?, bias?, mean, rstd, numGroups, perFrame?) -> [dinp, dweight?, dbias?]
 TS_NAPI(groupNormSiLUBackward) {
   const char* op = "groupNormSiLU";
+  const bool per_frame = info.Length() > 7 && !info[7].IsUndefined() && bool_arg(info, 7, op);
   ts::NormGrads r = ts::group_norm_silu_backward(tensor_arg(info, 0, op), tensor_arg(info, 1, op),
                                                  optional_tensor_arg(info, 2, op), optional_tensor_arg(info, 3, op),
-                                                 tensor_arg(info, 4, op), tensor_arg(info, 5, op), int_arg(info, 6, op));
+                                                 tensor_arg(info, 4, op), tensor_arg(info, 5, op), int_arg(info, 6, op),
+                                                 per_frame);
   return handles(info.Env(), {r.dinp, r.dweight, r.dbias});
 }
 

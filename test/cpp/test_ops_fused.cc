@@ -30,14 +30,18 @@ const GnCase kGn[] = {{{5, 6}, 2},           {{2, 6, 5, 7}, 3},      {{3, 4, 3, 
                       {{2, 5, 7, 13}, 5},    {{1, 8, 4, 16, 17}, 2}, {{1, 4, 3, 80, 160}, 2}};
 // D below, at and above the vector widths; N spanning several backward row chunks (CUDA:
 // several token chunks per sample); D = 1500 (CUDA: a block per row, not a warp).
+// Per-frame groups ([B, C, T, ...], a group per (b, t)): one frame, odd frame sizes (vector
+// tails), one channel per group, a frame of 64x64 (the demo VAE's), no spatial dims.
+const GnCase kGnFrames[] = {{{2, 6, 1, 5, 7}, 3}, {{2, 6, 3, 5, 7}, 3}, {{1, 16, 9, 8, 8}, 8},
+                            {{2, 4, 4, 3, 13}, 4}, {{1, 16, 3, 64, 64}, 4}, {{3, 4, 5}, 2}};
 const Shape kLn[] = {{2, 7, 13}, {3, 5, 130}, {1, 200, 64}, {2, 3, 3}, {2, 70, 384}, {3, 300, 40}, {2, 5, 1500}};
 
-std::vector<Tensor> run_gn(const Shape& s, int64_t G, bool affine, bool strided, Device d) {
+std::vector<Tensor> run_gn(const Shape& s, int64_t G, bool affine, bool strided, Device d, bool per_frame = false) {
   Tensor x = input(s, 201, d, strided, 2, -0.5f);
   Tensor w = affine ? input({s[1]}, 202, d, false, 1, 1) : Tensor();
   Tensor b = affine ? input({s[1]}, 203, d, false, 0.5f) : Tensor();
-  NormOut f = group_norm_silu(x, G, w, b, 1e-5);
-  NormGrads g = group_norm_silu_backward(input(s, 204, d, strided), x, w, b, f.mean, f.rstd, G);
+  NormOut f = group_norm_silu(x, G, w, b, 1e-5, per_frame);
+  NormGrads g = group_norm_silu_backward(input(s, 204, d, strided), x, w, b, f.mean, f.rstd, G, per_frame);
   std::vector<Tensor> r{f.out, f.mean, f.rstd, g.dinp};
   if (affine) r.insert(r.end(), {g.dweight, g.dbias});
   return r;
@@ -62,6 +66,16 @@ struct Reg {
                                       sh(s) + ",G=" + std::to_string(G) + (affine ? ",affine" : "") +
                                           (strided ? ",strided" : ""),
                                       [=](Device d) { return run_gn(s, G, affine, strided, d); }, 1e-10});
+        }
+    for (const GnCase& c : kGnFrames)
+      for (bool affine : {false, true})
+        for (bool strided : {false, true}) {
+          Shape s = c.s;
+          int64_t G = c.G;
+          optable::table().push_back({OpKind::GroupNormSiLU, "groupNormSiLU per frame",
+                                      sh(s) + ",G=" + std::to_string(G) + (affine ? ",affine" : "") +
+                                          (strided ? ",strided" : ""),
+                                      [=](Device d) { return run_gn(s, G, affine, strided, d, true); }, 1e-10});
         }
     for (const Shape& s : kLn)
       for (bool strided : {false, true})
@@ -94,6 +108,14 @@ TEST(every_vector_width_matches_reference) {
       if (!(e < 1e-10)) std::printf("  width %d, groupNormSiLU %s: nmse %.3g\n", width, sh(c.s).c_str(), e);
       EXPECT(e < 1e-10);
     }
+    for (const GnCase& c : kGnFrames) {
+      cpu::set_reference_kernels(true);
+      auto ref = run_gn(c.s, c.G, true, false, Device{}, true);
+      cpu::set_reference_kernels(false);
+      double e = worst_nmse(run_gn(c.s, c.G, true, false, Device{}, true), ref);
+      if (!(e < 1e-10)) std::printf("  width %d, groupNormSiLU per frame %s: nmse %.3g\n", width, sh(c.s).c_str(), e);
+      EXPECT(e < 1e-10);
+    }
     for (const Shape& s : kLn) {
       cpu::set_reference_kernels(true);
       auto ref = run_ln(s, false, Device{});
@@ -121,6 +143,21 @@ TEST(fused_ops_match_the_unfused_composition) {
     NormGrads fg = group_norm_silu_backward(dy, x, w, b, f.mean, f.rstd, 4);
     EXPECT(worst_nmse({f.out, f.mean, f.rstd, fg.dinp, fg.dweight, fg.dbias},
                       {y, gn.mean, gn.rstd, g.dinp, g.dweight, g.dbias}) < 1e-10);
+  }
+  {
+    // Per frame: the frames laid out as [B*T, C, H*W] through the plain kernel, and back.
+    Shape s{2, 8, 3, 5, 7};
+    Tensor x = input(s, 11, c, false, 2), w = input({8}, 12, c, false, 1, 1), b = input({8}, 13, c), dy = input(s, 14, c);
+    auto first = [](const Tensor& t) { return t.permute({0, 2, 1, 3, 4}).contiguous().reshape({6, 8, 35}); };
+    auto back = [](const Tensor& t) { return t.reshape({2, 3, 8, 5, 7}).permute({0, 2, 1, 3, 4}).contiguous(); };
+    NormOut p = group_norm_silu(first(x), 4, w, b, 1e-5);
+    NormGrads pg = group_norm_silu_backward(first(dy), first(x), w, b, p.mean, p.rstd, 4);
+    NormOut f = group_norm_silu(x, 4, w, b, 1e-5, true);
+    NormGrads fg = group_norm_silu_backward(dy, x, w, b, f.mean, f.rstd, 4, true);
+    EXPECT(worst_nmse({f.out, f.mean, f.rstd, fg.dinp, fg.dweight, fg.dbias},
+                      {back(p.out), p.mean, p.rstd, back(pg.dinp), pg.dweight, pg.dbias}) < 1e-12);
+    EXPECT_THROWS(group_norm_silu(input({2, 8}, 1, c), 4, Tensor(), Tensor(), 1e-5, true),
+                  "groupNormSiLU: per-frame groups expect input [B, C, T, ...] (rank >= 3), got [2, 8]");
   }
   {
     Shape s{2, 37, 48};

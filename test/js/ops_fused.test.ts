@@ -47,6 +47,11 @@ describe.each([
     check('groupNormSiLU2', ['x'], (x) => F.groupNormSiLU(x, 2));
   });
 
+  test('groupNormSiLU per frame (groups per (b, t) of [B, C, T, H, W])', () => {
+    check('groupNormSiLUFrames0', ['x', 'weight', 'bias'], (x, w, b) => F.groupNormSiLU(x, 4, w, b, 1e-5, { perFrame: true }));
+    check('groupNormSiLUFrames1', ['x'], (x) => F.groupNormSiLU(x, 3, null, null, 1e-5, { perFrame: true }));
+  });
+
   test('layerNormModulate', () => {
     for (const k of [0, 1]) check(`layerNormModulate${k}`, ['x', 'shift', 'scale'], (x, s, c) => F.layerNormModulate(x, s, c));
   });
@@ -88,6 +93,9 @@ describe('fused norms', () => {
       ts.manualSeed(7);
       const x = ts.randn([2, 4, 3, 5]).requiresGrad_(), w = ts.randn([4]).add(1).requiresGrad_(), b = ts.randn([4]).requiresGrad_();
       gradcheck((a, c, d) => F.groupNormSiLU(a, 2, c, d), [x, w, b]);
+      const xf = ts.randn([2, 4, 3, 2, 3]).requiresGrad_();
+      gradcheck((a, c, d) => F.groupNormSiLU(a, 2, c, d, 1e-5, { perFrame: true }), [xf, w, b]);
+      dropGrads(xf);
       const t = ts.randn([2, 3, 7]).requiresGrad_(), sh = ts.randn([2, 7]).requiresGrad_(), sc = ts.randn([2, 7]).mul(0.5).requiresGrad_();
       gradcheck((a, c, d) => F.layerNormModulate(a, c, d), [t, sh, sc]);
       dropGrads(x, w, b, t, sh, sc);
