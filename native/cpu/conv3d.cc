@@ -50,6 +50,7 @@
 #include "../core/allocator.h"
 #include "cpu.h"
 #include "kernel_device.h"
+#include "vec.h"
 
 namespace ts {
 namespace cpu {
@@ -799,6 +800,119 @@ void dweight_rows(float* dweight, const float* dout, const float* x, const Conv3
   });
 }
 
+// ---- weight gradient for few output channels -----------------------------------------
+// With Cout <= 4 (a VAE's last conv to the image, or a tiny head) the tiles of the row
+// kernel above are nearly empty (Cout fills NR = 32 or 16 columns): it ran at a few
+// GFLOP/s. Here each tap's gradient is a dot product over the positions instead:
+//   dW[co, k] = sum over (b, r, wo) of dout[b, co, r, wo] * xp_b[segbase(r) + off[k] + wo]
+// (unit W stride, read in place from the padded window), TB taps x Cout vector
+// accumulators per pass over a chunk of rows, chunk sums added in double. Threads split
+// the taps, so every sum runs in one order whatever the thread count.
+constexpr int64_t kTapChunkPositions = 2048;  // positions summed in float lanes before the double total
+
+template <int W, int CO, int TB>
+TS_INLINE void taps_dot(double* tot, const float* xp, const int32_t* off, int ntaps, const float* d, int64_t P,
+                        const int64_t* segbase, int64_t r0, int64_t r1, int64_t Wo) {
+  using F = typename Vec<W>::F;
+  F acc[TB][CO];
+  for (int t = 0; t < TB; ++t)
+    for (int c = 0; c < CO; ++c) acc[t][c] = F{};
+  double tail[TB][CO] = {};
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* xr = xp + segbase[r - r0];
+    const float* dr = d + r * Wo;
+    int64_t wo = 0;
+    for (; wo + W <= Wo; wo += W) {
+      F dv[CO];
+      for (int c = 0; c < CO; ++c) dv[c] = vload<W>(dr + c * P + wo);
+      for (int t = 0; t < TB; ++t) {
+        if (t >= ntaps) break;
+        const F xv = vload<W>(xr + off[t] + wo);
+        for (int c = 0; c < CO; ++c) acc[t][c] += xv * dv[c];
+      }
+    }
+    for (; wo < Wo; ++wo)
+      for (int t = 0; t < ntaps; ++t)
+        for (int c = 0; c < CO; ++c) tail[t][c] += static_cast<double>(xr[off[t] + wo]) * dr[c * P + wo];
+  }
+  for (int t = 0; t < ntaps; ++t)
+    for (int c = 0; c < CO; ++c) tot[t * CO + c] += static_cast<double>(hsum<W>(acc[t][c])) + tail[t][c];
+}
+
+// One pass of taps [k0, k0 + ntaps) over rows [r0, r1) of item b; tot [ntaps][Cout].
+using TapsFn = void (*)(double* tot, const float* xp, const int32_t* off, int ntaps, const float* d, int64_t P,
+                        const int64_t* segbase, int64_t r0, int64_t r1, int64_t Wo, int co);
+
+template <int W, int TB>
+TS_INLINE void taps_dot_any(double* tot, const float* xp, const int32_t* off, int ntaps, const float* d, int64_t P,
+                            const int64_t* segbase, int64_t r0, int64_t r1, int64_t Wo, int co) {
+  switch (co) {
+    case 1: return taps_dot<W, 1, TB>(tot, xp, off, ntaps, d, P, segbase, r0, r1, Wo);
+    case 2: return taps_dot<W, 2, TB / 2>(tot, xp, off, ntaps, d, P, segbase, r0, r1, Wo);
+    case 3: return taps_dot<W, 3, TB / 3>(tot, xp, off, ntaps, d, P, segbase, r0, r1, Wo);
+    default: return taps_dot<W, 4, TB / 4>(tot, xp, off, ntaps, d, P, segbase, r0, r1, Wo);
+  }
+}
+
+// Accumulator registers: TB taps x Cout vectors plus Cout dout rows and one x row.
+__attribute__((target("avx512f,fma"))) void taps_avx512(double* tot, const float* xp, const int32_t* off, int ntaps,
+                                                       const float* d, int64_t P, const int64_t* segbase, int64_t r0,
+                                                       int64_t r1, int64_t Wo, int co) {
+  taps_dot_any<16, 24>(tot, xp, off, ntaps, d, P, segbase, r0, r1, Wo, co);
+}
+__attribute__((target("avx2,fma"))) void taps_avx2(double* tot, const float* xp, const int32_t* off, int ntaps,
+                                                  const float* d, int64_t P, const int64_t* segbase, int64_t r0,
+                                                  int64_t r1, int64_t Wo, int co) {
+  taps_dot_any<8, 12>(tot, xp, off, ntaps, d, P, segbase, r0, r1, Wo, co);
+}
+void taps_portable(double* tot, const float* xp, const int32_t* off, int ntaps, const float* d, int64_t P,
+                   const int64_t* segbase, int64_t r0, int64_t r1, int64_t Wo, int co) {
+  taps_dot_any<4, 12>(tot, xp, off, ntaps, d, P, segbase, r0, r1, Wo, co);
+}
+
+// Taps per pass for a Cout (the instances' TB / Cout, as taps_dot_any divides it).
+int taps_per_pass(int width, int64_t cout) {
+  const int tb = width == 16 ? 24 : 12;
+  return std::max(1, tb / static_cast<int>(cout));
+}
+
+bool few_cout_dweight(const Conv3dGeometry& g) { return g.Cout <= 4 && padded_columns(g); }
+
+void dweight_taps(float* dweight, const float* dout, const float* x, const Conv3dGeometry& g) {
+  const int64_t K = g.K(), P = g.P(), rows = g.To * g.Ho, in_item = g.Cin * g.T * g.H * g.W;
+  const int width = simd_width();
+  const TapsFn fn = width == 16 ? taps_avx512 : width == 8 ? taps_avx2 : taps_portable;
+  const int tb = taps_per_pass(width, g.Cout);
+  const PaddedDims pd = padded_dims(g);
+  FloatBuffer xp(pd.size(g.Cin));
+  const std::vector<int32_t> off = tap_offsets(g, pd, K);
+  std::vector<double> tot(static_cast<size_t>(K * g.Cout), 0.0);  // [K][Cout]
+  const int64_t rchunk = std::max<int64_t>(1, kTapChunkPositions / std::max<int64_t>(g.Wo, 1));
+  const int64_t blocks = (K + tb - 1) / tb;
+  for (int64_t b = 0; b < g.B; ++b)
+    for (int64_t to0 = 0; to0 < g.To; to0 += pd.wf) {
+      const int64_t w0 = to0 * g.Ho, w1 = std::min(g.To, to0 + pd.wf) * g.Ho, tp0 = to0 * g.st;
+      pad_window(xp.get(), x + b * in_item, g, pd, to0);
+      const float* d = dout + b * g.Cout * P;
+      parallel_for(0, blocks, 1, [&](int64_t i0, int64_t i1) {
+        std::vector<int64_t> segbase(static_cast<size_t>(rchunk));
+        for (int64_t r0 = w0; r0 < w1; r0 += rchunk) {
+          const int64_t r1 = std::min(w1, r0 + rchunk);
+          for (int64_t r = r0; r < r1; ++r)
+            segbase[r - r0] = ((r / g.Ho * g.st - tp0) * pd.Hp + (r % g.Ho) * g.sh) * pd.Wp;
+          for (int64_t i = i0; i < i1; ++i) {
+            const int64_t k0 = i * tb, n = std::min<int64_t>(tb, K - k0);
+            fn(tot.data() + k0 * g.Cout, xp.get(), off.data() + k0, static_cast<int>(n), d, P, segbase.data(), r0, r1,
+               g.Wo, static_cast<int>(g.Cout));
+          }
+        }
+      });
+    }
+  (void)rows;
+  for (int64_t co = 0; co < g.Cout; ++co)
+    for (int64_t k = 0; k < K; ++k) dweight[co * K + k] = static_cast<float>(tot[k * g.Cout + co]);
+}
+
 }  // namespace
 
 int64_t conv3d_column_budget() { return g_column_budget.load(); }
@@ -848,7 +962,11 @@ void conv3d_backward(Tensor& dinp_t, Tensor& dweight_t, Tensor& dbias_t, const T
     else
       dinp_col2im(dinp, dout, w, g);
   }
-  if (dweight) dweight_rows(dweight, dout, x, g);
+  if (dweight) {
+    if (g.B == 0) std::memset(dweight, 0, static_cast<size_t>(g.Cout * g.K()) * sizeof(float));
+    else if (few_cout_dweight(g)) dweight_taps(dweight, dout, x, g);
+    else dweight_rows(dweight, dout, x, g);
+  }
 }
 
 }  // namespace cpu

@@ -87,12 +87,19 @@ struct Reg {
         // cases and the W' = 32 cases above take it too on AVX2.
         {1, 4, 8, 5, 7, 16, {3, 3, 3}, {2, 2, 1}, {1, 2, 1}, false, true, true, false},
         {2, 3, 7, 3, 4, 32, {3, 3, 5}, s1, {0, 1, 2}, true, true, false, true},
+        // Cout <= 4 with unit W stride: dweight as per-tap dot products over the positions
+        // (a VAE's conv to the image): 1 to 4 channels, W' below / at / above the vector
+        // widths (vector tails), replicate padding, T/H strides.
+        {2, 16, 1, 3, 5, 64, {3, 3, 3}, s1, {0, 1, 1}, true, false, true, false},
+        {1, 5, 2, 4, 3, 13, {3, 3, 3}, s1, p1, false, true, true, true},
+        {2, 3, 3, 5, 4, 7, {3, 3, 3}, {2, 2, 1}, {1, 1, 1}, false, false, false, false},
+        {1, 7, 4, 3, 6, 40, {3, 1, 3}, s1, {0, 0, 1}, true, true, true, false},
     };
     std::vector<ConvCase> all(std::begin(cases), std::end(cases));
-    // Chunked: also the offset-path cases (last two), whose padded copy then goes window
-    // by window of output frames.
+    // Chunked: also the offset-path cases, whose padded copy then goes window by window of
+    // output frames, and two of the few-Cout cases.
     const int n = static_cast<int>(std::size(cases));
-    for (int i : {2, 4, 5, 9, 13, n - 2, n - 1}) {
+    for (int i : {2, 4, 5, 9, 13, n - 6, n - 5, n - 4, n - 1}) {
       ConvCase c = cases[i];
       c.chunked = true;
       all.push_back(c);
@@ -125,6 +132,26 @@ struct Reg {
              return {y, g.dinp, g.dweight, g.dbias};
            },
            1e-10});
+    }
+    // The few-Cout weight gradient at every vector width this CPU has (the table above runs
+    // the widest): AVX-512, AVX2 and the portable build of the same kernel.
+    for (int width : {4, 8}) {
+      ConvCase c{2, 5, 2, 3, 4, 13, {3, 3, 3}, {1, 1, 1}, {0, 1, 1}, true, false, true, false};
+      optable::table().push_back({OpKind::Conv3d, "conv3d", describe(c) + ",dweight at width " + std::to_string(width),
+                                  [c, width](Device d) -> std::vector<Tensor> {
+                                    Conv3dOptions o;
+                                    o.padding = c.padding;
+                                    o.causal = true;
+                                    Tensor x = input({c.B, c.Cin, c.T, c.H, c.W}, 121, d);
+                                    Tensor w = input({c.Cout, c.Cin, 3, 3, 3}, 122, d, false, 0.2f);
+                                    Tensor dy = input({c.B, c.Cout, c.T, c.H, c.W}, 124, d);
+                                    const int was = cpu::simd_set_max_width(width);
+                                    Conv3dGrads g = conv3d_backward(dy, x, w, o, false, true, false);
+                                    cpu::simd_set_max_width(0);
+                                    (void)was;
+                                    return {g.dweight};
+                                  },
+                                  1e-10});
     }
     // Only some gradients asked for: the others stay undefined and the asked ones agree.
     optable::table().push_back({OpKind::Conv3d, "conv3d", "B=2,Cin=3,Cout=7,k=[3, 3, 3],causal,dweight only / dinp only",
