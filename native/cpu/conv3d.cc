@@ -633,6 +633,30 @@ __attribute__((target("avx512f,fma"))) void row_kernel_avx512(int64_t n, const f
   store_rows_tile(tile, 32, C, ldc, mr, nr, acc);
 }
 
+// The same product with a 24 x 16 tile, for Cout <= 16 (a VAE's 16-channel layers): the
+// 12 x 32 tile above would compute 16 zero columns for every 16 real ones. Two row bases,
+// twelve rows each; 24 accumulators, one B vector a step.
+__attribute__((target("avx512f,fma"))) void row_kernel_avx512_n16(int64_t n, const float* a, int64_t lda,
+                                                                    const float* b, int64_t ldb, float* C, int64_t ldc,
+                                                                    int mr, int nr, bool acc) {
+  constexpr int MR = 24;
+  __m512 c[MR];
+#pragma GCC unroll 24
+  for (int r = 0; r < MR; ++r) c[r] = _mm512_setzero_ps();
+  const float* a12 = a + 12 * lda;
+  for (int64_t p = 0; p < n; ++p, b += ldb) {
+    __m512 b0 = _mm512_loadu_ps(b);
+#pragma GCC unroll 12
+    for (int r = 0; r < 12; ++r) {
+      c[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r * lda + p]), b0, c[r]);
+      c[r + 12] = _mm512_fmadd_ps(_mm512_set1_ps(a12[r * lda + p]), b0, c[r + 12]);
+    }
+  }
+  alignas(64) float tile[MR * 16];
+  for (int r = 0; r < MR; ++r) _mm512_store_ps(tile + r * 16, c[r]);
+  store_rows_tile(tile, 16, C, ldc, mr, nr, acc);
+}
+
 // Named accumulators, not arrays, for the reason given at gemm.cc's AVX2 tile: GCC can
 // keep an accumulator array on the stack and store all of it every step.
 // SEG: the positions come as nseg segments of len; row r of segment s is read at
@@ -716,8 +740,9 @@ RowKernel row_kernel(const MicroKernel& mk) {
 
 void dweight_rows(float* dweight, const float* dout, const float* x, const Conv3dGeometry& g) {
   const MicroKernel& mk = micro_kernel();
-  const int MR = mk.MR, NR = mk.NR;
-  const RowKernel kernel = row_kernel(mk);
+  RowKernel kernel = row_kernel(mk);
+  int MR = mk.MR, NR = mk.NR;
+  if (kernel == row_kernel_avx512 && g.Cout <= 16) kernel = row_kernel_avx512_n16, MR = 24, NR = 16;  // no empty columns
   const int64_t K = g.K(), P = g.P(), rows = g.To * g.Ho, in_item = g.Cin * g.T * g.H * g.W;
   const int64_t Kp = (K + MR - 1) / MR * MR, Coutp = (g.Cout + NR - 1) / NR * NR;
   const int64_t rc = rows_per_chunk(g);
