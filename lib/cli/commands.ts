@@ -18,6 +18,7 @@ import {
   withConfig,
 } from './options';
 import { lazyProgress } from './progress';
+import { isWritingRank } from '../train/distributed';
 
 /** Runs fn with a Ctrl-C signal; the timer is stopped afterwards. */
 async function withInterrupt<T>(fn: (i: ReturnType<typeof onInterrupt>) => Promise<T>): Promise<T> {
@@ -180,8 +181,10 @@ export function addTrainingCommands(program: Command): void {
     if (!r) throw new Interrupted('interrupted during latent encoding; nothing to save (the encoding starts again on the next run)');
     if (r.stopped === 'aborted') throw interrupted('DiT training', r.checkpoint);
     if (r.stopped === 'nan') throw new CliError(`the DiT's loss became NaN at step ${r.steps}${r.checkpoint ? `; the last good checkpoint is ${r.checkpoint}` : ''}`);
-    copyFileAtomic(r.model ?? files.ditTrained, files.dit);
-    if (path.resolve(vaeFile) !== path.resolve(files.vae)) copyFileAtomic(vaeFile, files.vae);
+    if (isWritingRank()) {
+      copyFileAtomic(r.model ?? files.ditTrained, files.dit);
+      if (path.resolve(vaeFile) !== path.resolve(files.vae)) copyFileAtomic(vaeFile, files.vae);
+    }
     console.log(`trained ${r.steps} steps in ${r.seconds.toFixed(0)} s; wrote ${files.dit} (sample with --checkpoint ${out})`);
   });
 

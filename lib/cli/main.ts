@@ -8,6 +8,7 @@ import * as path from 'path';
 import { Command, CommanderError } from 'commander';
 import { info, version } from '../runtime';
 import { addTrainingCommands } from './commands';
+import { endJobOnError, joinLauncherJob } from './distributed';
 import { addCommon, applyRuntime, CliError, Interrupted, positiveInt, withConfig } from './options';
 
 export { addCommon, applyRuntime, CliError, withConfig };
@@ -73,6 +74,7 @@ export async function main(argv: string[]): Promise<number> {
   program.exitOverride();
   program.configureOutput({ writeErr: (s) => process.stderr.write(s) });
   try {
+    joinLauncherJob(); // started by mpirun/srun: join the job; rank 0 alone prints
     await program.parseAsync(argv);
     return 0;
   } catch (e) {
@@ -82,8 +84,10 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (e instanceof SilentExit) return e.code;
     const msg = e instanceof Error ? e.message : String(e);
+    const code = e instanceof Interrupted ? 130 : 1;
+    endJobOnError(msg, code); // several ranks: every one ends now, with this message
     process.stderr.write(`tessera: ${msg}\n`);
-    return e instanceof Interrupted ? 130 : 1;
+    return code;
   }
 }
 

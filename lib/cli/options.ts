@@ -6,6 +6,7 @@ import { manualSeed } from '../creation';
 import { info, setNumThreads } from '../runtime';
 import { Device } from '../tensor';
 import { canonicalDevice, isDeviceName } from '../checks';
+import { launcherEnv } from '../distributed/env';
 
 /** A user error: printed as one line (no stack), exit 1. */
 export class CliError extends Error {}
@@ -35,8 +36,9 @@ export function nonNegativeInt(name: string) {
   };
 }
 
-/** --device: 'cpu', 'cpu:N' (a simulated host device, TESSERA_HOST_DEVICES), 'cuda' or 'cuda:N'. */
+/** --device: 'cpu', 'cpu:N' (a simulated host device, TESSERA_HOST_DEVICES), 'cuda', 'cuda:N' or 'cuda:local' (the local rank's GPU). */
 export function deviceName(v: string): Device {
+  if (v === 'cuda:local') v = `cuda:${launcherEnv().localRank ?? 0}`; // one rank per GPU under mpirun/srun
   if (!isDeviceName(v)) throw new CliError(`--device expects cpu, cuda, cuda:N (or cpu:N with TESSERA_HOST_DEVICES), got '${v}'`);
   return canonicalDevice(v);
 }
@@ -50,7 +52,7 @@ export function precisionName(v: string): 'fp32' | 'bf16' {
 export function addCommon(cmd: Command, outHelp = 'output directory'): Command {
   return cmd
     .option('--config <file>', 'JSON file with option defaults (flags win)')
-    .addOption(new Option('--device <device>', 'cpu, cuda or cuda:N (cpu:N: a simulated device, TESSERA_HOST_DEVICES=N)').argParser(deviceName).default('cpu'))
+    .addOption(new Option('--device <device>', 'cpu, cuda, cuda:N, or cuda:local under mpirun: the GPU of the local rank (cpu:N: a simulated device, TESSERA_HOST_DEVICES=N)').argParser(deviceName).default('cpu'))
     .option('--threads <n>', 'CPU threads', positiveInt('threads'))
     .option('--seed <n>', 'random seed', nonNegativeInt('seed'))
     .option('--out <dir>', outHelp);

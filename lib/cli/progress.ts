@@ -1,6 +1,7 @@
 // Progress for long work: a cli-progress bar with step, loss, it/s and ETA on a
 // terminal; plain log lines (every ~5 s and at the end) when not a TTY.
 import { SingleBar } from 'cli-progress';
+import { isWritingRank } from '../train/distributed';
 
 export interface Progress {
   update(step: number, values?: Record<string, number>): void;
@@ -20,6 +21,7 @@ export interface ProgressStream {
 }
 
 export function progress(label: string, total: number, stream: ProgressStream = process.stderr): Progress {
+  if (!isWritingRank()) return { update: () => {}, stop: () => {} }; // under mpirun, rank 0 alone shows progress
   // The rate counts from the first update (a resumed run starts at its checkpoint's step).
   let start = Date.now();
   let first: number | null = null;

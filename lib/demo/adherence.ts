@@ -2,10 +2,17 @@
 // like "the digit 3 moves up and to the left", sample videos, classify each video's
 // digit (DigitClassifier, frames voting) and its direction (center-of-mass motion),
 // and report how often each matches the prompt. Chance: 10% (digit), 12.5% (direction).
+// On several ranks (ts.distributed) the batches are dealt round-robin: every rank
+// samples and judges its batches, the judgements (and the videos, for the GIF that rank
+// 0 writes) are gathered, and every rank returns the same report.
 import { captionFor, DIRECTIONS, Direction } from '../data/moving_mnist';
 import { saveVideo } from '../io/video';
 import { cat, shapeStr } from '../ops/basic';
+import { tensor } from '../creation';
+import { allGather } from '../distributed/group';
+import { allGatherObject } from '../distributed/objects';
 import { Device, Tensor, tidy, typeName } from '../tensor';
+import { DataParallel, dataParallel, DistributedOption } from '../train/distributed';
 import { classifyVideoDigits, DigitClassifier, loadDigitClassifier } from './digits';
 import { estimateDirections } from './motion';
 
@@ -38,9 +45,11 @@ export function parsePrompt(p: PromptInput): PromptTarget {
 export interface AdherenceOptions {
   /**
    * Produces one video per caption: [B, 1, T, H, W] in [0, 1] for B captions (may
-   * return a Promise). The evaluator reads and then disposes the returned tensor.
+   * return a Promise); `batch` counts the batches from 0 (a seed per batch makes the
+   * report independent of how the batches are spread over ranks). The evaluator reads
+   * and then disposes the returned tensor.
    */
-  sampleFn: (captions: string[]) => Tensor | Promise<Tensor>;
+  sampleFn: (captions: string[], batch: number) => Tensor | Promise<Tensor>;
   prompts: PromptInput[];
   /** Videos per prompt (default 1); each prompt is repeated this many times in the captions. */
   samplesPerPrompt?: number;
@@ -55,6 +64,8 @@ export interface AdherenceOptions {
   fps?: number;
   /** Intensities up to this are background for locating the digit (default 0.1). */
   threshold?: number;
+  /** Spread the batches over the ranks of ts.distributed (default 'auto'; see the file header). */
+  distributed?: DistributedOption;
 }
 
 export interface SampleJudgement {
@@ -95,14 +106,16 @@ export async function evaluatePromptAdherence(opts: AdherenceOptions): Promise<A
   if (!Number.isInteger(bs) || bs < 1) throw new RangeError(`${op}: expected batchSize >= 1, got ${String(bs)}`);
   const targets = opts.prompts.map(parsePrompt);
   const jobs = targets.flatMap((t, i) => new Array<number>(per).fill(i));
+  const dp = dataParallel(op, opts.distributed);
   const classifier = opts.classifier ?? loadDigitClassifier().to(opts.device ?? 'cpu');
-  const judged: SampleJudgement[] = [];
-  const kept: Tensor[] = [];
+  const judgedBy = new Map<number, SampleJudgement[]>(); // by batch
+  const kept = new Map<number, Tensor>(); // by batch
   try {
-    for (let at = 0; at < jobs.length; at += bs) {
+    for (let at = 0, batch = 0; at < jobs.length; at += bs, batch++) {
+      if (batch % dp.world !== dp.rank) continue; // another rank's batch
       const part = jobs.slice(at, at + bs);
       const captions = part.map((i) => targets[i].caption);
-      const videos = await opts.sampleFn(captions);
+      const videos = await opts.sampleFn(captions, batch);
       if (!(videos instanceof Tensor)) throw new TypeError(`${op}: expected sampleFn to return a Tensor, got ${typeName(videos)}`);
       try {
         const s = videos.shape;
@@ -110,22 +123,31 @@ export async function evaluatePromptAdherence(opts: AdherenceOptions): Promise<A
           throw new Error(`${op}: expected sampleFn to return videos [${part.length}, 1, T, H, W], got ${shapeStr(s)}`);
         const digits = classifyVideoDigits(classifier, videos, { threshold: opts.threshold });
         const motions = estimateDirections(videos, { threshold: opts.threshold });
-        part.forEach((ti, k) => {
-          const t = targets[ti];
-          judged.push({
-            digit: digits[k].digit, direction: motions[k].direction,
-            digitCorrect: digits[k].digit === t.digit, directionCorrect: motions[k].directionIndex === t.directionIndex,
-          });
-        });
-        if (opts.gifPath) kept.push(videos.clone());
+        judgedBy.set(
+          batch,
+          part.map((ti, k) => {
+            const t = targets[ti];
+            return {
+              digit: digits[k].digit, direction: motions[k].direction,
+              digitCorrect: digits[k].digit === t.digit, directionCorrect: motions[k].directionIndex === t.directionIndex,
+            };
+          }),
+        );
+        if (opts.gifPath) kept.set(batch, videos.clone());
       } finally {
         videos.dispose();
       }
     }
+    if (dp.active) {
+      for (const mine of allGatherObject([...judgedBy])) for (const [b, j] of mine) judgedBy.set(b, j);
+      if (opts.gifPath) gatherVideos(dp, kept);
+    }
+    const judged = [...judgedBy.keys()].sort((a, b) => a - b).flatMap((b) => judgedBy.get(b)!);
     let gifPath: string | undefined;
     if (opts.gifPath) {
       const file = opts.gifPath;
-      tidy(() => saveVideo(cat(kept, 0), file, { fps: opts.fps ?? 8, columns: per > 1 ? per : undefined }));
+      const videos = [...kept.keys()].sort((a, b) => a - b).map((b) => kept.get(b)!);
+      if (dp.isMain) tidy(() => saveVideo(cat(videos, 0), file, { fps: opts.fps ?? 8, columns: per > 1 ? per : undefined }));
       gifPath = opts.gifPath;
     }
     const frac = (xs: boolean[]): number => xs.filter((x) => x).length / xs.length;
@@ -146,7 +168,38 @@ export async function evaluatePromptAdherence(opts: AdherenceOptions): Promise<A
       gifPath,
     };
   } finally {
-    for (const t of kept) t.dispose();
+    for (const t of kept.values()) t.dispose();
     if (!opts.classifier) classifier.dispose();
+  }
+}
+
+/** Adds every rank's videos (by batch) to rank 0's `kept`: host copies, padded to one length and all-gathered. */
+function gatherVideos(dp: DataParallel, kept: Map<number, Tensor>): void {
+  const mine = [...kept].map(([b, v]) => ({ b, shape: v.shape as number[], values: v.toFloat32Array() }));
+  const shapes = allGatherObject(mine.map(({ b, shape }) => ({ b, shape })));
+  const numel = (s: number[]): number => s.reduce((a, n) => a * n, 1);
+  const L = Math.max(1, ...shapes.map((list) => list.reduce((a, { shape }) => a + numel(shape), 0)));
+  const flat = new Float32Array(L);
+  let o = 0;
+  for (const m of mine) flat.set(m.values, o), (o += m.values.length);
+  const local = tensor(flat);
+  try {
+    const all = allGather(local); // [world, L]
+    try {
+      if (!dp.isMain) return;
+      const values = all.toFloat32Array();
+      const device = kept.get(0)?.device ?? 'cpu'; // (rank 0 samples batch 0)
+      shapes.forEach((list, r) => {
+        let at = r * L;
+        for (const { b, shape } of list) {
+          if (r !== dp.rank) kept.set(b, tensor(values.subarray(at, at + numel(shape)), { shape, device }));
+          at += numel(shape);
+        }
+      });
+    } finally {
+      all.dispose();
+    }
+  } finally {
+    local.dispose();
   }
 }

@@ -6,6 +6,9 @@
 // Held-out prompts: ten (digit, direction) pairs, one per digit, covering all eight
 // directions, are removed from the training clips; the words of each still occur in
 // training, in other pairs, so the model must compose them.
+// On several ranks (ts.distributed, `distributed`), encoding, training and sampling for
+// evaluation are split over them; rank 0 reads and writes the files and sends what it
+// decided (a complete cache, the plan, the time spent) to the others.
 import * as fs from 'fs';
 import * as path from 'path';
 import { manualSeed } from '../creation';
@@ -26,6 +29,7 @@ import { noGrad } from '../autograd/node';
 import { Device, Tensor, tidy } from '../tensor';
 import { device as checkDevice } from '../checks';
 import type { Precision } from '../train/precision';
+import { dataParallel, DistributedOption } from '../train/distributed';
 import { latentDataset, sample, trainDiT, TrainDiTStep, withFirstFrameImages } from '../train/dit';
 import { loadCheckpoint, disposeCheckpoint } from '../train/checkpoint';
 
@@ -105,18 +109,25 @@ export function demoTrainClips(settings: DemoDiTSettings, seed = 0): VideoDatase
   return { length: indices.length, shape: base.shape, get: (i) => base.get(indices[i]) };
 }
 
-/** Encodes the training clips into <dir>/latents; a complete cache is reused as is. */
+/** Encodes the training clips into <dir>/latents (split over the ranks); a complete cache is reused as is. */
 export function encodeDemoLatents(o: {
   vae: VideoVAE; dir: string; settings: DemoDiTSettings; seed?: number; onProgress?: (done: number, total: number) => void; device?: Device;
+  distributed?: DistributedOption;
 }): LatentCacheIndex {
   const dir = path.join(o.dir, 'latents');
   const indexFile = path.join(dir, 'index.json');
-  if (fs.existsSync(indexFile)) {
-    const idx = JSON.parse(fs.readFileSync(indexFile, 'utf8')) as LatentCacheIndex;
-    if (idx.count === o.settings.trainClips) return idx;
-  }
-  fs.rmSync(dir, { recursive: true, force: true });
-  return noGrad(() => encodeDataset(o.vae, demoTrainClips(o.settings, o.seed ?? 0), dir, { batchSize: 4, onProgress: o.onProgress, device: o.device }));
+  const complete = dataParallel('encodeDemoLatents', o.distributed).fromRank0(() => {
+    if (fs.existsSync(indexFile)) {
+      const idx = JSON.parse(fs.readFileSync(indexFile, 'utf8')) as LatentCacheIndex;
+      if (idx.count === o.settings.trainClips) return idx;
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+    return null;
+  });
+  if (complete) return complete;
+  return noGrad(() =>
+    encodeDataset(o.vae, demoTrainClips(o.settings, o.seed ?? 0), dir, { batchSize: 4, onProgress: o.onProgress, device: o.device, distributed: o.distributed }),
+  );
 }
 
 /** A fresh text DiT for the settings (the tokenizer knows every caption's words). */
@@ -190,9 +201,12 @@ export async function trainDemoDiT(o: {
   onStep?: (s: TrainDiTStep & { plannedSteps: number }) => void;
   /** The device to train on (default 'cpu'); precision: bf16 on CUDA by default, fp32 elsewhere. */
   device?: Device; precision?: Precision;
+  /** Data-parallel over the ranks of ts.distributed (default 'auto'; see train/distributed.ts); settings.batchSize is the global batch. */
+  distributed?: DistributedOption;
 }): Promise<TrainDemoDiTResult> {
   const op = 'trainDemoDiT';
   const device = o.device === undefined ? 'cpu' : checkDevice(op, 'device', o.device);
+  const dp = dataParallel(op, o.distributed);
   if (!(o.minutes > 0)) throw new RangeError(`${op}: expected a positive budget in minutes, got ${String(o.minutes)}`);
   const s = o.settings, seed = o.seed ?? 0;
   const cache = loadLatentCache(path.join(o.dir, 'latents'), { device });
@@ -204,13 +218,19 @@ export async function trainDemoDiT(o: {
   const C = cache.index.latentShape[0];
   const out = path.join(o.dir, 'dit');
   const ckDir = path.join(out, 'checkpoint');
-  fs.mkdirSync(out, { recursive: true });
   const planFile = path.join(out, 'plan.json');
+  const spentFile = path.join(out, 'spent.json');
   const diffusion = demoFlow(s);
   const started = Date.now();
+  // Rank 0 reads the plan and the time spent before a resume; every rank goes by them.
+  const kept = dp.fromRank0(() => {
+    fs.mkdirSync(out, { recursive: true });
+    const read = <T>(f: string): T | null => (fs.existsSync(f) ? (JSON.parse(fs.readFileSync(f, 'utf8')) as T) : null);
+    return { plan: read<{ steps: number }>(planFile)?.steps ?? null, spent: read<{ seconds: number }>(spentFile)?.seconds ?? 0 };
+  });
   let plannedSteps: number;
-  if (fs.existsSync(planFile)) {
-    plannedSteps = (JSON.parse(fs.readFileSync(planFile, 'utf8')) as { steps: number }).steps;
+  if (kept.plan !== null) {
+    plannedSteps = kept.plan;
   } else {
     // Steps the budget allows, from the time of steps 2-5 (2-9 when batches alternate
     // between images and videos) of a throwaway model.
@@ -219,20 +239,24 @@ export async function trainDemoDiT(o: {
     const times: number[] = [];
     await trainDiT({
       dit: probe, diffusion, data, steps: s.imageFirst ? 9 : 5, batchSize: s.batchSize, batchTokens, lr: s.lr, ema: null, seed, precision: o.precision,
-      onStep: (i) => times.push(i.seconds),
+      distributed: o.distributed, onStep: (i) => times.push(i.seconds),
     });
     probe.dispose();
-    const perStep = times.slice(1).reduce((a, b) => a + b, 0) / (times.length - 1);
-    const left = o.minutes * 60 - (Date.now() - started) / 1000;
-    plannedSteps = Math.max(10, Math.floor((0.97 * left) / perStep));
-    writeJson(planFile, { steps: plannedSteps, secondsPerStep: perStep, minutes: o.minutes, settings: s });
+    // Rank 0's timing makes the plan of every rank.
+    plannedSteps = dp.fromRank0(() => {
+      const perStep = times.slice(1).reduce((a, b) => a + b, 0) / (times.length - 1);
+      const left = o.minutes * 60 - (Date.now() - started) / 1000;
+      const steps = Math.max(10, Math.floor((0.97 * left) / perStep));
+      writeJson(planFile, { steps, secondsPerStep: perStep, minutes: o.minutes, settings: s, ranks: dp.world });
+      return steps;
+    });
   }
   manualSeed(seed);
   const dit = createDemoDiT(s, C, device);
   // The budget is a deadline checked after every step (a timer could not fire while
   // the synchronous steps hold the event loop); the time spent before a resume counts.
-  const spentFile = path.join(out, 'spent.json');
-  const spent = fs.existsSync(spentFile) ? (JSON.parse(fs.readFileSync(spentFile, 'utf8')) as { seconds: number }).seconds : 0;
+  // Each rank has its own deadline; trainDiT stops them all at the step the first one hits it.
+  const spent = kept.spent;
   const deadline = started + (o.minutes * 60 - spent) * 1000;
   const budget = new AbortController();
   const signal = o.signal ? AbortSignal.any([o.signal, budget.signal]) : budget.signal;
@@ -247,9 +271,9 @@ export async function trainDemoDiT(o: {
   const r = await trainDiT({
     dit, diffusion, data, steps: 4 * plannedSteps, batchSize: s.batchSize, batchTokens, lr: s.lr, warmup: s.warmup, ema: s.ema,
     cfgDropout: s.cfgDropout, conditionFrameProb: s.conditionFrameProb, checkpointDir: ckDir, checkpointEvery: 200, seed, signal, precision: o.precision,
-    progress: () => elapsed() / budgetSeconds,
+    distributed: o.distributed, progress: () => elapsed() / budgetSeconds,
     onStep: (i) => {
-      if (i.step % 20 === 0) writeJson(spentFile, { seconds: elapsed() });
+      if (i.step % 20 === 0 && dp.isMain) writeJson(spentFile, { seconds: elapsed() });
       if (Date.now() >= deadline) budget.abort();
       if (firstStep < 0) firstStep = i.step - 1;
       const done = i.step - firstStep, secs = (Date.now() - t0) / 1000;
@@ -257,17 +281,18 @@ export async function trainDemoDiT(o: {
       o.onStep?.({ ...i, plannedSteps: Math.max(i.step, pace) });
     },
   });
-  writeJson(spentFile, { seconds: spent + (Date.now() - started) / 1000 });
+  if (dp.isMain) writeJson(spentFile, { seconds: spent + (Date.now() - started) / 1000 });
   const seconds = (Date.now() - t0) / 1000;
   let model: string | null = null;
+  const callerAborted = dp.control(!!o.signal?.aborted).stop; // (the same answer on every rank)
   // A run cut by the budget (not by the caller) is finished too.
-  if (r.stopped === 'done' || (r.stopped === 'aborted' && !o.signal?.aborted)) {
+  if (r.stopped === 'done' || (r.stopped === 'aborted' && !callerAborted)) {
     model = path.join(out, 'dit.safetensors');
-    saveDemoDiT(model, dit, { scalingFactor: cache.index.scalingFactor, flow: s.flow, latentChannels: C, imageFirst: !!s.imageFirst }, r.ema);
+    if (dp.isMain) saveDemoDiT(model, dit, { scalingFactor: cache.index.scalingFactor, flow: s.flow, latentChannels: C, imageFirst: !!s.imageFirst }, r.ema);
   }
   r.ema?.dispose();
   dit.dispose();
-  return { steps: r.steps, plannedSteps, stopped: r.stopped === 'aborted' && !o.signal?.aborted ? 'done' : r.stopped, seconds, checkpoint: r.checkpoint, model };
+  return { steps: r.steps, plannedSteps, stopped: r.stopped === 'aborted' && !callerAborted ? 'done' : r.stopped, seconds, checkpoint: r.checkpoint, model };
 }
 
 /** Loads the EMA weights of the latest checkpoint of <dir>/dit into a DiT (for a stage cut short). */
@@ -335,12 +360,16 @@ export function sampleVideos(o: SampleVideosOptions): Tensor {
   });
 }
 
-/** Samples prompts (default: the held-out ones) and measures digit and direction adherence. */
+/**
+ * Samples prompts (default: the held-out ones) and measures digit and direction adherence.
+ * Batch k is sampled with seed + k, so the report is the same however many ranks share it.
+ */
 export async function evaluateDemo(o: {
   vae: VideoVAE; dit: DiT; info: SamplingInfo; settings: DemoDiTSettings; prompts?: string[]; samplesPerPrompt?: number;
   steps?: number; cfgScale?: number; seed?: number; gifPath?: string; batchSize?: number;
+  /** Spread the batches over the ranks of ts.distributed (default 'auto'); rank 0 writes the GIF. */
+  distributed?: DistributedOption;
 }): Promise<AdherenceReport> {
-  let call = 0;
   const seed = o.seed ?? 1234;
   return evaluatePromptAdherence({
     device: o.dit.device,
@@ -348,11 +377,11 @@ export async function evaluateDemo(o: {
     samplesPerPrompt: o.samplesPerPrompt ?? o.settings.samplesPerPrompt,
     batchSize: o.batchSize ?? 8,
     gifPath: o.gifPath,
-    sampleFn: (captions) =>
+    distributed: o.distributed,
+    sampleFn: (captions, batch) =>
       sampleVideos({
         vae: o.vae, dit: o.dit, info: o.info, prompts: captions, frames: o.settings.frames, height: o.settings.size, width: o.settings.size,
-        steps: o.steps ?? o.settings.sampleSteps, cfgScale: o.cfgScale ?? o.settings.cfgScale, seed: seed + call++,
+        steps: o.steps ?? o.settings.sampleSteps, cfgScale: o.cfgScale ?? o.settings.cfgScale, seed: seed + batch,
       }),
   });
 }
-

@@ -13,6 +13,9 @@
 //   metrics.json      the numbers of every stage, the settings and the machine
 //   report.html       one self-contained page of all of it
 // A stage interrupted mid-way (Ctrl-C, a kill) resumes from its checkpoint on a rerun.
+// Under mpirun (ts.distributed initialized with several ranks) every stage runs on all
+// ranks, splitting its work; rank 0 alone prints, reads the state and writes the files,
+// and the ranks agree at each stage's start whether to go on (a Ctrl-C on any stops all).
 import * as fs from 'fs';
 import * as path from 'path';
 import { lazyProgress, Progress, progress as defaultProgress } from '../cli/progress';
@@ -29,6 +32,7 @@ import { info, version } from '../runtime';
 import { Device, tidy } from '../tensor';
 import { device as checkDevice } from '../checks';
 import type { Precision } from '../train/precision';
+import { dataParallel, DistributedOption } from '../train/distributed';
 import { demoDiTSettings, DemoDiTSettings, encodeDemoLatents, evaluateDemo, HELD_OUT_PROMPTS, loadDemoDiT, SamplingInfo, trainDemoDiT } from './dit_stage';
 import { loadPretrained } from './pretrained';
 import { writeReport } from './report';
@@ -101,6 +105,8 @@ export interface RunDemoOptions {
   device?: Device;
   /** Training precision (default: bf16 on CUDA, fp32 elsewhere). */
   precision?: Precision;
+  /** Spread every stage over the ranks of ts.distributed (default 'auto'; see the file header). */
+  distributed?: DistributedOption;
 }
 
 export interface RunDemoResult {
@@ -161,12 +167,13 @@ class Stopped extends Error {}
  * (null then: the cache has no index, and the next run encodes it again).
  */
 export function encodeLatentsUntil(o: Parameters<typeof encodeDemoLatents>[0] & { stop: () => boolean }): LatentCacheIndex | null {
+  const dp = dataParallel('encodeLatentsUntil', o.distributed);
   try {
     return encodeDemoLatents({
       ...o,
       onProgress: (done, total) => {
         o.onProgress?.(done, total);
-        if (done < total && o.stop()) throw new Stopped();
+        if (done < total && dp.control(o.stop()).stop) throw new Stopped(); // every rank stops after the same shard
       },
     });
   } catch (e) {
@@ -208,20 +215,26 @@ export async function runDemo(o: RunDemoOptions): Promise<RunDemoResult> {
   const device = o.device === undefined ? 'cpu' : checkDevice('runDemo', 'device', o.device);
   const files = demoFiles(out);
   const seed = o.seed ?? 0;
-  const log = o.log ?? ((line: string) => console.log(line));
-  const bar = o.progress ?? ((label: string, total: number) => defaultProgress(label, total));
+  const dp = dataParallel('runDemo', o.distributed);
+  const main = dp.isMain; // the rank that prints and writes
+  const log = main ? (o.log ?? ((line: string) => console.log(line))) : () => {};
+  const quiet = { update: () => {}, stop: () => {} };
+  const bar = !main ? () => quiet : (o.progress ?? ((label: string, total: number) => defaultProgress(label, total)));
   const poll = o.poll ?? (() => {});
-  const aborted = (): boolean => (poll(), !!o.signal?.aborted);
+  const aborted = (): boolean => (poll(), dp.control(!!o.signal?.aborted).stop); // the same answer on every rank
   const plan = planDemo({ quick: o.quick, budget: o.budget });
   const settings = settingsOf(plan.mode);
+  const distributed = o.distributed;
 
-  fs.mkdirSync(out, { recursive: true });
-  let state = readState(files.state);
+  let state = dp.fromRank0(() => {
+    fs.mkdirSync(out, { recursive: true });
+    return readState(files.state);
+  });
   if (state && (state.mode !== plan.mode || state.seed !== seed))
     throw new Error(`${out} holds a ${state.mode} demo run with seed ${state.seed}; use another --out or remove it to start a ${plan.mode} run with seed ${seed}`);
   if (!state) state = { format: 'tessera-demo', version: 1, mode: plan.mode, seed, plan, stages: {} };
   state.plan = plan;
-  writeJsonAtomic(files.state, state);
+  if (main) writeJsonAtomic(files.state, state);
   const done = DEMO_STAGES.filter((s) => state!.stages[s]);
   for (const line of describePlan(plan, done)) log(line);
   if (done.length === DEMO_STAGES.length) {
@@ -232,12 +245,12 @@ export async function runDemo(o: RunDemoOptions): Promise<RunDemoResult> {
 
   const finish = (stage: DemoStage, t0: number, summary?: unknown): void => {
     state!.stages[stage] = { seconds: (Date.now() - t0) / 1000, finishedAt: new Date().toISOString(), summary };
-    writeJsonAtomic(files.state, state);
+    if (main) writeJsonAtomic(files.state, state);
   };
   const abort = (stage: DemoStage, checkpoint: string | null = null): RunDemoResult => ({ stopped: 'aborted', stage, checkpoint, out });
 
-  // 1. data: a look at what the models train on.
-  if (!state.stages.data) {
+  // 1. data: a look at what the models train on (rank 0).
+  if (!state.stages.data && main) {
     const t0 = Date.now();
     const { frames, size } = settings.vae;
     const data = movingMnistDataset(new MovingMNIST({ split: 'train', length: 8, frames, size, numDigits: 1, seed }));
@@ -255,7 +268,7 @@ export async function runDemo(o: RunDemoOptions): Promise<RunDemoResult> {
       const t0 = Date.now();
       const p = lazyProgress('VAE', bar);
       const r = await trainDemoVAE({
-        dir: files.vaeDir, settings: settings.vae, minutes: plan.vaeMinutes, seed, signal: o.signal, log: (l) => (p.stop(), log(l)), device, precision: o.precision,
+        dir: files.vaeDir, settings: settings.vae, minutes: plan.vaeMinutes, seed, signal: o.signal, log: (l) => (p.stop(), log(l)), device, precision: o.precision, distributed,
         onStep: (i) => {
           poll();
           p.update(i.step, i.plannedSteps, { loss: i.loss });
@@ -267,7 +280,7 @@ export async function runDemo(o: RunDemoOptions): Promise<RunDemoResult> {
         return abort('vae', r.checkpoint);
       }
       vae = r.vae;
-      vae.save(files.vae);
+      if (main) vae.save(files.vae);
       const m = r.metrics!;
       finish('vae', t0, { psnr: m.psnr, ssim: m.ssim, blackBaseline: m.blackBaseline, steps: m.steps, trainSeconds: m.trainSeconds });
     }
@@ -278,7 +291,7 @@ export async function runDemo(o: RunDemoOptions): Promise<RunDemoResult> {
       if (aborted()) return abort('latents');
       const t0 = Date.now();
       const p = lazyProgress('latents', bar);
-      const index = encodeLatentsUntil({ vae, dir: out, settings: settings.dit, seed, device, onProgress: (d, total) => p.update(d, total), stop: aborted });
+      const index = encodeLatentsUntil({ vae, dir: out, settings: settings.dit, seed, device, distributed, onProgress: (d, total) => p.update(d, total), stop: aborted });
       p.stop();
       if (!index || aborted()) return abort('latents');
       log(`latents: ${index.count} clips -> [${index.latentShape.join(', ')}] each, scaling factor ${index.scalingFactor.toFixed(3)}`);
@@ -291,7 +304,7 @@ export async function runDemo(o: RunDemoOptions): Promise<RunDemoResult> {
       const t0 = Date.now();
       const p = lazyProgress('DiT', bar);
       const r = await trainDemoDiT({
-        dir: out, settings: settings.dit, minutes: plan.ditMinutes, seed, signal: o.signal, device, precision: o.precision,
+        dir: out, settings: settings.dit, minutes: plan.ditMinutes, seed, signal: o.signal, device, precision: o.precision, distributed,
         onStep: (s) => {
           poll();
           p.update(s.step, s.plannedSteps, { loss: s.loss });
@@ -301,7 +314,7 @@ export async function runDemo(o: RunDemoOptions): Promise<RunDemoResult> {
       if (r.stopped === 'aborted') return abort('dit', r.checkpoint);
       if (r.stopped === 'nan')
         throw new Error(`the DiT's loss became NaN at step ${r.steps}${r.checkpoint ? `; the last good checkpoint is ${r.checkpoint}` : ''}`);
-      copyFileAtomic(r.model ?? files.ditTrained, files.dit);
+      if (main) copyFileAtomic(r.model ?? files.ditTrained, files.dit); // the other ranks read it after the next aborted()
       log(`DiT: trained ${r.steps} steps in ${r.seconds.toFixed(0)} s (the timing probe estimated ${r.plannedSteps})`);
       finish('dit', t0, { steps: r.steps, plannedSteps: r.plannedSteps, seconds: r.seconds });
     }
@@ -314,12 +327,12 @@ export async function runDemo(o: RunDemoOptions): Promise<RunDemoResult> {
       const { dit, info: sampling } = loadDemoDiT(files.dit, { device });
       let report: AdherenceReport;
       try {
-        report = await evaluateDemo({ vae, dit, info: sampling, settings: settings.dit, seed, gifPath: files.samples });
+        report = await evaluateDemo({ vae, dit, info: sampling, settings: settings.dit, seed, gifPath: files.samples, distributed });
       } finally {
         dit.dispose();
       }
-      writeJsonAtomic(files.eval, report);
-      writeGridPng(files.samples, files.grid);
+      if (main) writeJsonAtomic(files.eval, report);
+      if (main) writeGridPng(files.samples, files.grid);
       log(`eval: digit right ${pctText(report.digitAccuracy)} (chance 10%), direction right ${pctText(report.directionAccuracy)} (chance 12.5%), both ${pctText(report.jointAccuracy)}`);
       finish('eval', t0, { digitAccuracy: report.digitAccuracy, directionAccuracy: report.directionAccuracy, jointAccuracy: report.jointAccuracy });
     }
@@ -327,7 +340,8 @@ export async function runDemo(o: RunDemoOptions): Promise<RunDemoResult> {
     vae?.dispose();
   }
 
-  // 6. report.
+  // 6. report (rank 0).
+  if (!main) return { stopped: 'done', out };
   const t0 = Date.now();
   const metrics = demoMetrics(out, state);
   writeJsonAtomic(files.metrics, metrics);

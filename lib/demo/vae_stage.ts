@@ -14,6 +14,9 @@
 // once (8 held-out clips after 300 steps of batch 2 with channel multipliers [1, 2, 2]:
 // 17.2 dB with L1 alone, 20.5 dB with L1 + MSE; the preset's [1, 2, 4] reached 21.1 dB,
 // at 0.38 s/step against 0.33 s/step on 2 idle cores).
+// On several ranks (ts.distributed, `distributed`), training and evaluation run on all
+// of them; rank 0 reads and writes the files and sends what it decided (the plan, the
+// metrics) to the others.
 import * as fs from 'fs';
 import * as path from 'path';
 import { manualSeed, tensor, zerosLike } from '../creation';
@@ -29,6 +32,7 @@ import { getNumThreads } from '../runtime';
 import { Device, keep, Tensor, tidy } from '../tensor';
 import { device as checkDevice } from '../checks';
 import type { Precision } from '../train/precision';
+import { dataParallel, DistributedOption } from '../train/distributed';
 import { evaluateVAE, trainVAE, VAEStepInfo } from '../train/vae';
 import { restoreCheckpoint } from '../train/checkpoint';
 import { EMA } from '../optim/ema';
@@ -89,6 +93,8 @@ export interface TrainDemoVAEOptions {
   device?: Device;
   /** Compute precision (default: bf16 on CUDA, fp32 elsewhere). */
   precision?: Precision;
+  /** Data-parallel over the ranks of ts.distributed (default 'auto'; see train/distributed.ts); settings.batchSize is the global batch. */
+  distributed?: DistributedOption;
 }
 
 export interface DemoVAEMetrics {
@@ -147,12 +153,12 @@ function readJson<T>(file: string): T | null {
 }
 
 /** Seconds per step of `settings`, from steps 2-5 of a throwaway model (step 1 warms caches). */
-async function probeSecondsPerStep(settings: DemoVAESettings, data: VideoDataset, device: Device, precision?: Precision): Promise<number> {
+async function probeSecondsPerStep(settings: DemoVAESettings, data: VideoDataset, device: Device, precision?: Precision, distributed?: DistributedOption): Promise<number> {
   const probe = new VideoVAE(settings.vae, { device });
   const at: number[] = [];
   try {
     const { batchSize, lr, crop, mseWeight } = settings;
-    await trainVAE({ model: probe, data, steps: 6, batchSize, lr, crop, warmup: 1, mseWeight, precision, onStep: (i) => at.push(i.elapsed) });
+    await trainVAE({ model: probe, data, steps: 6, batchSize, lr, crop, warmup: 1, mseWeight, precision, distributed, onStep: (i) => at.push(i.elapsed) });
   } finally {
     probe.dispose();
   }
@@ -218,18 +224,23 @@ export async function trainDemoVAE(o: TrainDemoVAEOptions): Promise<DemoVAEResul
   const seed = o.seed ?? 0;
   const resume = o.resume ?? 'plan';
   const device = o.device === undefined ? 'cpu' : checkDevice('trainDemoVAE', 'device', o.device);
-  const log = o.log ?? (() => {});
+  const dp = dataParallel('trainDemoVAE', o.distributed);
+  const log = (dp.isMain && o.log) || (() => {});
   if (!(o.minutes > 0)) throw new RangeError(`trainDemoVAE: expected minutes > 0, got ${String(o.minutes)}`);
   const files = demoVAEFiles(o.dir);
-  if (resume !== 'extend') {
-    const done = readJson<DemoVAEMetrics>(files.metrics);
-    if (resume === 'plan' && done && fs.existsSync(files.weights))
-      return { vae: VideoVAE.load(files.weights, { device }), metrics: done, stopped: 'completed', checkpoint: null };
-    if (resume === false) for (const f of [files.checkpoint, files.plan, files.metrics]) fs.rmSync(f, { recursive: true, force: true });
-  }
-  fs.mkdirSync(o.dir, { recursive: true });
-  const latest = readJson<{ step: number }>(path.join(files.checkpoint, 'latest'));
-  const done = latest?.step ?? 0;
+  // Rank 0 looks at the directory (and clears it for a fresh run); every rank goes by what it saw.
+  const seen = dp.fromRank0(() => {
+    if (resume !== 'extend') {
+      const complete = readJson<DemoVAEMetrics>(files.metrics);
+      if (resume === 'plan' && complete && fs.existsSync(files.weights)) return { complete, done: 0, plan: null };
+      if (resume === false) for (const f of [files.checkpoint, files.plan, files.metrics]) fs.rmSync(f, { recursive: true, force: true });
+    }
+    fs.mkdirSync(o.dir, { recursive: true });
+    const done = readJson<{ step: number }>(path.join(files.checkpoint, 'latest'))?.step ?? 0;
+    return { complete: null, done, plan: resume === 'plan' && done > 0 ? readJson<Plan>(files.plan) : null };
+  });
+  if (seen.complete) return { vae: VideoVAE.load(files.weights, { device }), metrics: seen.complete, stopped: 'completed', checkpoint: null };
+  const done = seen.done;
 
   manualSeed(seed);
   const model = new VideoVAE(settings.vae, { device });
@@ -242,17 +253,21 @@ export async function trainDemoVAE(o: TrainDemoVAEOptions): Promise<DemoVAEResul
 
   // The plan: kept from an unfinished run of the same budget, else from a timing probe.
   const t0 = Date.now();
-  let plan = resume === 'plan' && done > 0 ? readJson<Plan>(files.plan) : null;
+  let plan = seen.plan;
   let budget: number; // seconds
   if (plan) {
     budget = Math.max(30, 1.1 * (plan.steps - done) * plan.secondsPerStep);
     log(`VAE: resuming at step ${done} of the ${plan.steps} planned`);
   } else {
-    const perStep = await probeSecondsPerStep(settings, train, device, o.precision);
-    budget = o.minutes * 60 - (Date.now() - t0) / 1000;
-    plan = { steps: done + Math.max(20, Math.floor((0.95 * budget) / perStep)), secondsPerStep: perStep, minutes: o.minutes };
-    writeJsonAtomic(files.plan, plan);
-    log(`VAE: about ${perStep.toFixed(2)} s/step -> planning ${plan.steps - done} steps${done ? ` after the ${done} done` : ''}`);
+    const perStep = await probeSecondsPerStep(settings, train, device, o.precision, o.distributed);
+    // Rank 0's timing makes the plan of every rank.
+    [budget, plan] = dp.fromRank0((): [number, Plan] => {
+      const left = o.minutes * 60 - (Date.now() - t0) / 1000;
+      const p = { steps: done + Math.max(20, Math.floor((0.95 * left) / perStep)), secondsPerStep: perStep, minutes: o.minutes };
+      writeJsonAtomic(files.plan, p);
+      return [left, p];
+    });
+    log(`VAE: about ${plan.secondsPerStep.toFixed(2)} s/step -> planning ${plan.steps - done} steps${done ? ` after the ${done} done` : ''}`);
   }
   const steps = plan.steps;
 
@@ -261,40 +276,45 @@ export async function trainDemoVAE(o: TrainDemoVAEOptions): Promise<DemoVAEResul
   const result = await trainVAE({
     model, data: train, steps, batchSize, lr, warmup: Math.min(200, Math.ceil(steps / 20)), schedule: 'cosine', klWeight, mseWeight,
     crop, ema: settings.ema, seed, checkpointDir: files.checkpoint, checkpointEvery: settings.checkpointEvery,
-    signal: o.signal ? AbortSignal.any([o.signal, budgetSignal]) : budgetSignal, device, precision: o.precision,
+    signal: o.signal ? AbortSignal.any([o.signal, budgetSignal]) : budgetSignal, device, precision: o.precision, distributed: o.distributed,
     onStep: (i) => o.onStep?.({ ...i, plannedSteps: steps }),
   });
   const trainSeconds = (Date.now() - started) / 1000;
-  if (o.signal?.aborted) {
+  if (dp.control(!!o.signal?.aborted).stop) {
     result.ema?.dispose();
     return { vae: model, metrics: null, stopped: 'aborted', checkpoint: result.checkpoint };
   }
   log(`VAE: trained ${result.step} steps in ${trainSeconds.toFixed(0)} s (${result.stopReason === 'aborted' ? 'budget reached' : 'completed'})`);
 
   // Held-out quality with the raw and the EMA weights; the better one is kept.
-  const raw = evaluateVAE(model, heldOut, { samples: heldOut.length });
+  // (on every rank, each its share of the clips; the numbers are everyone's)
+  const raw = evaluateVAE(model, heldOut, { samples: heldOut.length, distributed: o.distributed });
   const rawWeights = Object.fromEntries(Object.entries(model.stateDict()).map(([k, v]) => [k, keep(v.clone())]));
   result.ema!.copyTo(model);
   result.ema!.dispose();
-  const ema = evaluateVAE(model, heldOut, { samples: heldOut.length });
+  const ema = evaluateVAE(model, heldOut, { samples: heldOut.length, distributed: o.distributed });
   const useEma = ema.psnr >= raw.psnr;
   if (!useEma) model.loadStateDict(rawWeights);
   Object.values(rawWeights).forEach((t) => t.dispose());
   const best = useEma ? ema : raw;
-  const black = blackBaseline(heldOut, device);
-  writeReconGif(model, heldOut, files.recon);
-  model.save(files.weights);
   const { vae: config, ...rest } = settings;
-  const metrics: DemoVAEMetrics = {
-    psnr: best.psnr, ssim: best.ssim, mse: best.mse, weights: useEma ? 'ema' : 'raw',
-    raw: { psnr: raw.psnr, ssim: raw.ssim }, ema: { psnr: ema.psnr, ssim: ema.ssim },
-    blackBaseline: black, heldOutClips: heldOut.length,
-    steps: result.step, trainSeconds, secondsPerStep: trainSeconds / Math.max(1, result.step - result.resumedFrom),
-    resumedFrom: result.resumedFrom, stopReason: result.stopReason, minutes: o.minutes, threads,
-    settings: { ...rest, seed, plannedSteps: steps }, config: model.config,
-  };
-  writeJsonAtomic(files.metrics, metrics);
+  // Rank 0 writes the files and sends the metrics.
+  const metrics = dp.fromRank0((): DemoVAEMetrics => {
+    const black = blackBaseline(heldOut, device);
+    writeReconGif(model, heldOut, files.recon);
+    model.save(files.weights);
+    const m: DemoVAEMetrics = {
+      psnr: best.psnr, ssim: best.ssim, mse: best.mse, weights: useEma ? 'ema' : 'raw',
+      raw: { psnr: raw.psnr, ssim: raw.ssim }, ema: { psnr: ema.psnr, ssim: ema.ssim },
+      blackBaseline: black, heldOutClips: heldOut.length,
+      steps: result.step, trainSeconds, secondsPerStep: trainSeconds / Math.max(1, result.step - result.resumedFrom),
+      resumedFrom: result.resumedFrom, stopReason: result.stopReason, minutes: o.minutes, threads,
+      settings: { ...rest, seed, plannedSteps: steps }, config: model.config,
+    };
+    writeJsonAtomic(files.metrics, m);
+    return m;
+  });
   log(`VAE: held-out PSNR ${best.psnr.toFixed(2)} dB, SSIM ${best.ssim.toFixed(3)} (${metrics.weights} weights); ` +
-    `all-black baseline PSNR ${black.psnr.toFixed(2)} dB, SSIM ${black.ssim.toFixed(3)}`);
+    `all-black baseline PSNR ${metrics.blackBaseline.psnr.toFixed(2)} dB, SSIM ${metrics.blackBaseline.ssim.toFixed(3)}`);
   return { vae: model, metrics, stopped: 'completed', checkpoint: result.checkpoint };
 }

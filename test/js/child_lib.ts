@@ -62,7 +62,8 @@ export interface MpiRun {
 
 /**
  * Runs `mpirun --oversubscribe -np <np> node <script> <args>` to completion (np 2 by
- * default); TESSERA_ADDON from this process wins over the default build; root may run it.
+ * default; script: a name in test/js/child/ or an absolute path); TESSERA_ADDON from this
+ * process wins over the default build; root may run it.
  */
 export function mpirunChild(script: string, args: string[] = [], env: NodeJS.ProcessEnv = {}, timeoutMs = 60000, np = 2): MpiRun {
   if (!MPIRUN) throw new Error('mpirunChild: mpirun is not on PATH');
@@ -70,6 +71,7 @@ export function mpirunChild(script: string, args: string[] = [], env: NodeJS.Pro
   const e: NodeJS.ProcessEnv = { ...base, TESSERA_ADDON: process.env.TESSERA_ADDON ?? base.TESSERA_ADDON, ...env };
   if (process.getuid?.() === 0) Object.assign(e, { OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1' });
   const t0 = Date.now();
-  const r = spawnSync(MPIRUN, ['--oversubscribe', '-np', String(np), process.execPath, childScript(script), ...args], { env: e, encoding: 'utf8', timeout: timeoutMs });
+  const file = path.isAbsolute(script) ? script : childScript(script);
+  const r = spawnSync(MPIRUN, ['--oversubscribe', '-np', String(np), process.execPath, file, ...args], { env: e, encoding: 'utf8', timeout: timeoutMs });
   return { status: r.status, signal: r.signal, out: `${r.stdout}${r.stderr}`, seconds: (Date.now() - t0) / 1000 };
 }
