@@ -15,6 +15,11 @@ export interface VideoDataset {
   /** [C, T, H, W] of every sample. */
   readonly shape: readonly [number, number, number, number];
   get(index: number): VideoSample;
+  /**
+   * Optional hint from a training loop: these samples will be asked for next, in this
+   * order (a streaming dataset decodes them meanwhile; see VideoClipView).
+   */
+  prefetch?(indices: number[]): void;
 }
 
 const isDims = (s: unknown): s is [number, number, number, number] =>
