@@ -43,7 +43,7 @@ export type { DiTConfig, ResolvedDiTConfig, DiTCondition, DiTConditionKind, DiTA
 export { TextEncoder, TextBlock, packTokens, unpackTokens, maskedTokenMean } from './models/text';
 export type { TextEncoderConfig, TextEncoding, PackedText } from './models/text';
 export { Tokenizer } from './models/tokenizer';
-export type { TokenizerState } from './models/tokenizer';
+export type { TokenizerState, Tokenized } from './models/tokenizer';
 export { sincos1d, sincos2dDiT, sincos3d, rope3d, applyRotary } from './models/positions';
 export {
   GaussianDiffusion, GaussianSchedule, RectifiedFlow, classifierFreeGuidance, concatCond, randomConditionFrames, randomFrameMask, betaSchedule,
