@@ -205,6 +205,7 @@ export function addTrainingCommands(program: Command): void {
     if (!opts.prompt.length) throw new CliError(`sample: give at least one --prompt, e.g. --prompt "the digit 7 moves right"`);
     const file = opts.out ?? 'sample.gif';
     if (!/\.(gif|png|mp4|webm)$/i.test(file)) throw new CliError(`--out ${file}: expected a .gif, .png, .mp4 or .webm file`);
+    if (!isWritingRank()) return; // under mpirun: rank 0 samples and writes; the others have nothing to do
     const { vae, dit, info } = loadModels(modelDir(opts.checkpoint), opts.device);
     try {
       const [height, width] = opts.size;
@@ -241,7 +242,7 @@ export function addTrainingCommands(program: Command): void {
         vae, dit, info, settings: demoDiTSettings[opts.quick ? 'quick' : 'full'], prompts, samplesPerPrompt: opts.samplesPerPrompt,
         steps: opts.steps, cfgScale: opts.cfg, seed: opts.seed, gifPath,
       });
-      writeJsonAtomic(path.join(out, 'eval.json'), report);
+      if (isWritingRank()) writeJsonAtomic(path.join(out, 'eval.json'), report); // (the batches were spread over the ranks)
       const pct = (v: number): string => `${(100 * v).toFixed(1)}%`;
       for (const p of report.perPrompt) console.log(`${p.prompt.padEnd(48)} digit ${pct(p.digitAccuracy).padStart(6)}  direction ${pct(p.directionAccuracy).padStart(6)}`);
       console.log(`${report.samples} samples: digit ${pct(report.digitAccuracy)} (chance 10%), direction ${pct(report.directionAccuracy)} (chance 12.5%), both ${pct(report.jointAccuracy)}`);
