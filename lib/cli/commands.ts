@@ -19,6 +19,7 @@ import {
 } from './options';
 import { lazyProgress } from './progress';
 import { isWritingRank } from '../train/distributed';
+import { trainFolderDiT, trainFolderVAE } from './folder';
 
 /** Runs fn with a Ctrl-C signal; the timer is stopped afterwards. */
 async function withInterrupt<T>(fn: (i: ReturnType<typeof onInterrupt>) => Promise<T>): Promise<T> {
@@ -58,7 +59,13 @@ interface DemoOptions extends CommonOptions {
   budget?: number;
   precision?: 'fp32' | 'bf16';
 }
-interface TrainVAEOptions extends CommonOptions {
+/** --data DIR (a folder of the user's videos; ./folder.ts), --fps, --strict. */
+interface DataOptions {
+  data?: string;
+  fps?: number;
+  strict?: boolean;
+}
+interface TrainVAEOptions extends CommonOptions, DataOptions {
   precision?: 'fp32' | 'bf16';
   quick?: boolean;
   minutes: number;
@@ -67,7 +74,7 @@ interface TrainVAEOptions extends CommonOptions {
   eval?: number;
   fresh?: boolean;
 }
-interface TrainDiTOptions extends CommonOptions {
+interface TrainDiTOptions extends CommonOptions, DataOptions {
   precision?: 'fp32' | 'bf16';
   quick?: boolean;
   minutes: number;
@@ -92,6 +99,11 @@ interface EvalOptions extends CommonOptions {
 
 export function addTrainingCommands(program: Command): void {
   const settingsOpts = (cmd: Command): Command => cmd.option('--quick', 'tiny models and data: a smoke run, not quality');
+  const dataOpts = (cmd: Command): Command =>
+    cmd
+      .option('--data <dir>', "train on a folder of your videos and images (needs ffmpeg; captions from .txt beside each file or captions.jsonl) instead of Moving MNIST; --out defaults to 'out'")
+      .option('--fps <n>', 'with --data: frames per second of the training clips', positiveNumber('fps'), 8)
+      .option('--strict', 'with --data: fail on an unreadable file instead of skipping it');
   const precisionOpt = (cmd: Command): Command =>
     cmd.option('--precision <p>', 'fp32, or bf16 (CUDA: autocast on tensor cores, the default there)', precisionName);
 
@@ -114,7 +126,7 @@ export function addTrainingCommands(program: Command): void {
   });
 
   addCommon(
-    precisionOpt(settingsOpts(program.command('train-vae')))
+    dataOpts(precisionOpt(settingsOpts(program.command('train-vae'))))
       .description('train the demo video VAE on Moving MNIST for a time budget; held-out PSNR/SSIM, recon.gif (a rerun resumes)')
       .option('--minutes <m>', 'training budget', positiveNumber('minutes'), 20)
       .option('--batch <n>', 'clips per step', positiveInt('batch'))
@@ -124,6 +136,7 @@ export function addTrainingCommands(program: Command): void {
   ).action(async (o: TrainVAEOptions, cmd: Command) => {
     const opts = withConfig(cmd, o);
     applyRuntime(opts);
+    if (opts.data) return trainVAEOnData(opts);
     const base = demoVAESettings[opts.quick ? 'quick' : 'full'];
     const settings = { ...base, batchSize: opts.batch ?? base.batchSize, lr: opts.lr ?? base.lr, evalClips: opts.eval ?? base.evalClips };
     const dir = opts.out ?? path.join('out', 'vae');
@@ -143,13 +156,14 @@ export function addTrainingCommands(program: Command): void {
   });
 
   addCommon(
-    precisionOpt(settingsOpts(program.command('train-dit')))
+    dataOpts(precisionOpt(settingsOpts(program.command('train-dit'))))
       .description('encode Moving MNIST with a trained VAE, then train the text encoder + DiT for a time budget (a rerun resumes)')
       .option('--vae <file>', 'the VAE (vae.safetensors; default <out>/vae.safetensors)')
       .option('--minutes <m>', 'training budget', positiveNumber('minutes'), 60),
   ).action(async (o: TrainDiTOptions, cmd: Command) => {
     const opts = withConfig(cmd, o);
     applyRuntime(opts);
+    if (opts.data) return trainDiTOnData(opts);
     const out = opts.out ?? 'out';
     const files = demoFiles(out);
     const vaeFile = opts.vae ?? files.vae;
@@ -252,4 +266,63 @@ export function addTrainingCommands(program: Command): void {
       dit.dispose();
     }
   });
+}
+
+/** The steps a time budget will take at the pace so far (for a progress bar's total). */
+function budgetPace(minutes: number): (step: number) => number {
+  let first = -1, t0 = 0;
+  return (step) => {
+    if (first < 0) (first = step - 1), (t0 = Date.now());
+    const secs = Math.max(1e-3, (Date.now() - t0) / 1000);
+    return Math.max(step, Math.round(first + ((step - first) * minutes * 60) / secs));
+  };
+}
+
+/** train-vae --data DIR (see ./folder.ts). */
+async function trainVAEOnData(opts: TrainVAEOptions): Promise<void> {
+  const out = opts.out ?? 'out';
+  const bar = lazyProgress('VAE');
+  const pace = budgetPace(opts.minutes);
+  const r = await withInterrupt((i) =>
+    trainFolderVAE({
+      data: opts.data!, out, quick: opts.quick, minutes: opts.minutes, seed: opts.seed, device: opts.device, precision: opts.precision, fps: opts.fps,
+      strict: opts.strict, batch: opts.batch, lr: opts.lr, fresh: opts.fresh, signal: i.signal, log: (l) => (bar.stop(), console.log(l)),
+      onStep: (s) => (i.poll(), bar.update(s.step, pace(s.step), { loss: s.loss })),
+    }),
+  );
+  bar.stop();
+  if (r.stopped === 'aborted') throw interrupted('VAE training', r.checkpoint);
+}
+
+/** train-dit --data DIR (see ./folder.ts). */
+async function trainDiTOnData(opts: TrainDiTOptions): Promise<void> {
+  const out = opts.out ?? 'out';
+  const vaeFile = opts.vae ?? path.join(out, 'vae.safetensors');
+  if (!fs.existsSync(vaeFile)) throw new CliError(`--vae ${vaeFile}: no such file (train one with 'tessera train-vae --data ${opts.data} --out ${out}')`);
+  let vae: VideoVAE;
+  try {
+    vae = VideoVAE.load(vaeFile, { device: opts.device });
+  } catch (e) {
+    throw new CliError(`--vae ${vaeFile}: ${(e as Error).message}`);
+  }
+  try {
+    const enc = lazyProgress('latents');
+    const bar = lazyProgress('DiT');
+    const pace = budgetPace(opts.minutes);
+    const r = await withInterrupt((i) =>
+      trainFolderDiT({
+        data: opts.data!, out, quick: opts.quick, minutes: opts.minutes, seed: opts.seed, device: opts.device, precision: opts.precision, fps: opts.fps,
+        strict: opts.strict, vae, signal: i.signal, poll: i.poll, log: (l) => (enc.stop(), bar.stop(), console.log(l)),
+        onEncode: (d, t) => enc.update(d, t), onStep: (s) => bar.update(s.step, pace(s.step), { loss: s.loss }),
+      }),
+    );
+    enc.stop();
+    bar.stop();
+    if (r.stopped === 'aborted') throw interrupted(r.steps ? 'DiT training' : 'latent encoding', r.checkpoint);
+    if (r.stopped === 'nan') throw new CliError(`the DiT's loss became NaN at step ${r.steps}${r.checkpoint ? `; the last good checkpoint is ${r.checkpoint}` : ''}`);
+    if (path.resolve(vaeFile) !== path.resolve(path.join(out, 'vae.safetensors'))) copyFileAtomic(vaeFile, path.join(out, 'vae.safetensors'));
+    console.log(`sample with: tessera sample --checkpoint ${out} --prompt "..."`);
+  } finally {
+    vae.dispose();
+  }
 }

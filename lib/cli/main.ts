@@ -7,6 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Command, CommanderError } from 'commander';
 import { info, version } from '../runtime';
+import { findFfmpeg } from '../io/video';
 import { addTrainingCommands } from './commands';
 import { endJobOnError, joinLauncherJob } from './distributed';
 import { addCommon, applyRuntime, CliError, Interrupted, positiveInt, withConfig } from './options';
@@ -26,6 +27,10 @@ function infoText(): string {
     for (const d of i.cuda.devices) lines.push(`cuda:${d.index}: ${d.name}, ${(d.totalMemory / 2 ** 30).toFixed(1)} GiB, sm ${d.computeCapability}`);
     lines.push('cuda precision: training defaults to bf16 (tensor cores); fp32 attention and conv use scalar kernels, with no TF32 or fp32 flash path yet: use bf16 for speed');
   } else lines.push(`cuda: not available (${i.cuda.reason})`);
+  const ff = findFfmpeg();
+  lines.push(ff.ffmpeg && ff.ffprobe
+    ? `ffmpeg: ${ff.version} (with ffprobe): video files and --data work`
+    : `ffmpeg: not found (${[!ff.ffmpeg && 'ffmpeg', !ff.ffprobe && 'ffprobe'].filter(Boolean).join(' and ')} missing): --data and .mp4/.webm files need it (Debian/Ubuntu: apt-get install ffmpeg)`);
   return lines.join('\n');
 }
 
