@@ -312,7 +312,8 @@ async function trainDiTOnData(opts: TrainDiTOptions): Promise<void> {
     const r = await withInterrupt((i) =>
       trainFolderDiT({
         data: opts.data!, out, quick: opts.quick, minutes: opts.minutes, seed: opts.seed, device: opts.device, precision: opts.precision, fps: opts.fps,
-        strict: opts.strict, vae, signal: i.signal, poll: i.poll, log: (l) => (enc.stop(), bar.stop(), console.log(l)),
+        strict: opts.strict, vae, vaeId: `${path.resolve(vaeFile)} ${fs.statSync(vaeFile).size} ${fs.statSync(vaeFile).mtimeMs}`, signal: i.signal, poll: i.poll,
+        log: (l) => (enc.stop(), bar.stop(), console.log(l)),
         onEncode: (d, t) => enc.update(d, t), onStep: (s) => bar.update(s.step, pace(s.step), { loss: s.loss }),
       }),
     );

@@ -174,7 +174,8 @@ class Stopped extends Error {}
  * a text DiT on every bucket for the budget, writes dit.safetensors and samples.gif.
  */
 export async function trainFolderDiT(o: FolderRunOptions & {
-  vae: VideoVAE; poll: () => void; onEncode?: (done: number, total: number) => void; onStep?: (s: TrainDiTStep) => void;
+  /** The VAE, and what identifies its weights (its file and mtime): latents of another VAE are encoded again. */
+  vae: VideoVAE; vaeId: string; poll: () => void; onEncode?: (done: number, total: number) => void; onStep?: (s: TrainDiTStep) => void;
 }): Promise<FolderDiTResult> {
   const s = folderSettings[o.quick ? 'quick' : 'full'];
   const f = folderFiles(o.out);
@@ -189,7 +190,7 @@ export async function trainFolderDiT(o: FolderRunOptions & {
     fs.mkdirSync(o.out, { recursive: true });
     try {
       encodeBuckets(vae, ds, f.latents, {
-        batchSize: 2, device: o.device,
+        batchSize: 2, device: o.device, id: o.vaeId,
         onProgress: (d, t) => {
           o.onEncode?.(d, t);
           o.poll();

@@ -2,11 +2,14 @@
 // one scale for all of them. Layout of `dir`:
 //   buckets.json   {"format": "tessera-latent-buckets", "version": 1, "buckets": [{"key", "dir",
 //                   "count", "latentShape"}], "stats": {"mean", "std"}, "scalingFactor"}
-//   <key>/         the latent cache of bucket <key> ('17x192x320': T x H x W of its clips)
-// A bucket whose cache is complete (its index.json holds the bucket's clip count) is kept
-// when encoding again, so an interrupted run resumes; buckets.json is written last.
+//   <key>/         the latent cache of bucket <key> ('17x192x320': T x H x W of its clips),
+//                  with source.json: a hash of what it encodes (the clips, the VAE's config, `id`)
+// A bucket whose cache is complete and has the same source is kept when encoding again,
+// so an interrupted run resumes; a changed VAE (pass `id`, e.g. its file's mtime) or
+// changed windows encode it again. buckets.json is written last.
 // The scale is 1 / std over every latent element of every bucket (the pooled statistics
 // of the caches), so the DiT sees one unit-variance latent space whatever the bucket.
+import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { writeJsonAtomic } from '../io/atomic';
@@ -46,7 +49,7 @@ function pooledStats(idx: LatentCacheIndex[]): { mean: number; std: number } {
  * counts clips over all buckets.
  */
 export function encodeBuckets(
-  vae: VideoVAE, data: VideoClipDataset, dir: string, opts: EncodeDatasetOptions & { buckets?: string[] } = {},
+  vae: VideoVAE, data: VideoClipDataset, dir: string, opts: EncodeDatasetOptions & { buckets?: string[]; id?: string } = {},
 ): LatentBucketsIndex {
   const op = 'encodeBuckets';
   if (typeof dir !== 'string' || !dir) throw new TypeError(`${op}: expected a directory path, got ${typeof dir}`);
@@ -60,11 +63,14 @@ export function encodeBuckets(
   for (const key of keys) {
     const view = data.bucketDataset(key);
     const sub = path.join(dir, key);
-    const indexFile = path.join(sub, 'index.json');
+    const indexFile = path.join(sub, 'index.json'), sourceFile = path.join(sub, 'source.json');
+    const source = createHash('sha256')
+      .update(JSON.stringify({ id: opts.id ?? null, vae: vae.config, clips: view.clips.map((c) => [c.file, c.startFrame, c.stride, c.frames, c.height, c.width]) }))
+      .digest('hex');
     let idx: LatentCacheIndex | null = null;
-    if (fs.existsSync(indexFile)) {
+    if (fs.existsSync(indexFile) && fs.existsSync(sourceFile)) {
       const old = JSON.parse(fs.readFileSync(indexFile, 'utf8')) as LatentCacheIndex;
-      if (old.count === view.length) idx = old;
+      if (old.count === view.length && JSON.parse(fs.readFileSync(sourceFile, 'utf8')).source === source) idx = old;
     }
     if (!idx) {
       fs.rmSync(sub, { recursive: true, force: true });
@@ -73,6 +79,7 @@ export function encodeBuckets(
       } catch (e) {
         throw new Error(`${op}: bucket ${key}: ${(e as Error).message}`);
       }
+      writeJsonAtomic(sourceFile, { source, id: opts.id ?? null });
     }
     before += view.length;
     opts.onProgress?.(before, total);

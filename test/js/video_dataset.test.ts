@@ -239,10 +239,17 @@ d('openVideoDataset on edge files', () => {
       expect(data.length).toBe(ds.length);
       const grids = new Set(Array.from({ length: data.length }, (_, i) => ts.tidy(() => data.get(i).latent.shape.join('x'))));
       expect(grids.size).toBe(idx.buckets.length);
-      // A second run keeps the complete caches.
-      const mtime = fs.statSync(path.join(out, idx.buckets[0].dir, 'index.json')).mtimeMs;
+      // A second run keeps the complete caches; another VAE (id) or other windows encode again.
+      const mtime = (): number => fs.statSync(path.join(out, idx.buckets[0].dir, 'index.json')).mtimeMs;
+      const m0 = mtime();
       ts.encodeBuckets(vae, ds, out, { batchSize: 2 });
-      expect(fs.statSync(path.join(out, idx.buckets[0].dir, 'index.json')).mtimeMs).toBe(mtime);
+      expect(mtime()).toBe(m0);
+      ts.encodeBuckets(vae, ds, out, { batchSize: 2, id: 'another vae', buckets: [idx.buckets[0].key] });
+      const m1 = mtime();
+      expect(m1).toBeGreaterThan(m0);
+      ts.encodeBuckets(vae, ds.setEpoch(1), out, { batchSize: 2, id: 'another vae', buckets: [idx.buckets[0].key] });
+      expect(mtime()).toBeGreaterThan(m1);
+      ds.setEpoch(0);
     } finally {
       vae.dispose();
     }
