@@ -8,7 +8,7 @@
 //   train   the VAE training step (trainVAE) fed by the dataset (windows anywhere, and at
 //           keyframes) against the same step on clips held in memory; interleaved rounds.
 //   node benchmarks/video_data.js [memory|decode|train|all] [--minutes 10] [--windows 64]
-//        [--seconds 30] [--steps 12] [--rounds 2] [--file F] [--json]
+//        [--seconds 30] [--steps 8] [--rounds 3] [--threads N] [--nice 10] [--file F] [--json]
 // (needs dist/ from `npm run build:ts`, and ffmpeg; files go to $TMPDIR/tessera-video-bench.)
 const { spawn, spawnSync } = require('child_process');
 const fs = require('fs');
@@ -128,6 +128,7 @@ const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 
 async function train(file, steps, rounds) {
   const ts = lib();
+  if (opt('threads')) ts.setNumThreads(Number(opt('threads')));
   const open = (maxPreroll) =>
     ts.openVideoDataset([file], {
       buckets: { sizes: [[256, 256]], frames: [17] }, clipsPerVideo: 48, index: false, workers: 2, decodeNice: Number(opt('nice', 10)), maxPreroll,
@@ -169,7 +170,7 @@ async function train(file, steps, rounds) {
   await key.close();
   const ratio = (side) => median(res[side].map((t, r) => t / res.memory[r])); // per round: the load changes between rounds
   return {
-    batch: B, clip: views.anywhere.shape, crop, steps, rounds, raw: res,
+    batch: B, clip: views.anywhere.shape, crop, steps, rounds, threads: ts.getNumThreads(), raw: res,
     inMemorySec: median(res.memory), anywhereSec: median(res.anywhere), keyframesSec: median(res.keyframes),
     anywhereRatio: ratio('anywhere'), keyframesRatio: ratio('keyframes'),
   };
@@ -206,7 +207,7 @@ async function main() {
   }
   if (out.train) {
     const t = out.train;
-    console.log(`\ntrain: trainVAE step, batch ${t.batch} of [${t.clip.join(', ')}] clips cropped to ${t.crop.frames}x${t.crop.size}x${t.crop.size}; median step of steps 3-${t.steps}, ${t.rounds} interleaved rounds`);
+    console.log(`\ntrain: trainVAE step, batch ${t.batch} of [${t.clip.join(', ')}] clips cropped to ${t.crop.frames}x${t.crop.size}x${t.crop.size}; median step of steps 3-${t.steps}, ${t.rounds} interleaved rounds, ${t.threads} compute thread${t.threads > 1 ? 's' : ''}`);
     console.log('| data | s/step (median of rounds) | / in memory (median of per-round ratios) |\n|---|---|---|');
     console.log(`| in memory | ${t.inMemorySec.toFixed(3)} | 1 |`);
     console.log(`| dataset, windows start anywhere (2 workers) | ${t.anywhereSec.toFixed(3)} | ${t.anywhereRatio.toFixed(3)}x |`);

@@ -97,6 +97,8 @@ const waitAsync = (Atomics as unknown as {
 export class ClipJob {
   private readonly header: Int32Array;
   private released = false;
+  /** Why the pool gave up on the job (its worker exited, or the pool closed); null while it is the worker's. */
+  private abandonedWhy: string | null = null;
   constructor(
     private readonly sab: SharedArrayBuffer,
     readonly bytes: number,
@@ -118,6 +120,7 @@ export class ClipJob {
 
   private result(): Uint8Array {
     if (this.released) throw new Error(`${this.what}: the frames were already released`);
+    if (this.abandonedWhy !== null) throw new Error(`${this.what}: ${this.abandonedWhy}`);
     const s = Atomics.load(this.header, 0);
     if (s === CANCELLED) throw new Error(`${this.what}: cancelled`);
     if (s === FAILED) {
@@ -160,12 +163,13 @@ export class ClipJob {
     if (this.released) return;
     this.released = true;
     const s = Atomics.load(this.header, 0);
-    if (s === DONE || s === FAILED) this.recycle(this.sab);
+    if ((s === DONE || s === FAILED) && this.abandonedWhy === null) this.recycle(this.sab);
   }
 
-  /** Marks the job cancelled whatever its state (the pool is closing: waiters stop waiting). */
-  abandon(): void {
+  /** Gives up on an unfinished job (its worker exited, or the pool is closing): waiters get `why`. */
+  abandon(why: string): void {
     if (this.settled) return;
+    this.abandonedWhy = why;
     Atomics.store(this.header, 0, CANCELLED);
     Atomics.notify(this.header, 0);
   }
@@ -195,6 +199,8 @@ export interface ClipPoolOptions {
 export class ClipWorkerPool {
   private readonly workers: Worker[] = [];
   private readonly pending: ClipJob[][] = [];
+  /** Why each worker is gone (null while it runs). */
+  private readonly dead: (string | null)[] = [];
   /** Jobs posted to each worker and not yet reported done: a worker with some keeps the process alive. */
   private readonly outstanding: number[] = [];
   private readonly timeoutMs: number;
@@ -216,9 +222,19 @@ export class ClipWorkerPool {
       w.on('message', (m: { type: string }) => {
         if (m.type === 'done' && --this.outstanding[i] === 0 && !this.closed) w.unref();
       });
+      // A worker that dies takes its queue with it: its jobs fail instead of waiting out the timeout.
+      const fail = (why: string): void => {
+        this.dead[i] = why;
+        for (const j of this.pending[i]) j.abandon(why);
+        this.pending[i] = [];
+        this.outstanding[i] = 0;
+      };
+      w.on('error', (e: Error) => fail(`the decoding worker failed (${e.message})`));
+      w.on('exit', (code: number) => fail(this.closed ? 'the dataset was closed' : `the decoding worker exited (code ${code})`));
       this.workers.push(w);
       this.pending.push([]);
       this.outstanding.push(0);
+      this.dead.push(null);
     }
   }
 
@@ -229,6 +245,13 @@ export class ClipWorkerPool {
   /** Queues `bin args` (ffmpeg writing at most `bytes` to stdout) on the least busy worker. */
   submit(bin: string, args: string[], bytes: number, what: string): ClipJob {
     if (this.closed) throw new Error(`${what}: the decoding pool is closed`);
+    let best = -1;
+    for (let i = 0; i < this.pending.length; i++) {
+      if (this.dead[i] !== null) continue;
+      this.pending[i] = this.pending[i].filter((j) => !j.settled);
+      if (best < 0 || this.pending[i].length < this.pending[best].length) best = i;
+    }
+    if (best < 0) throw new Error(`${what}: no decoding worker is left (${this.dead[0]})`);
     const size = HEADER_BYTES + ERROR_BYTES + bytes;
     let sab = this.free.get(size)?.pop();
     if (sab) {
@@ -236,11 +259,6 @@ export class ClipWorkerPool {
       new Int32Array(sab, 0, 4).fill(0); // QUEUED, nothing written
     } else sab = new SharedArrayBuffer(size);
     const job = new ClipJob(sab, bytes, what, this.timeoutMs, (b) => this.recycle(b));
-    let best = 0;
-    for (let i = 0; i < this.pending.length; i++) {
-      this.pending[i] = this.pending[i].filter((j) => !j.settled);
-      if (this.pending[i].length < this.pending[best].length) best = i;
-    }
     this.pending[best].push(job);
     if (this.outstanding[best]++ === 0) this.workers[best].ref();
     this.workers[best].postMessage({ type: 'job', job: { sab, bytes, bin, args, nice: this.nice } });
@@ -259,7 +277,7 @@ export class ClipWorkerPool {
     if (this.closed) return;
     this.closed = true;
     this.free.clear();
-    for (const jobs of this.pending) for (const j of jobs) j.abandon();
+    for (const jobs of this.pending) for (const j of jobs) j.abandon('the dataset was closed');
     await Promise.all(
       this.workers.map(
         (w) =>

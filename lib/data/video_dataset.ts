@@ -69,7 +69,11 @@ export interface VideoDatasetOptions {
   recursive?: boolean;
   /** The probe index file (default <folder>/.tessera-index.json); false: probe every time, write nothing. */
   index?: string | false;
-  /** A captions.jsonl ({"file", "caption"} per line; default <folder>/captions.jsonl when present). */
+  /**
+   * A captions.jsonl ({"file", "caption"} per line, files relative to it; default
+   * <folder>/captions.jsonl when present). A caption given in the list, then a .txt beside
+   * the file, come before it.
+   */
   captions?: string;
   /** Where warnings go (skipped files, an index that cannot be written); default process.emitWarning. */
   onWarning?: (message: string) => void;
@@ -293,7 +297,7 @@ export async function openVideoDataset(source: string | (string | { file: string
     fresh[rel] = rec;
     return { file, rel, probe: rec.probe, error: rec.error };
   });
-  if (Object.keys(index.files).some((k) => !(k in fresh))) changed = true;
+  if (Object.keys(index.files).some((k) => !(k in fresh) && !fs.existsSync(path.resolve(indexDir, k)))) changed = true; // a file went away
   if (indexFile && changed) {
     // Keep entries of files outside this listing (another subset of the same folder).
     const keep = Object.fromEntries(Object.entries(index.files).filter(([k]) => !(k in fresh) && fs.existsSync(path.resolve(indexDir, k))));
