@@ -124,6 +124,32 @@ function cases(ts) {
       }
     }
   }
+  // The demo VAE's own conv3d layers (issue 22): causal 3x3x3, C -> C, at the demo's batch
+  // of 2 crops of 9 frames: 16 channels on 64x64, 32 on 32x32 (5 latent-side frames), 64 on
+  // 16x16 (3 frames). Judged against the machine's peak (PyTorch is slower still here).
+  for (const [B, C, T, H, W] of [[2, 16, 9, 64, 64], [2, 32, 5, 32, 32], [2, 64, 3, 16, 16]]) {
+    for (const bwd of [false, true]) {
+      const opts = { padding: 1, causal: true };
+      let x, w, b, g;
+      out.push({
+        name: `VAE conv3d ${bwd ? 'fwd+bwd' : 'fwd'}`, shape: `[${B},${C},${T},${H},${W}] ${C}->${C}`,
+        flops: 2 * B * C * T * H * W * C * 27 * (bwd ? 3 : 1), target: bwd ? '>= 35% peak' : '>= 40% peak',
+        setup: () => {
+          x = keep(ts.randn([B, C, T, H, W], { requiresGrad: bwd }));
+          w = keep(ts.randn([C, C, 3, 3, 3], { requiresGrad: bwd }));
+          b = keep(ts.randn([C], { requiresGrad: bwd }));
+          g = keep(ts.randn([B, C, T, H, W]));
+          if (!bwd) return () => ts.F.conv3d(x, w, b, opts);
+          return () => {
+            ts.F.conv3d(x, w, b, opts).backward(g);
+            for (const t of [x, w, b]) (t.grad.dispose(), (t.grad = null));
+          };
+        },
+        teardown: () => [x, w, b, g].forEach((t) => t.dispose()),
+        torch: { case: bwd ? 'conv3d_fwdbwd' : 'conv3d_fwd', params: { B, C, T, H, W, causal: true } },
+      });
+    }
+  }
   // VAE ResNet3D block (causal video VAE): x + conv(silu(gn(conv(silu(gn(x)))))), 128
   // channels, 32 groups, causal 3x3x3 convs; forward+backward into x and all weights.
   {
