@@ -95,61 +95,39 @@ function cases(ts) {
     });
   }
   // ---- conv3d and the VAE ResNet3D block (issue 4, feat/perf) -------------------------
-  // conv3d 3x3x3, padding 1 (causal: 2 frames in front, H/W padding 1), B=1 T=8 H=W=32.
-  // PyTorch 1.13 takes mkldnn for C=128 and its slow unfold path for C=64 (its
-  // heuristic wants N*C*T*H > 20480), hence the two targets.
-  for (const C of [64, 128]) {
-    for (const causal of [false, true]) {
-      for (const bwd of [false, true]) {
-        const [B, T, H, W] = [1, 8, 32, 32];
-        const opts = causal ? { padding: 1, causal: true } : { padding: 1 };
-        let x, w, b, g;
-        out.push({
-          name: `conv3d${causal ? ' causal' : ''} ${bwd ? 'fwd+bwd' : 'fwd'}`, shape: `[${B},${C},${T},${H},${W}] ${C}->${C}`,
-          flops: 2 * B * C * T * H * W * C * 27 * (bwd ? 3 : 1), target: C === 64 ? 'ratio >= 2' : 'ratio >= 0.9',
-          setup: () => {
-            x = keep(ts.randn([B, C, T, H, W], { requiresGrad: bwd }));
-            w = keep(ts.randn([C, C, 3, 3, 3], { requiresGrad: bwd }));
-            b = keep(ts.randn([C], { requiresGrad: bwd }));
-            g = keep(ts.randn([B, C, T, H, W]));
-            if (!bwd) return () => ts.F.conv3d(x, w, b, opts);
-            return () => {
-              ts.F.conv3d(x, w, b, opts).backward(g);
-              for (const t of [x, w, b]) (t.grad.dispose(), (t.grad = null));
-            };
-          },
-          teardown: () => [x, w, b, g].forEach((t) => t.dispose()),
-          torch: { case: bwd ? 'conv3d_fwdbwd' : 'conv3d_fwd', params: { B, C, T, H, W, causal } },
-        });
-      }
-    }
-  }
-  // The demo VAE's own conv3d layers (issue 22): causal 3x3x3, C -> C, at the demo's batch
-  // of 2 crops of 9 frames: 16 channels on 64x64, 32 on 32x32 (5 latent-side frames), 64 on
-  // 16x16 (3 frames). Judged against the machine's peak (PyTorch is slower still here).
-  for (const [B, C, T, H, W] of [[2, 16, 9, 64, 64], [2, 32, 5, 32, 32], [2, 64, 3, 16, 16]]) {
-    for (const bwd of [false, true]) {
-      const opts = { padding: 1, causal: true };
-      let x, w, b, g;
-      out.push({
-        name: `VAE conv3d ${bwd ? 'fwd+bwd' : 'fwd'}`, shape: `[${B},${C},${T},${H},${W}] ${C}->${C}`,
-        flops: 2 * B * C * T * H * W * C * 27 * (bwd ? 3 : 1), target: bwd ? '>= 35% peak' : '>= 40% peak',
-        setup: () => {
-          x = keep(ts.randn([B, C, T, H, W], { requiresGrad: bwd }));
-          w = keep(ts.randn([C, C, 3, 3, 3], { requiresGrad: bwd }));
-          b = keep(ts.randn([C], { requiresGrad: bwd }));
-          g = keep(ts.randn([B, C, T, H, W]));
-          if (!bwd) return () => ts.F.conv3d(x, w, b, opts);
-          return () => {
-            ts.F.conv3d(x, w, b, opts).backward(g);
-            for (const t of [x, w, b]) (t.grad.dispose(), (t.grad = null));
-          };
-        },
-        teardown: () => [x, w, b, g].forEach((t) => t.dispose()),
-        torch: { case: bwd ? 'conv3d_fwdbwd' : 'conv3d_fwd', params: { B, C, T, H, W, causal: true } },
-      });
-    }
-  }
+  // One conv3d case: 3x3x3, C -> C, padding 1 (causal: 2 frames in front, H/W padding 1).
+  const convCase = (name, [B, C, T, H, W], causal, bwd, target) => {
+    const opts = causal ? { padding: 1, causal: true } : { padding: 1 };
+    let x, w, b, g;
+    return {
+      name, shape: `[${B},${C},${T},${H},${W}] ${C}->${C}`, flops: 2 * B * C * T * H * W * C * 27 * (bwd ? 3 : 1), target,
+      setup: () => {
+        x = keep(ts.randn([B, C, T, H, W], { requiresGrad: bwd }));
+        w = keep(ts.randn([C, C, 3, 3, 3], { requiresGrad: bwd }));
+        b = keep(ts.randn([C], { requiresGrad: bwd }));
+        g = keep(ts.randn([B, C, T, H, W]));
+        if (!bwd) return () => ts.F.conv3d(x, w, b, opts);
+        return () => {
+          ts.F.conv3d(x, w, b, opts).backward(g);
+          for (const t of [x, w, b]) (t.grad.dispose(), (t.grad = null));
+        };
+      },
+      teardown: () => [x, w, b, g].forEach((t) => t.dispose()),
+      torch: { case: bwd ? 'conv3d_fwdbwd' : 'conv3d_fwd', params: { B, C, T, H, W, causal } },
+    };
+  };
+  // B=1 T=8 H=W=32. PyTorch 1.13 takes mkldnn for C=128 and its slow unfold path for C=64
+  // (its heuristic wants N*C*T*H > 20480), hence the two targets.
+  for (const C of [64, 128])
+    for (const causal of [false, true])
+      for (const bwd of [false, true])
+        out.push(convCase(`conv3d${causal ? ' causal' : ''} ${bwd ? 'fwd+bwd' : 'fwd'}`, [1, C, 8, 32, 32], causal, bwd, C === 64 ? 'ratio >= 2' : 'ratio >= 0.9'));
+  // The demo VAE's own conv3d layers (issue 22): causal, at the demo's batch of 2 crops of 9
+  // frames: 16 channels on 64x64, 32 on 32x32 (5 frames), 64 on 16x16 (3 frames). Judged
+  // against the machine's peak (PyTorch is slower still on some of them).
+  for (const shape of [[2, 16, 9, 64, 64], [2, 32, 5, 32, 32], [2, 64, 3, 16, 16]])
+    for (const bwd of [false, true])
+      out.push(convCase(`VAE conv3d ${bwd ? 'fwd+bwd' : 'fwd'}`, shape, true, bwd, bwd ? '>= 35% peak' : '>= 40% peak'));
   // VAE ResNet3D block (causal video VAE): x + conv(silu(gn(conv(silu(gn(x)))))), 128
   // channels, 32 groups, causal 3x3x3 convs; forward+backward into x and all weights.
   {
