@@ -15,10 +15,11 @@
 //              packed: each of their rows is a shifted input row segment, read in place
 //              by the micro-kernel's indirect form through a table of row pointers and
 //              lane masks (the masks zero the W padding) (indirect_rows). On AVX2 (no
-//              fast masked loads) with a unit W stride and 16 | W', the input is
+//              fast masked loads), and on AVX-512 where NR = 32 does not divide W' or the
+//              padding replicates, with a unit W stride and 16 | W', the input is
 //              padded once, window by window of output frames, and the rows are read in
-//              place at fixed offsets from a per-panel base (pad_window,
-//              MicroKernel::offsets). Each block of outputs
+//              place at fixed offsets from a base per 16-wide output row segment
+//              (pad_window, MicroKernel::offsets). Each block of outputs
 //              sums in a small per-thread accumulator, copied out once.
 //     dinp     unit stride, zero padding p <= k - 1: a convolution of dout with the
 //              flipped, transposed weight, on forward_implicit (dinp_conv); otherwise
@@ -350,12 +351,12 @@ void indirect_rows(const float** rows, uint32_t* masks, int NR, const float* x, 
   }
 }
 
-// The offset path (MicroKernel::offsets, AVX2): the input is first copied, padded, into
+// The offset path (MicroKernel::offsets): the input is first copied, padded, into
 // xp [Cin, Tw, Hp, Wp] (Hp = H + 2 ph, Wp = W + 2 pw; zeros or the replicated edge), one
 // window of output frames [to0, to1) at a time: xp's frame f is padded frame to0 st + f,
 // Tw = (wf - 1) st + kt frames for a window of up to wf output frames. Every row of
 // every column panel then lies inside xp: row k = (ci, a, pp, q) of the panel for output
-// positions [p0, p0 + NR) (one output row segment; NR divides W') is xp + base(p0) +
+// positions [p0, p0 + 16) (one output row segment; 16 divides W') is xp + base(p0) +
 // off[k], off[k] = ((ci Tw + a) Hp + pp) Wp + q for all panels alike. Nothing is packed
 // per panel, and the padding is paid once (one pass over the input) instead of in every
 // panel. Windows keep xp near the column budget (at least one output frame), so the
@@ -409,9 +410,10 @@ bool padded_columns(const Conv3dGeometry& g) {
   return g_direct_enabled.load() && g.sw == 1 &&
          padded_dims(g).size(g.Cin) <= int64_t{std::numeric_limits<int32_t>::max()};
 }
-// Whether the forward takes the offset path (AVX2): padded columns and NR | W'.
+// Whether the forward takes the offset path: not the direct one, padded columns, and
+// 16 | W' (a panel is then one or two 16-wide output row segments).
 bool offset_panels(const MicroKernel& mk, const Conv3dGeometry& g) {
-  return !direct_panels(mk, g) && mk.offsets && padded_columns(g) && g.Wo % mk.NR == 0;
+  return !direct_panels(mk, g) && mk.offsets && padded_columns(g) && g.Wo % MicroKernel::kOffsetLanes == 0;
 }
 // Offset in the padded window of tap k = (ci, a, pp, q) for k < K, 0 for K <= k < n.
 std::vector<int32_t> tap_offsets(const Conv3dGeometry& g, const PaddedDims& d, int64_t n) {
@@ -438,14 +440,20 @@ void forward_implicit(float* out, const float* x, const float* w, const float* b
   });
   std::vector<int64_t> lo(g.kw), hi(g.kw);
   for (int64_t q = 0; q < g.kw; ++q) valid_cols(g, q, &lo[q], &hi[q]);
-  const int64_t block = kBlockPanels * NR, nblocks = (P + block - 1) / block;
+  const bool direct = direct_panels(mk, g), offs = offset_panels(mk, g);
+  const PaddedDims pd = padded_dims(g);  // the offset path's padded window (see pad_window)
+  // Blocks of kBlockPanels position panels, fewer where that leaves under 4 blocks per
+  // thread to hand out (a small layer, e.g. 64 channels at 3 x 16 x 16: 3 blocks of 8
+  // panels per window on 2 threads would leave one idle a third of the time).
+  const int64_t panels = offs ? (std::min(P, pd.wf * g.Ho * g.Wo) + NR - 1) / NR : g.B * ((P + NR - 1) / NR);
+  const int64_t bp = std::clamp<int64_t>((panels + 4 * num_threads() - 1) / (4 * num_threads()), 1, kBlockPanels);
+  const int64_t block = bp * NR, nblocks = (P + block - 1) / block;
   // Position blocks are handed out dynamically; each worker packs into its own buffer
   // (or, on the direct path, fills its own table of row pointers and lane masks) and
   // sums its block of outputs in its own accumulator [Mp][block], copied out (with the
   // bias) once per block. Summing in place in out instead would revisit, on every K
   // slice, tile rows P floats apart: with P a power of two (8 x 32 x 32) they all fall
   // in a few cache sets, and the 64 KiB block thrashes L1 and L2.
-  const bool direct = direct_panels(mk, g), offs = offset_panels(mk, g);
   const int64_t workers = std::min<int64_t>(num_threads(), offs ? nblocks : g.B * nblocks);
   std::vector<FloatBuffer> bpacks, accs;
   std::vector<std::vector<const float*>> rowss(direct ? workers : 0);
@@ -453,14 +461,13 @@ void forward_implicit(float* out, const float* x, const float* w, const float* b
   for (int64_t w = 0; w < workers; ++w) {
     accs.emplace_back(Mp * block);
     if (direct) {
-      rowss[w].resize(kBlockPanels * kSliceK);
-      maskss[w].resize(kBlockPanels * kSliceK);
+      rowss[w].resize(bp * kSliceK);
+      maskss[w].resize(bp * kSliceK);
     } else if (!offs) {
       bpacks.emplace_back(kSliceK * block);
     }
   }
   // Offset path: the padded window and the row offsets of every tap (see pad_window).
-  const PaddedDims pd = padded_dims(g);
   FloatBuffer xp(offs ? pd.size(g.Cin) : 0);
   const std::vector<int32_t> off = offs ? tap_offsets(g, pd, K) : std::vector<int32_t>();
   int64_t tp0 = 0;  // first padded frame in xp (the window's)
@@ -487,12 +494,21 @@ void forward_implicit(float* out, const float* x, const float* w, const float* b
         continue;
       }
       if (offs) {
+        // Output positions [p, p + 16) lie in one output row (16 | W', p0 and np are
+        // multiples of 16): their column row k is 16 floats at segment(p) + off[k].
+        auto segment = [&](int64_t p) {
+          const int64_t row = p / g.Wo, wo0 = p % g.Wo, to = row / g.Ho, ho = row % g.Ho;
+          return xp.get() + ((to * g.st - tp0) * pd.Hp + ho * g.sh) * pd.Wp + wo0;
+        };
+        constexpr int64_t kSeg = MicroKernel::kOffsetLanes;
         for (int64_t j = 0; j < np; j += NR) {
-          const int64_t p = p0 + j, row = p / g.Wo, wo0 = p % g.Wo, to = row / g.Ho, ho = row % g.Ho;
-          const float* base = xp.get() + ((to * g.st - tp0) * pd.Hp + ho * g.sh) * pd.Wp + wo0;
+          const int nr = static_cast<int>(std::min<int64_t>(NR, np - j));
+          // a second segment where NR is 32 (AVX-512); a half panel repeats the first
+          const float* base = segment(p0 + j);
+          const float* base1 = NR > kSeg && nr > kSeg ? segment(p0 + j + kSeg) : base;
           for (int64_t i = 0; i < g.Cout; i += MR) {
             const int mr = static_cast<int>(std::min<int64_t>(MR, g.Cout - i));
-            mk.offsets(kc, as + i * kc, base, off.data() + k0, acc + i * block + j, block, mr, NR, s > 0);
+            mk.offsets(kc, as + i * kc, base, base1, off.data() + k0, acc + i * block + j, block, mr, nr, s > 0);
           }
         }
         continue;

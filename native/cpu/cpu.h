@@ -87,12 +87,14 @@ struct MicroKernel {
   // where the CPU lacks masked loads (AVX2 / scalar builds: callers pack instead).
   void (*indirect)(int64_t kc, const float* a, const float* const* brow, const uint32_t* bmask, float* C, int64_t ldc,
                    int mr, int nr, bool acc);
-  // The same with B rows at offsets from one base: step p takes the NR floats at
-  // base + off[p] (any alignment), all of them read; callers make every row lie inside
-  // one buffer (conv3d pads its input first). Set on AVX2, whose masked loads are slow on
-  // AMD cores (so the indirect form is AVX-512's); null elsewhere.
-  void (*offsets)(int64_t kc, const float* a, const float* base, const int32_t* off, float* C, int64_t ldc, int mr,
-                  int nr, bool acc);
+  // The same with B rows at offsets from a base per segment of kOffsetLanes lanes: step
+  // p takes lanes 0-15 at base + off[p] and, where NR is 32 (AVX-512), lanes 16-31 at
+  // base1 + off[p] (any alignment), all of them read; callers make every row lie inside
+  // one buffer (conv3d pads its input first), and a segment can start anywhere (two
+  // output row pieces of 16). Set on AVX-512 and AVX2; null on scalar builds.
+  static constexpr int kOffsetLanes = 16;
+  void (*offsets)(int64_t kc, const float* a, const float* base, const float* base1, const int32_t* off, float* C,
+                  int64_t ldc, int mr, int nr, bool acc);
 };
 const MicroKernel& micro_kernel();  // the one gemm uses on this CPU
 // Packs rows [i0, i0+mc) x cols [k0, k0+kc) of A' (A, or A^T when ta) into panels

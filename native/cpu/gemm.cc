@@ -164,11 +164,15 @@ inline void store_tile(const float* tile, int NR, float* C, int64_t ldc, int mr,
 // A tail panel of mr <= 8 (or <= 4) rows runs the narrower instance instead of a full
 // 12-row one, so e.g. 64 output channels cost 5 x 12 + 1 x 4 rows, not 6 x 12.
 // Columns past nr are masked on the C side (the packed B is zero-padded to 32).
-template <int ROWS>
+// OFFS: B row p is two 16-float halves read in place, lanes 0-15 at b + off[p] and
+// lanes 16-31 at b1 + off[p] (any alignment: the offset form, MicroKernel::offsets),
+// instead of row p of the packed panel b.
+template <int ROWS, bool OFFS = false>
 __attribute__((target("avx512f,fma"), always_inline)) inline void ukernel_avx512_rows(int64_t kc, const float* a,
                                                                                      const float* b, float* C,
                                                                                      int64_t ldc, int mr, int nr,
-                                                                                     bool acc) {
+                                                                                     bool acc, const float* b1 = nullptr,
+                                                                                     const int32_t* off = nullptr) {
   constexpr int MR = 12;  // panel stride of the packed A
   __m512 c0[ROWS], c1[ROWS];
   // Start fetching the C tile now; it is read (acc) or written only after the k loop.
@@ -181,17 +185,24 @@ __attribute__((target("avx512f,fma"), always_inline)) inline void ukernel_avx512
   // B streams from L2 (one A panel sweeps a chunk of B panels): fetch it 16 steps
   // (2 KiB) ahead, which also runs into the next panel of the chunk.
   for (int64_t p = 0; p < kc; ++p) {
-    __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
-    _mm_prefetch(reinterpret_cast<const char*>(b + 16 * 32), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(b + 16 * 32 + 16), _MM_HINT_T0);
+    __m512 v0, v1;
+    if (OFFS) {
+      v0 = _mm512_loadu_ps(b + off[p]);
+      v1 = _mm512_loadu_ps(b1 + off[p]);
+    } else {
+      v0 = _mm512_load_ps(b);
+      v1 = _mm512_load_ps(b + 16);
+      _mm_prefetch(reinterpret_cast<const char*>(b + 16 * 32), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(b + 16 * 32 + 16), _MM_HINT_T0);
+    }
 #pragma GCC unroll 12
     for (int r = 0; r < ROWS; ++r) {
       __m512 av = _mm512_set1_ps(a[r]);
-      c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
-      c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
+      c0[r] = _mm512_fmadd_ps(av, v0, c0[r]);
+      c1[r] = _mm512_fmadd_ps(av, v1, c1[r]);
     }
     a += MR;
-    b += 32;
+    if (!OFFS) b += 32;
   }
   const __mmask16 m0 = nr >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << nr) - 1);
   const __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : static_cast<__mmask16>((1u << (nr - 16)) - 1);
@@ -213,6 +224,14 @@ __attribute__((target("avx512f,fma"))) void ukernel_avx512(int64_t kc, const flo
   if (mr > 8) return ukernel_avx512_rows<12>(kc, a, b, C, ldc, mr, nr, acc);
   if (mr > 4) return ukernel_avx512_rows<8>(kc, a, b, C, ldc, mr, nr, acc);
   ukernel_avx512_rows<4>(kc, a, b, C, ldc, mr, nr, acc);
+}
+
+__attribute__((target("avx512f,fma"))) void ukernel_offsets_avx512(int64_t kc, const float* a, const float* base,
+                                                                  const float* base1, const int32_t* off, float* C,
+                                                                  int64_t ldc, int mr, int nr, bool acc) {
+  if (mr > 8) return ukernel_avx512_rows<12, true>(kc, a, base, C, ldc, mr, nr, acc, base1, off);
+  if (mr > 4) return ukernel_avx512_rows<8, true>(kc, a, base, C, ldc, mr, nr, acc, base1, off);
+  ukernel_avx512_rows<4, true>(kc, a, base, C, ldc, mr, nr, acc, base1, off);
 }
 
 // The indirect variant (see MicroKernel::indirect): B row p is 32 floats at brow[p]
@@ -362,6 +381,7 @@ __attribute__((target("avx2,fma"))) void ukernel_avx2(int64_t kc, const float* a
 }
 
 __attribute__((target("avx2,fma"))) void ukernel_offsets_avx2(int64_t kc, const float* a, const float* base,
+                                                                const float* /*base1: one 16-lane segment*/,
                                                                 const int32_t* off, float* C, int64_t ldc, int mr,
                                                                 int nr, bool acc) {
   if (mr > 4) return ukernel_avx2_rows<6, true>(kc, a, base, off, C, ldc, mr, nr, acc);
@@ -491,7 +511,7 @@ const MicroKernel& micro_kernel() {
   static const MicroKernel k = [] {
     KernelChoice c = choose_kernel();
     return MicroKernel{c.fn, c.MR, c.NR, c.fn == ukernel_avx512 ? ukernel_indirect_avx512 : nullptr,
-                       c.fn == ukernel_avx2 ? ukernel_offsets_avx2 : nullptr};
+                       c.fn == ukernel_avx512 ? ukernel_offsets_avx512 : c.fn == ukernel_avx2 ? ukernel_offsets_avx2 : nullptr};
   }();
   return k;
 }

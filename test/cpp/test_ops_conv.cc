@@ -5,7 +5,7 @@
 // and Cout panels, position panels that cross output rows), dinp as a flipped-weight
 // convolution (unit stride, zero padding <= k - 1) and dinp by GEMM + col2im (strides,
 // replicate, large padding), dweight by the row kernel over vol2col panels or, on AVX2,
-// over the padded window (chunked or not), and AVX2's offset-path forward; on CUDA,
+// over the padded window (chunked or not), and the offset-path forward; on CUDA,
 // Cout over one 64-wide tile, and B = 0 (no output positions: zero gradients).
 #include <iterator>
 
@@ -82,9 +82,12 @@ struct Reg {
         // B = 0: no output positions; every gradient is an empty sum (dweight = dbias = 0).
         {0, 3, 7, 5, 7, 13, {3, 3, 3}, s1, p1, false, false, true, false},
         {0, 3, 7, 5, 7, 13, {3, 3, 3}, s1, {0, 1, 1}, true, true, true, false},
-        // AVX2's offset path (W' a multiple of 16: B rows read in place from a padded copy
+        // W' = 48 on AVX-512's offset path: 32-wide panels whose two 16-wide halves lie in
+        // different output rows; Cout = 21 (12- and 12-row tiles, the second 9 rows).
+        {1, 5, 21, 3, 3, 48, {3, 3, 3}, s1, {0, 1, 1}, true, false, true, false},
+        // The offset path (W' a multiple of 16: B rows read in place from a padded copy
         // of the input) with replicate padding, T/H strides and pads > 1; the two W' = 16
-        // cases and the W' = 32 cases above take it too on AVX2.
+        // cases above take it too, and on AVX2 the W' = 32 cases.
         {1, 4, 8, 5, 7, 16, {3, 3, 3}, {2, 2, 1}, {1, 2, 1}, false, true, true, false},
         {2, 3, 7, 3, 4, 32, {3, 3, 5}, s1, {0, 1, 2}, true, true, false, true},
         // Cout <= 4 with unit W stride: dweight as per-tap dot products over the positions
@@ -99,7 +102,7 @@ struct Reg {
     // Chunked: also the offset-path cases, whose padded copy then goes window by window of
     // output frames, and two of the few-Cout cases.
     const int n = static_cast<int>(std::size(cases));
-    for (int i : {2, 4, 5, 9, 13, n - 6, n - 5, n - 4, n - 1}) {
+    for (int i : {2, 4, 5, 9, 13, n - 7, n - 6, n - 5, n - 4, n - 1}) {
       ConvCase c = cases[i];
       c.chunked = true;
       all.push_back(c);
