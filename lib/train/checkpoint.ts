@@ -217,6 +217,23 @@ export function saveCheckpoint(dir: string, ck: CheckpointInput, opts: { keep?: 
   return final;
 }
 
+/**
+ * Removes every step directory of `dir` but the one `latest` names: what a run that
+ * started over (resume: false) leaves of the run before it, once its own first checkpoint
+ * is the latest. Each is renamed to a hidden trash entry first, as pruning does.
+ */
+export function removeOtherCheckpoints(dir: string): void {
+  const root = path.resolve(dir);
+  const current = readLatest(root);
+  if (!current) return;
+  for (const d of stepDirs(root)) {
+    if (d.name === current) continue;
+    const trash = path.join(root, `.trash-${process.pid}-${Math.floor(Math.random() * 0x7fffffff).toString(16)}-${d.name}`);
+    fs.renameSync(path.join(root, d.name), trash);
+    fs.rmSync(trash, { recursive: true, force: true });
+  }
+}
+
 // ---- loading ------------------------------------------------------------------------------
 
 /** The step directory `dir`'s `latest` names, or null when dir holds no checkpoint yet. */
@@ -230,6 +247,66 @@ export function latestCheckpoint(dir: string): string | null {
     throw new Error(`latestCheckpoint: ${(e as Error).message}`);
   }
   return latest === null ? null : path.join(root, latest);
+}
+
+/**
+ * The step and config of the checkpoint `dir`'s `latest` names (checkpoint.json alone:
+ * no tensor is read), or null when dir holds no checkpoint yet.
+ */
+export function checkpointInfo(dir: string): { step: number; config: unknown; path: string } | null {
+  const stepDir = latestCheckpoint(dir);
+  if (!stepDir) return null;
+  let meta: { step?: unknown; config?: unknown };
+  try {
+    meta = JSON.parse(fs.readFileSync(path.join(stepDir, 'checkpoint.json'), 'utf8'));
+  } catch (e) {
+    throw new Error(`checkpointInfo: ${stepDir}: cannot read checkpoint.json (${(e as Error).message})`);
+  }
+  if (typeof meta?.step !== 'number') throw new Error(`checkpointInfo: ${stepDir}: checkpoint.json has no step`);
+  return { step: meta.step, config: meta.config ?? null, path: stepDir };
+}
+
+/** Milliseconds between a loop's time-based checkpoints: `minutes` (default 2) > 0, Infinity for none. */
+export function checkpointInterval(op: string, minutes: number | undefined): number {
+  const m = minutes ?? 2;
+  if (typeof m !== 'number' || !(m > 0)) throw new RangeError(`${op}: expected checkpointMinutes > 0 (Infinity: by steps only), got ${String(minutes)}`);
+  return m * 60000;
+}
+
+/** One difference between two configs: the key path, the saved value and the wanted one. */
+export interface ConfigDifference {
+  key: string;
+  saved: unknown;
+  wanted: unknown;
+}
+
+/**
+ * Where two JSON configs differ, key by key (objects recursed, arrays and other values
+ * compared whole); keys only `wanted` has are differences too, keys only `saved` has are not.
+ */
+export function configDifferences(saved: unknown, wanted: unknown, prefix = ''): ConfigDifference[] {
+  const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+  if (isObj(saved) && isObj(wanted))
+    return Object.keys(wanted).flatMap((k) => configDifferences(saved[k], wanted[k], prefix ? `${prefix}.${k}` : k));
+  if (wanted === undefined || JSON.stringify(saved) === JSON.stringify(wanted)) return [];
+  return [{ key: prefix, saved, wanted }];
+}
+
+/** A loop was asked to resume a checkpoint of another model or run (the differences name what). */
+export class CheckpointMismatchError extends Error {
+  constructor(op: string, readonly checkpoint: string, readonly differences: ConfigDifference[]) {
+    super(`${op}: the checkpoint ${checkpoint} is of another model or run: ${describeDifferences(differences)}`);
+  }
+}
+
+/** Differences as text: "latentChannels 4 (checkpoint) vs 16, batchSize ..." (the first `max`). */
+export function describeDifferences(d: ConfigDifference[], max = 4): string {
+  const v = (x: unknown): string => (x === undefined ? 'none' : typeof x === 'string' ? x : JSON.stringify(x));
+  const shown = d.slice(0, max).map((x) => {
+    const a = v(x.saved), b = v(x.wanted);
+    return a.length + b.length > 60 ? `${x.key} differs` : `${x.key} ${a} (checkpoint) vs ${b}`; // (a vocabulary, say)
+  });
+  return shown.join(', ') + (d.length > max ? `, and ${d.length - max} more` : '');
 }
 
 /**

@@ -25,7 +25,7 @@ import { warmupCosine } from '../optim/schedule';
 import { Device, keep, Tensor, tidy } from '../tensor';
 import { device as checkDevice, posInt } from '../checks';
 import { Precision, resolvePrecision, withPrecision } from './precision';
-import { latestCheckpoint, restoreCheckpoint, saveCheckpoint } from './checkpoint';
+import { CheckpointMismatchError, checkpointInfo, checkpointInterval, configDifferences, restoreCheckpoint, saveCheckpoint } from './checkpoint';
 import { dataParallel, DistributedOption } from './distributed';
 
 /** One latent sample: latent [C, T, H, W] and its caption (text models) or label (class models). */
@@ -143,6 +143,11 @@ export interface TrainDiTOptions {
   maxGradNorm?: number; // default 1
   checkpointDir?: string;
   checkpointEvery?: number; // default 500
+  /**
+   * Minutes between checkpoints besides checkpointEvery (default 2; Infinity: by steps
+   * only): a kill loses at most this much training however slow the steps are.
+   */
+  checkpointMinutes?: number;
   onStep?: (s: TrainDiTStep) => void;
   signal?: AbortSignal;
   seed?: number;
@@ -339,6 +344,7 @@ export async function trainDiT(o: TrainDiTOptions): Promise<TrainDiTResult> {
     const opt = new AdamW(dit.parameters(), { lr, weightDecay: o.weightDecay ?? 0 });
     const ema = o.ema === null ? null : new EMA(dit, o.ema ?? 0.999);
     const every = o.checkpointEvery ?? 500;
+    const everyMs = checkpointInterval(op, o.checkpointMinutes);
 
     // Index the data by grid once (bucketing).
     const byGrid = new Map<string, number[]>();
@@ -359,8 +365,18 @@ export async function trainDiT(o: TrainDiTOptions): Promise<TrainDiTResult> {
 
     let start = 0;
     let lastGood: string | null = null;
+    // What a checkpoint records of the run: a resume must be of the same model and batch.
+    const config = { dit: dit.config, train: { batchSize: o.batchSize, batchTokens: o.batchTokens ?? null, mixed: o.mixed ?? 'bucket', seed: o.seed ?? null } };
     // Rank 0 says whether and from where to resume; every rank reads that checkpoint.
-    const resumeFrom = o.checkpointDir ? dp.fromRank0(() => latestCheckpoint(o.checkpointDir!)) : null;
+    const found = o.checkpointDir ? dp.fromRank0(() => {
+      const info = checkpointInfo(o.checkpointDir!);
+      if (!info) return null;
+      const saved = info.config as Partial<typeof config> | null;
+      const diff = configDifferences({ dit: saved?.dit, train: saved?.train ?? config.train }, config); // (older checkpoints hold no train settings)
+      return { path: info.path, mismatch: diff.length ? diff : null };
+    }) : null;
+    if (found?.mismatch) throw new CheckpointMismatchError(op, found.path, found.mismatch);
+    const resumeFrom = found?.path ?? null;
     if (resumeFrom) {
       const r = restoreCheckpoint(resumeFrom, { model: dit, optimizer: opt, ema: ema ?? undefined });
       start = r.step;
@@ -371,8 +387,11 @@ export async function trainDiT(o: TrainDiTOptions): Promise<TrainDiTResult> {
     if (dp.active) setRngState(dp.fromRank0(() => getRngState())); // one shared stream (see train/distributed.ts)
     const logFile = o.checkpointDir && dp.isMain ? path.join(o.checkpointDir, 'log.jsonl') : null;
     if (logFile) fs.mkdirSync(o.checkpointDir!, { recursive: true });
-    const save = (step: number): string | null =>
-      dp.isMain ? saveCheckpoint(o.checkpointDir!, { model: dit, optimizer: opt, ema: ema ?? undefined, step, config: { dit: dit.config } }) : null;
+    let savedAt = Date.now();
+    const save = (step: number): string | null => {
+      savedAt = Date.now();
+      return dp.isMain ? saveCheckpoint(o.checkpointDir!, { model: dit, optimizer: opt, ema: ema ?? undefined, step, config }) : null;
+    };
 
     let lastLoss = NaN, lastNorm = NaN, loggedStep = 0;
     let step = start;
@@ -455,7 +474,7 @@ export async function trainDiT(o: TrainDiTOptions): Promise<TrainDiTResult> {
       };
       if (logFile && log) fs.appendFileSync(logFile, JSON.stringify(info) + '\n');
       o.onStep?.(info);
-      if (o.checkpointDir && (step % every === 0 || step === o.steps)) lastGood = save(step);
+      if (o.checkpointDir && (step % every === 0 || step === o.steps || Date.now() - savedAt >= everyMs)) lastGood = save(step);
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
     if (stopped === 'aborted' && o.checkpointDir) lastGood = save(step);
@@ -489,6 +508,8 @@ export interface SampleOptions {
   ema?: EMA | null;
   /** Given latent frames (scaled like the training latents) kept clean: image-to-video, extension. */
   conditionFrames?: ConditionFrames;
+  /** Called after each sampler step with the steps done (1..steps), for progress. */
+  onStep?: (done: number) => void;
 }
 
 /** Samples latents for prompts (or labels) and decodes them: video [B, C, T, H, W] in [0, 1]. */
@@ -521,10 +542,12 @@ export function sample(o: SampleOptions): Tensor {
   // DDPM's default of all timesteps is too slow for a preview: Gaussian processes sample with DDIM unless asked.
   const sampler = o.sampler ?? (o.diffusion.samplers.includes('ddim') ? 'ddim' : o.diffusion.defaultSampler);
   if (!o.diffusion.samplers.includes(sampler)) throw new TypeError(`${op}: expected sampler ${o.diffusion.samplers.map((x) => `'${x}'`).join(', ')}, got '${sampler}'`);
+  let stepsDone = 0;
   const run = (): Tensor =>
     noGrad(() => {
       const latents = o.diffusion.sample(model, {
         shape, cond, uncond, cfgScale: o.cfgScale ?? 1, steps: o.steps ?? 50, seed: o.seed, conditionFrames: o.conditionFrames, device, sampler,
+        onStep: o.onStep ? () => o.onStep!(++stepsDone) : undefined,
       });
       if (!o.vae) return latents;
       return tidy(() => o.vae!.decode(latents).add(1).mul(0.5).clamp(0, 1)); // [B, C, T, H, W] in [0, 1]

@@ -26,7 +26,10 @@ import { Device, keep, Tensor, tidy, typeName } from '../tensor';
 import { cat, stack } from '../ops/basic';
 import { device as checkDevice, finiteNumber, posInt } from '../checks';
 import { Precision, resolvePrecision, withPrecision } from './precision';
-import { latestCheckpoint, restoreCheckpoint, saveCheckpoint } from './checkpoint';
+import {
+  CheckpointMismatchError, checkpointInfo, checkpointInterval, configDifferences, latestCheckpoint, removeOtherCheckpoints, restoreCheckpoint, saveCheckpoint,
+} from './checkpoint';
+import { writeAll, writeFileAtomic } from '../io/atomic';
 import { dataParallel, DistributedOption } from './distributed';
 import { allReduceNumbers } from '../distributed/objects';
 
@@ -85,9 +88,23 @@ export interface TrainVAEOptions {
   /** Where checkpoints and log.jsonl go; a checkpoint there is resumed (unless resume is false). */
   checkpointDir?: string;
   checkpointEvery?: number; // default 500
+  /**
+   * Minutes between checkpoints besides checkpointEvery (default 2; Infinity: by steps
+   * only): a kill loses at most this much training however slow the steps are.
+   */
+  checkpointMinutes?: number;
   /** Checkpoints to keep (default 2). */
   keepCheckpoints?: number;
+  /**
+   * false: start over even when checkpointDir holds a checkpoint. The checkpoints there
+   * (and log.jsonl) are kept until this run's first checkpoint is written, then removed:
+   * a run killed before that leaves the previous one as it was. Default: resume.
+   */
   resume?: boolean;
+  /** Called on rank 0 after each checkpoint is written (its step directory and step). */
+  onCheckpoint?: (checkpoint: string, step: number) => void;
+  /** JSON the caller keeps with each checkpoint (config.meta of checkpoint.json), read at every save. */
+  checkpointMeta?: () => unknown;
   /**
    * On a fresh start, set the decoder's output bias to the per-channel mean of the first
    * batch, so training starts from the mean frame rather than mid-gray (default true).
@@ -112,6 +129,16 @@ export interface TrainVAEOptions {
    * and checkpoints (checkpointDir on a filesystem all ranks share).
    */
   distributed?: DistributedOption;
+}
+
+/**
+ * trainVAE stopped because the loss or the gradient norm became NaN or infinite: nothing
+ * was updated or saved at that step. `checkpoint`: the last good one, if any.
+ */
+export class NonFiniteLossError extends Error {
+  constructor(message: string, readonly step: number, readonly checkpoint: string | null, readonly what: string) {
+    super(message);
+  }
 }
 
 export interface TrainVAEResult {
@@ -220,6 +247,7 @@ export async function trainVAE(opts: TrainVAEOptions): Promise<TrainVAEResult> {
   const maxGradNorm = finiteNumber('trainVAE', 'maxGradNorm', opts.maxGradNorm ?? 1, 0);
   const seed = posInt('trainVAE', 'seed', opts.seed ?? 0, 0);
   const every = posInt('trainVAE', 'checkpointEvery', opts.checkpointEvery ?? 500);
+  const everyMs = checkpointInterval('trainVAE', opts.checkpointMinutes);
   const keepN = posInt('trainVAE', 'keepCheckpoints', opts.keepCheckpoints ?? 2);
   const scheduleKind = opts.schedule ?? 'cosine';
   if (scheduleKind !== 'cosine' && scheduleKind !== 'constant')
@@ -241,8 +269,19 @@ export async function trainVAE(opts: TrainVAEOptions): Promise<TrainVAEResult> {
   const config = { vae: model.config, train: { steps, batchSize: B, lr, warmup, klWeight, mseWeight, seed, crop: cp, schedule: scheduleKind } };
 
   // Rank 0 says whether and from where to resume; every rank reads that checkpoint.
-  const resumeFrom = dir && opts.resume !== false ? dp.fromRank0(() => latestCheckpoint(dir)) : null;
+  const found = dir && opts.resume !== false ? dp.fromRank0(() => {
+    const info = checkpointInfo(dir);
+    if (!info) return null;
+    // The same model and training settings (the steps may grow: a rerun extends a run).
+    const pick = (c: typeof config | null) => c && { vae: c.vae, train: { ...c.train, steps: undefined, warmup: undefined } };
+    const diff = configDifferences(pick(info.config as typeof config | null), pick(config));
+    return { path: info.path, mismatch: diff.length ? diff : null };
+  }) : null;
+  if (found?.mismatch) throw new CheckpointMismatchError('trainVAE', found.path, found.mismatch); // (resume: false starts over)
+  const resumeFrom = found?.path ?? null;
   const resuming = resumeFrom !== null;
+  // Starting over beside an earlier run (resume: false): its checkpoints and log stay until this run's first checkpoint.
+  const replacing = !!dir && opts.resume === false && dp.isMain && latestCheckpoint(dir) !== null;
   if (!resuming && opts.initOutputBias !== false && dp.isMain) initOutputBias(model, makeBatchHost(data, B, cp, seed, 0), B, data.shape[0]);
   try {
     dp.wrap(model); // rank 0's weights everywhere, before the EMA copies them
@@ -257,16 +296,29 @@ export async function trainVAE(opts: TrainVAEOptions): Promise<TrainVAEResult> {
     if (dp.active) setRngState(dp.fromRank0(() => getRngState())); // one shared stream (see train/distributed.ts)
     const resumedFrom = step;
     if (logFile) fs.mkdirSync(dir!, { recursive: true });
+    let pendingLog: string[] | null = replacing ? [] : null; // this run's log lines while the previous run's log stays
     const log = (rec: Record<string, unknown>): void => {
-      if (logFile) fs.appendFileSync(logFile, `${JSON.stringify(rec)}\n`);
+      if (!logFile) return;
+      if (pendingLog) pendingLog.push(`${JSON.stringify(rec)}\n`);
+      else fs.appendFileSync(logFile, `${JSON.stringify(rec)}\n`);
     };
     let checkpoint: string | null = null;
-    let savedStep = resuming ? step : -1;
+    let savedStep = step; // nothing to save before a step is trained
+    let savedAt = Date.now();
     const save = (): void => {
       if (!dir || !dp.isMain || step === savedStep) return;
       if (!allFinite(model)) throw new Error(`trainVAE: the weights hold NaN/Inf at step ${step}; not saving over the last good checkpoint`);
-      checkpoint = saveCheckpoint(dir, { model, optimizer, ema: ema ?? undefined, step, config }, { keep: keepN });
+      const meta = opts.checkpointMeta?.();
+      checkpoint = saveCheckpoint(dir, { model, optimizer, ema: ema ?? undefined, step, config: meta === undefined ? config : { ...config, meta } }, { keep: keepN });
       savedStep = step;
+      savedAt = Date.now();
+      opts.onCheckpoint?.(checkpoint, step);
+      if (pendingLog) {
+        // This run's first checkpoint is the latest now: the previous run goes.
+        removeOtherCheckpoints(dir);
+        if (logFile) writeFileAtomic(logFile, (fd) => writeAll(fd, Buffer.from(pendingLog!.join(''), 'utf8')));
+        pendingLog = null;
+      }
     };
 
     const start = process.hrtime.bigint();
@@ -327,11 +379,13 @@ export async function trainVAE(opts: TrainVAEOptions): Promise<TrainVAEResult> {
         optimizer.zeroGrad();
         const what = !Number.isFinite(loss) ? `the loss became ${loss}` : `the gradient norm became ${gradNorm}`;
         log({ step: step + 1, event: 'nan', loss, l1, kl, gradNorm });
-        throw new Error(
+        const kept = checkpoint ?? resumeFrom ?? (dir && !replacing ? latestCheckpoint(dir) : null);
+        throw new NonFiniteLossError(
           `trainVAE: ${what} at step ${step + 1}${dp.active ? ` (mean over ${dp.world} ranks)` : ''} (l1 ${l1}, kl ${kl}); stopped without updating or saving. ` +
-            (checkpoint || resuming || (dir && fs.existsSync(path.join(dir, 'latest')))
+            (kept
               ? `The last good checkpoint in ${dir} is kept; resume from it with a lower lr.`
-              : 'No checkpoint was written (set checkpointDir to keep one).'),
+              : dir ? 'No checkpoint was written yet.' : 'No checkpoint was written (set checkpointDir to keep one).'),
+          step + 1, kept, what,
         );
       }
       optimizer.step();
@@ -345,7 +399,7 @@ export async function trainVAE(opts: TrainVAEOptions): Promise<TrainVAEResult> {
       };
       if (logged) log({ ...last });
       opts.onStep?.(last);
-      if (step % every === 0 && step < steps) save();
+      if ((step % every === 0 || Date.now() - savedAt >= everyMs) && step < steps) save();
     }
     save();
     log({ step, event: stopReason });
