@@ -21,7 +21,7 @@ import { AdherenceReport, evaluatePromptAdherence } from './adherence';
 import { writeFileAtomic, writeAll } from '../io/atomic';
 import { readSafetensorsHeader } from '../io/safetensors';
 import { DiT, DiTConfig } from '../models/dit';
-import { patchTriple } from '../checks';
+import { patchTriple, posInt } from '../checks';
 import { Tokenizer } from '../models/tokenizer';
 import { VideoVAE } from '../models/vae';
 import { EMA } from '../optim/ema';
@@ -31,7 +31,8 @@ import { device as checkDevice } from '../checks';
 import type { Precision } from '../train/precision';
 import { dataParallel, DistributedOption } from '../train/distributed';
 import { latentDataset, sample, trainDiT, TrainDiTStep, withFirstFrameImages } from '../train/dit';
-import { loadCheckpoint, disposeCheckpoint } from '../train/checkpoint';
+import { checkpointInfo, configDifferences, disposeCheckpoint, loadCheckpoint } from '../train/checkpoint';
+import { RunMismatchError } from './vae_stage';
 
 export interface DemoDiTSettings {
   /** The DiT without its text encoder (added from the captions' tokenizer). */
@@ -182,32 +183,79 @@ export function loadDemoDiT(file: string, opts: { device?: Device } = {}): { dit
 }
 
 export interface TrainDemoDiTResult {
+  /** Steps of the whole run (the earlier runs in dir included). */
   steps: number;
-  /** The timing probe's estimate (plan.json); the run itself goes to the deadline, so steps may differ. */
+  /** The timing probe's estimate (plan.json), or the steps asked; a run by time goes to the deadline, so steps may differ. */
   plannedSteps: number;
   stopped: 'done' | 'aborted' | 'nan';
+  /** Training seconds of the whole run (the earlier runs in dir included). */
   seconds: number;
+  /** The step this call started from (0: a fresh run) and its own seconds. */
+  resumedFrom: number;
+  sessionSeconds: number;
+  /** dir already held a run that meets the request (its budget spent, or the steps asked done): nothing was trained. */
+  upToDate: boolean;
   checkpoint: string | null;
   /** <dir>/dit/dit.safetensors (EMA weights), written when training finished. */
   model: string | null;
 }
 
+/** What kind of demo DiT a config is: 'quick', 'full' or 'custom' (neither preset). */
+export function demoDiTKind(config: unknown): 'quick' | 'full' | 'custom' {
+  for (const kind of ['quick', 'full'] as const) if (!configDifferences(config, demoDiTSettings[kind].dit).length) return kind;
+  return 'custom';
+}
+
 /**
- * Trains the text encoder + DiT on <dir>/latents for a time budget: the number of steps
- * comes from timing a few steps (kept in plan.json so a resumed run keeps its schedule).
+ * The checkpoint of <dir>/dit (its step), or null when there is none; a RunMismatchError
+ * when it holds another model or batch than `settings` on latents of `latentChannels`
+ * with this seed (trainDiT's config: older checkpoints hold no batch or seed).
+ */
+export function checkDemoDiTCheckpoint(dir: string, settings: DemoDiTSettings, latentChannels: number, seed = 0): { step: number; path: string } | null {
+  const ckDir = path.join(dir, 'dit', 'checkpoint');
+  const ck = checkpointInfo(ckDir);
+  if (!ck) return null;
+  const wanted = { dit: { ...settings.dit, inChannels: latentChannels, text: { ...settings.text } }, train: { batchSize: settings.batchSize, seed } };
+  const saved = ck.config as { dit?: unknown; train?: unknown } | null;
+  const differences = configDifferences({ dit: saved?.dit, train: saved?.train ?? wanted.train }, wanted);
+  if (differences.length) throw new RunMismatchError(ckDir, ck.step, demoDiTKind(saved?.dit), demoDiTKind(settings.dit), differences, 'DiT');
+  return { step: ck.step, path: ck.path };
+}
+
+/**
+ * Trains the text encoder + DiT on <dir>/latents for a time budget or a number of steps.
+ * By time, the steps come from timing a few steps (plan.json) and the budget counts the
+ * time of earlier runs in dir (spent.json): a rerun with the same budget resumes, or finds
+ * the run done; a larger one extends it. By steps, exactly that many in all (no probe, the
+ * lr over the steps): a seed and a step count give the same model. A checkpoint of another
+ * model or batch is refused (RunMismatchError).
  */
 export async function trainDemoDiT(o: {
-  dir: string; settings: DemoDiTSettings; minutes: number; seed?: number; signal?: AbortSignal;
+  dir: string; settings: DemoDiTSettings;
+  /** The run's budget in minutes (exclusive with steps). */
+  minutes?: number;
+  /** Exactly this many steps in all (exclusive with minutes). */
+  steps?: number;
+  seed?: number; signal?: AbortSignal;
   onStep?: (s: TrainDiTStep & { plannedSteps: number }) => void;
   /** The device to train on (default 'cpu'); precision: bf16 on CUDA by default, fp32 elsewhere. */
   device?: Device; precision?: Precision;
+  /** Minutes between checkpoints besides every 200 steps (default 2). */
+  checkpointMinutes?: number;
+  /** Status lines (default: none). */
+  log?: (line: string) => void;
   /** Data-parallel over the ranks of ts.distributed (default 'auto'; see train/distributed.ts); settings.batchSize is the global batch. */
   distributed?: DistributedOption;
 }): Promise<TrainDemoDiTResult> {
   const op = 'trainDemoDiT';
   const device = o.device === undefined ? 'cpu' : checkDevice(op, 'device', o.device);
   const dp = dataParallel(op, o.distributed);
-  if (!(o.minutes > 0)) throw new RangeError(`${op}: expected a positive budget in minutes, got ${String(o.minutes)}`);
+  const log = (dp.isMain && o.log) || (() => {});
+  const byTime = o.minutes !== undefined;
+  if (byTime === (o.steps !== undefined)) throw new TypeError(`${op}: expected minutes or steps (one of them), got ${byTime ? 'both' : 'neither'}`);
+  if (byTime && !(typeof o.minutes === 'number' && o.minutes > 0 && Number.isFinite(o.minutes)))
+    throw new RangeError(`${op}: expected a positive budget in minutes, got ${String(o.minutes)}`);
+  if (!byTime) posInt(op, 'steps', o.steps);
   const s = o.settings, seed = o.seed ?? 0;
   const cache = loadLatentCache(path.join(o.dir, 'latents'), { device });
   const data = s.imageFirst ? withFirstFrameImages(latentDataset(cache)) : latentDataset(cache);
@@ -222,15 +270,38 @@ export async function trainDemoDiT(o: {
   const spentFile = path.join(out, 'spent.json');
   const diffusion = demoFlow(s);
   const started = Date.now();
-  // Rank 0 reads the plan and the time spent before a resume; every rank goes by them.
+  // Rank 0 reads the checkpoint, the plan and the time spent before a resume; every rank goes by them.
   const kept = dp.fromRank0(() => {
     fs.mkdirSync(out, { recursive: true });
     const read = <T>(f: string): T | null => (fs.existsSync(f) ? (JSON.parse(fs.readFileSync(f, 'utf8')) as T) : null);
-    return { plan: read<{ steps: number }>(planFile)?.steps ?? null, spent: read<{ seconds: number }>(spentFile)?.seconds ?? 0 };
+    let ck = null, mismatch = null;
+    try {
+      ck = checkDemoDiTCheckpoint(o.dir, s, C, seed);
+    } catch (e) {
+      if (!(e instanceof RunMismatchError)) throw e;
+      mismatch = { differences: e.differences, kind: e.savedKind, step: e.step };
+    }
+    const plan = read<{ steps: number; secondsPerStep?: number; settings?: unknown }>(planFile);
+    return {
+      done: ck?.step ?? 0, mismatch,
+      // A plan of other settings (a run that never reached its first checkpoint) is made again.
+      plan: plan && !configDifferences(plan.settings ?? s, s).length ? plan : null,
+      spent: ck ? (read<{ seconds: number }>(spentFile)?.seconds ?? 0) : 0,
+    };
   });
+  if (kept.mismatch) throw new RunMismatchError(ckDir, kept.mismatch.step, kept.mismatch.kind, demoDiTKind(s.dit), kept.mismatch.differences, 'DiT');
+  const done = kept.done, spent = kept.spent;
+  if (!byTime && done > o.steps!) throw new RangeError(`${op}: ${ckDir} holds ${done} steps, more than the ${o.steps} asked`);
+  const budgetSeconds = byTime ? o.minutes! * 60 : Infinity;
+  // Done already: its budget spent, or the steps asked trained (the model is written again from the checkpoint).
+  const upToDate = done > 0 && (byTime ? spent >= budgetSeconds : done === o.steps);
   let plannedSteps: number;
-  if (kept.plan !== null) {
-    plannedSteps = kept.plan;
+  let perStep: number | null = kept.plan?.secondsPerStep ?? null;
+  if (!byTime) {
+    plannedSteps = o.steps!;
+    if (dp.isMain) writeJson(planFile, { steps: plannedSteps, minutes: null, settings: s, ranks: dp.world });
+  } else if (kept.plan !== null || upToDate) {
+    plannedSteps = kept.plan?.steps ?? done;
   } else {
     // Steps the budget allows, from the time of steps 2-5 (2-9 when batches alternate
     // between images and videos) of a throwaway model.
@@ -243,46 +314,49 @@ export async function trainDemoDiT(o: {
     });
     probe.dispose();
     // Rank 0's timing makes the plan of every rank.
-    plannedSteps = dp.fromRank0(() => {
-      const perStep = times.slice(1).reduce((a, b) => a + b, 0) / (times.length - 1);
-      const left = o.minutes * 60 - (Date.now() - started) / 1000;
-      const steps = Math.max(10, Math.floor((0.97 * left) / perStep));
-      writeJson(planFile, { steps, secondsPerStep: perStep, minutes: o.minutes, settings: s, ranks: dp.world });
-      return steps;
+    [plannedSteps, perStep] = dp.fromRank0((): [number, number] => {
+      const per = times.slice(1).reduce((a, b) => a + b, 0) / (times.length - 1);
+      const left = budgetSeconds - spent - (Date.now() - started) / 1000;
+      const steps = done + Math.max(10, Math.floor((0.97 * left) / per));
+      writeJson(planFile, { steps, secondsPerStep: per, minutes: o.minutes, settings: s, ranks: dp.world });
+      return [steps, per];
     });
   }
+  if (upToDate) log(`DiT: ${byTime ? `the ${o.minutes} min budget was spent` : `the ${o.steps} steps were trained`} (${done} steps in ${spent.toFixed(0)} s); writing the model of the last checkpoint`);
+  else if (done) log(`DiT: resuming at step ${done}${byTime ? ` with ${(budgetSeconds - spent).toFixed(0)} s of the ${o.minutes} min budget left` : ` of ${o.steps}`}`);
   manualSeed(seed);
   const dit = createDemoDiT(s, C, device);
-  // The budget is a deadline checked after every step (a timer could not fire while
+  // By time, the budget is a deadline checked after every step (a timer could not fire while
   // the synchronous steps hold the event loop); the time spent before a resume counts.
   // Each rank has its own deadline; trainDiT stops them all at the step the first one hits it.
-  const spent = kept.spent;
-  const deadline = started + (o.minutes * 60 - spent) * 1000;
+  const deadline = byTime ? started + (budgetSeconds - spent) * 1000 : Infinity;
   const budget = new AbortController();
   const signal = o.signal ? AbortSignal.any([o.signal, budget.signal]) : budget.signal;
   const t0 = Date.now();
-  // The learning rate decays with the time spent (not with the planned steps), and the
-  // deadline ends the run: a probe timed on a busy machine (or a machine that gets busy)
-  // then costs steps, never the end of the schedule or part of the budget. The step
-  // bound is only a guard; the steps reported as planned follow the measured pace.
-  const budgetSeconds = o.minutes * 60;
+  // By time, the learning rate decays with the time spent (not with the planned steps), and
+  // the deadline ends the run: a probe timed on a busy machine (or a machine that gets busy)
+  // then costs steps, never the end of the schedule or part of the budget. The step bound
+  // is only a guard (4x the steps the time left allows at the probe's pace); the steps
+  // reported as planned follow the measured pace.
   const elapsed = (): number => spent + (Date.now() - started) / 1000;
+  const bound = upToDate ? done : byTime ? done + 4 * Math.max(plannedSteps - done, Math.ceil((budgetSeconds - spent) / (perStep ?? Infinity)) || 0) + 10 : o.steps!;
   let firstStep = -1;
   const r = await trainDiT({
-    dit, diffusion, data, steps: 4 * plannedSteps, batchSize: s.batchSize, batchTokens, lr: s.lr, warmup: s.warmup, ema: s.ema,
-    cfgDropout: s.cfgDropout, conditionFrameProb: s.conditionFrameProb, checkpointDir: ckDir, checkpointEvery: 200, seed, signal, precision: o.precision,
-    distributed: o.distributed, progress: () => elapsed() / budgetSeconds,
+    dit, diffusion, data, steps: bound, batchSize: s.batchSize, batchTokens, lr: s.lr, warmup: s.warmup, ema: s.ema,
+    cfgDropout: s.cfgDropout, conditionFrameProb: s.conditionFrameProb, checkpointDir: ckDir, checkpointEvery: 200, checkpointMinutes: o.checkpointMinutes,
+    seed, signal, precision: o.precision, distributed: o.distributed, progress: byTime ? () => elapsed() / budgetSeconds : undefined,
     onStep: (i) => {
       if (i.step % 20 === 0 && dp.isMain) writeJson(spentFile, { seconds: elapsed() });
       if (Date.now() >= deadline) budget.abort();
       if (firstStep < 0) firstStep = i.step - 1;
-      const done = i.step - firstStep, secs = (Date.now() - t0) / 1000;
-      const pace = Math.round(i.step + (done > 0 ? (Math.max(0, deadline - Date.now()) / 1000) * (done / secs) : 0));
+      const n = i.step - firstStep, secs = (Date.now() - t0) / 1000;
+      // By time: the steps the budget will allow at this run's pace.
+      const pace = byTime ? Math.round(i.step + (n > 0 ? (Math.max(0, deadline - Date.now()) / 1000) * (n / secs) : 0)) : o.steps!;
       o.onStep?.({ ...i, plannedSteps: Math.max(i.step, pace) });
     },
   });
-  if (dp.isMain) writeJson(spentFile, { seconds: spent + (Date.now() - started) / 1000 });
-  const seconds = (Date.now() - t0) / 1000;
+  if (dp.isMain && !upToDate) writeJson(spentFile, { seconds: elapsed() });
+  const sessionSeconds = upToDate ? 0 : (Date.now() - t0) / 1000;
   let model: string | null = null;
   const callerAborted = dp.control(!!o.signal?.aborted).stop; // (the same answer on every rank)
   // A run cut by the budget (not by the caller) is finished too.
@@ -292,7 +366,10 @@ export async function trainDemoDiT(o: {
   }
   r.ema?.dispose();
   dit.dispose();
-  return { steps: r.steps, plannedSteps, stopped: r.stopped === 'aborted' && !callerAborted ? 'done' : r.stopped, seconds, checkpoint: r.checkpoint, model };
+  return {
+    steps: r.steps, plannedSteps, stopped: r.stopped === 'aborted' && !callerAborted ? 'done' : r.stopped, seconds: upToDate ? spent : elapsed(),
+    resumedFrom: done, sessionSeconds, upToDate, checkpoint: r.checkpoint, model,
+  };
 }
 
 /** Loads the EMA weights of the latest checkpoint of <dir>/dit into a DiT (for a stage cut short). */
@@ -320,6 +397,8 @@ export interface SampleVideosOptions {
   seed?: number;
   /** Image-to-video: the first frame of every video [B or 1, 1, H, W] (or [B, 1, 1, H, W]) in [0, 1]. */
   firstFrame?: Tensor;
+  /** Progress: sampler steps done of all (an image-first model samples the image first: twice the steps). */
+  onStep?: (done: number, total: number) => void;
 }
 
 /** Text-to-video (or image-to-video): videos [B, 1, T, H, W] in [0, 1]. */
@@ -346,15 +425,17 @@ export function sampleVideos(o: SampleVideosOptions): Tensor {
       conditionFrames = { latents: z, indices: [0] };
     }
     const steps = o.steps ?? 30, cfgScale = o.cfgScale ?? 4;
-    if (!conditionFrames && o.info.imageFirst && grid[0] > 1) {
+    const twoStage = !conditionFrames && !!o.info.imageFirst && grid[0] > 1;
+    const progress = (before: number) => (o.onStep ? (k: number) => o.onStep!(before + k, (twoStage ? 2 : 1) * steps) : undefined);
+    if (twoStage) {
       // Image-first model: the first latent frame as an image, then the video from it.
-      const first = sample({ dit: o.dit, diffusion, prompts: o.prompts, latentGrid: [1, grid[1], grid[2]], steps, cfgScale, seed: o.seed }); // [B, C, 1, H', W']
+      const first = sample({ dit: o.dit, diffusion, prompts: o.prompts, latentGrid: [1, grid[1], grid[2]], steps, cfgScale, seed: o.seed, onStep: progress(0) }); // [B, C, 1, H', W']
       conditionFrames = { latents: first, indices: [0] };
     }
     // The video's noise is drawn from another seed than the image's (same seed = same noise).
     const latents = sample({
       dit: o.dit, diffusion, prompts: o.prompts, latentGrid: grid, steps, cfgScale,
-      seed: o.seed === undefined ? undefined : o.seed + (o.info.imageFirst ? 7919 : 0), conditionFrames,
+      seed: o.seed === undefined ? undefined : o.seed + (o.info.imageFirst ? 7919 : 0), conditionFrames, onStep: progress(twoStage ? steps : 0),
     }); // [B, C, T', H', W']
     return noGrad(() => o.vae.decode(latents.div(o.info.scalingFactor)).add(1).mul(0.5).clamp(0, 1)); // [B, 1, T, H, W]
   });
@@ -369,19 +450,29 @@ export async function evaluateDemo(o: {
   steps?: number; cfgScale?: number; seed?: number; gifPath?: string; batchSize?: number;
   /** Spread the batches over the ranks of ts.distributed (default 'auto'); rank 0 writes the GIF. */
   distributed?: DistributedOption;
+  /** Progress: samples done (this rank's share) of all. */
+  onProgress?: (done: number, total: number) => void;
 }): Promise<AdherenceReport> {
   const seed = o.seed ?? 1234;
+  const prompts = o.prompts ?? HELD_OUT_PROMPTS;
+  const total = prompts.length * (o.samplesPerPrompt ?? o.settings.samplesPerPrompt);
+  let done = 0;
   return evaluatePromptAdherence({
     device: o.dit.device,
-    prompts: o.prompts ?? HELD_OUT_PROMPTS,
+    prompts,
     samplesPerPrompt: o.samplesPerPrompt ?? o.settings.samplesPerPrompt,
     batchSize: o.batchSize ?? 8,
     gifPath: o.gifPath,
     distributed: o.distributed,
-    sampleFn: (captions, batch) =>
-      sampleVideos({
+    sampleFn: (captions, batch) => {
+      const v = sampleVideos({
         vae: o.vae, dit: o.dit, info: o.info, prompts: captions, frames: o.settings.frames, height: o.settings.size, width: o.settings.size,
         steps: o.steps ?? o.settings.sampleSteps, cfgScale: o.cfgScale ?? o.settings.cfgScale, seed: seed + batch,
-      }),
+        // (within a batch: its share of the samples by sampler steps)
+        onStep: o.onProgress ? (k, all) => o.onProgress!(done + Math.floor((captions.length * k) / all), total) : undefined,
+      });
+      done += captions.length;
+      return v;
+    },
   });
 }

@@ -105,6 +105,8 @@ export interface RunDemoOptions {
   device?: Device;
   /** Training precision (default: bf16 on CUDA, fp32 elsewhere). */
   precision?: Precision;
+  /** Minutes between the training stages' checkpoints (default 2; they also save every so many steps). */
+  checkpointMinutes?: number;
   /** Spread every stage over the ranks of ts.distributed (default 'auto'; see the file header). */
   distributed?: DistributedOption;
 }
@@ -182,6 +184,24 @@ export function encodeLatentsUntil(o: Parameters<typeof encodeDemoLatents>[0] & 
   }
 }
 
+/** Which model a safetensors file written by tessera holds (its config metadata), or null when it says neither. */
+export function modelFileKind(file: string): 'vae' | 'dit' | null {
+  let meta: Record<string, string>;
+  try {
+    meta = readSafetensorsHeader(file).metadata;
+  } catch {
+    return null; // (loading it reports what is wrong)
+  }
+  if ('tessera.vae.config' in meta) return 'vae';
+  if ('tessera.dit.config' in meta) return 'dit';
+  try {
+    const c = JSON.parse(meta['tessera.pretrained.config'] ?? 'null') as Record<string, unknown> | null;
+    return c && 'latentChannels' in c ? 'vae' : c && 'hiddenSize' in c ? 'dit' : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Whether a dit.safetensors is a savePretrained bundle (8-bit rows) rather than a demo's own file. */
 function isPretrainedBundle(file: string): boolean {
   return 'tessera.pretrained.config' in readSafetensorsHeader(file).metadata;
@@ -194,6 +214,11 @@ function isPretrainedBundle(file: string): boolean {
 export function loadDemoModels(dir: string, opts: { device?: Device } = {}): { vae: VideoVAE; dit: DiT; info: SamplingInfo } {
   const f = demoFiles(dir);
   for (const file of [f.vae, f.dit]) if (!fs.existsSync(file)) throw new Error(`no ${path.basename(file)} in ${dir} (expected a 'tessera demo' output or assets/pretrained/)`);
+  // A model in the other's file (the two swapped, or one copied over the other) is named as such.
+  const kinds = [modelFileKind(f.vae), modelFileKind(f.dit)];
+  if (kinds[0] === 'dit' && kinds[1] === 'vae') throw new Error(`vae.safetensors in ${dir} holds a DiT and dit.safetensors a VAE: the two files are swapped`);
+  if (kinds[0] === 'dit') throw new Error(`vae.safetensors in ${dir} holds a DiT, not a VAE`);
+  if (kinds[1] === 'vae') throw new Error(`dit.safetensors in ${dir} holds a VAE, not a DiT`);
   if (isPretrainedBundle(f.dit)) {
     const { vae, dit, info } = loadPretrained(dir);
     if (opts.device !== undefined && opts.device !== 'cpu') (vae.to(opts.device), dit.to(opts.device));
@@ -269,6 +294,7 @@ export async function runDemo(o: RunDemoOptions): Promise<RunDemoResult> {
       const p = lazyProgress('VAE', bar);
       const r = await trainDemoVAE({
         dir: files.vaeDir, settings: settings.vae, minutes: plan.vaeMinutes, seed, signal: o.signal, log: (l) => (p.stop(), log(l)), device, precision: o.precision, distributed,
+        checkpointMinutes: o.checkpointMinutes,
         onStep: (i) => {
           poll();
           p.update(i.step, i.plannedSteps, { loss: i.loss });
@@ -305,6 +331,7 @@ export async function runDemo(o: RunDemoOptions): Promise<RunDemoResult> {
       const p = lazyProgress('DiT', bar);
       const r = await trainDemoDiT({
         dir: out, settings: settings.dit, minutes: plan.ditMinutes, seed, signal: o.signal, device, precision: o.precision, distributed,
+        checkpointMinutes: o.checkpointMinutes, log: (l) => (p.stop(), log(l)),
         onStep: (s) => {
           poll();
           p.update(s.step, s.plannedSteps, { loss: s.loss });
@@ -326,9 +353,11 @@ export async function runDemo(o: RunDemoOptions): Promise<RunDemoResult> {
       log(`eval: sampling ${HELD_OUT_PROMPTS.length} held-out prompts`);
       const { dit, info: sampling } = loadDemoDiT(files.dit, { device });
       let report: AdherenceReport;
+      const p = lazyProgress('eval', bar);
       try {
-        report = await evaluateDemo({ vae, dit, info: sampling, settings: settings.dit, seed, gifPath: files.samples, distributed });
+        report = await evaluateDemo({ vae, dit, info: sampling, settings: settings.dit, seed, gifPath: files.samples, distributed, onProgress: (d, t) => (poll(), p.update(d, t)) });
       } finally {
+        p.stop();
         dit.dispose();
       }
       if (main) writeJsonAtomic(files.eval, report);

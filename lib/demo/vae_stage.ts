@@ -34,7 +34,10 @@ import { device as checkDevice } from '../checks';
 import type { Precision } from '../train/precision';
 import { dataParallel, DistributedOption } from '../train/distributed';
 import { evaluateVAE, trainVAE, VAEStepInfo } from '../train/vae';
-import { restoreCheckpoint } from '../train/checkpoint';
+import {
+  checkpointInfo, ConfigDifference, configDifferences, describeDifferences, latestCheckpoint, restoreCheckpoint,
+} from '../train/checkpoint';
+import { posInt } from '../checks';
 import { EMA } from '../optim/ema';
 
 export interface DemoVAESettings {
@@ -75,15 +78,27 @@ export interface TrainDemoVAEOptions {
   dir: string;
   /** Default demoVAESettings.full. */
   settings?: DemoVAESettings;
-  /** Time budget of the training (the probe included; evaluation comes on top). */
-  minutes: number;
+  /**
+   * The run's time budget in minutes (the probe included; evaluation comes on top),
+   * counting the earlier runs in dir: a rerun with the same budget resumes (or finds the
+   * run finished), a larger one extends it. Exclusive with steps.
+   */
+  minutes?: number;
+  /**
+   * Train exactly this many steps in all (no timing probe, no deadline, the lr schedule
+   * over these steps): a seed and a step count give the same model. Exclusive with minutes.
+   */
+  steps?: number;
   seed?: number; // default 0
   /**
-   * 'plan' (default): a checkpoint under dir from an unfinished plan is resumed up to the
-   * planned steps; 'extend': a checkpoint is continued for another budget; false: an old
-   * checkpoint is replaced.
+   * 'plan' (default): a checkpoint under dir is resumed up to the planned steps (a plan
+   * moved by a changed budget); 'extend': a checkpoint is continued for another budget of
+   * minutes; false: start over (the previous run's checkpoints and files stay until this
+   * run's first checkpoint is written).
    */
   resume?: 'plan' | 'extend' | false;
+  /** Minutes between checkpoints besides settings.checkpointEvery (default 2). */
+  checkpointMinutes?: number;
   /** Aborting stops after the current step, saving a checkpoint (no evaluation then). */
   signal?: AbortSignal;
   onStep?: (info: VAEStepInfo & { plannedSteps: number }) => void;
@@ -111,10 +126,13 @@ export interface DemoVAEMetrics {
   secondsPerStep: number;
   resumedFrom: number;
   stopReason: 'completed' | 'aborted';
-  minutes: number;
+  /** The time budget (null: trained by steps). */
+  minutes: number | null;
   threads: number;
   settings: Omit<DemoVAESettings, 'vae'> & { seed: number; plannedSteps: number };
   config: VideoVAEConfig;
+  /** The step directory of the checkpoint these weights come from (a finished run is the one whose latest it is). */
+  checkpoint?: string | null;
 }
 
 export interface DemoVAEResult {
@@ -125,12 +143,15 @@ export interface DemoVAEResult {
   stopped: 'completed' | 'aborted';
   /** The last checkpoint written (step directory), if any. */
   checkpoint: string | null;
+  /** dir already held a finished run that meets the request: nothing was trained. */
+  upToDate: boolean;
 }
 
+/** The steps a run trains to in all; secondsPerStep (null until measured) and minutes (null: by steps) come with it. */
 interface Plan {
   steps: number;
-  secondsPerStep: number;
-  minutes: number;
+  secondsPerStep: number | null;
+  minutes: number | null;
 }
 
 export const demoVAEFiles = (dir: string) => ({
@@ -218,73 +239,162 @@ export function loadDemoVAE(dir: string, opts: { device?: Device } = {}): VideoV
   return vae;
 }
 
-/** Trains the demo VAE in `dir` (see the file header); resumable, and a no-op when already complete. */
+/** What kind of demo VAE a config is: 'quick', 'full' or 'custom' (neither preset). */
+export function demoVAEKind(config: unknown): 'quick' | 'full' | 'custom' {
+  for (const kind of ['quick', 'full'] as const) if (!configDifferences(config, demoVAESettings[kind].vae).length) return kind;
+  return 'custom';
+}
+
+/**
+ * A stage directory holds a checkpoint of another model or run than the one asked for:
+ * its kind and the kind asked ('quick', 'full', 'custom'), and the settings that differ.
+ */
+export class RunMismatchError extends Error {
+  constructor(
+    readonly checkpointDir: string, readonly step: number, readonly savedKind: string, readonly wantedKind: string, readonly differences: ConfigDifference[],
+    readonly what: 'VAE' | 'DiT' = 'VAE',
+  ) {
+    super(`${checkpointDir} holds a checkpoint of a ${savedKind} ${what} (step ${step}); these settings ask for a ${wantedKind} one: ${describeDifferences(differences)}`);
+  }
+}
+
+/** What a stage keeps with each checkpoint: the plan it trains to and the training seconds of the whole run so far. */
+interface RunMeta {
+  plan: Plan;
+  seconds: number;
+}
+
+/**
+ * Trains the demo VAE in `dir` (see the file header); resumable. A rerun goes on from the
+ * checkpoint in dir: to the same plan, or to a new one when the budget (minutes or steps)
+ * changed; a finished run is extended by a larger budget and otherwise returned as it is
+ * (upToDate). A checkpoint of another model or run is refused (RunMismatchError).
+ */
 export async function trainDemoVAE(o: TrainDemoVAEOptions): Promise<DemoVAEResult> {
+  const op = 'trainDemoVAE';
   const settings = o.settings ?? demoVAESettings.full;
   const seed = o.seed ?? 0;
   const resume = o.resume ?? 'plan';
-  const device = o.device === undefined ? 'cpu' : checkDevice('trainDemoVAE', 'device', o.device);
-  const dp = dataParallel('trainDemoVAE', o.distributed);
+  const device = o.device === undefined ? 'cpu' : checkDevice(op, 'device', o.device);
+  const dp = dataParallel(op, o.distributed);
   const log = (dp.isMain && o.log) || (() => {});
-  if (!(o.minutes > 0)) throw new RangeError(`trainDemoVAE: expected minutes > 0, got ${String(o.minutes)}`);
+  const byTime = o.minutes !== undefined;
+  if (byTime === (o.steps !== undefined)) throw new TypeError(`${op}: expected minutes or steps (one of them), got ${byTime ? 'both' : 'neither'}`);
+  if (byTime && !(typeof o.minutes === 'number' && o.minutes > 0 && Number.isFinite(o.minutes))) throw new RangeError(`${op}: expected minutes > 0, got ${String(o.minutes)}`);
+  if (!byTime) posInt(op, 'steps', o.steps);
+  if (resume === 'extend' && !byTime) throw new TypeError(`${op}: resume 'extend' continues for another budget of minutes; with steps, a larger count extends the run`);
   const files = demoVAEFiles(o.dir);
-  // Rank 0 looks at the directory (and clears it for a fresh run); every rank goes by what it saw.
+  const { frames, size, trainClips, batchSize, lr, klWeight, mseWeight, crop } = settings;
+  // What a resumed checkpoint must have been trained with (trainVAE's config).
+  const wanted = { vae: settings.vae, train: { batchSize, lr, klWeight, mseWeight, seed, crop: { frames: crop.frames, h: crop.size, w: crop.size } } };
+
+  // Rank 0 looks at the directory; every rank goes by what it saw.
   const seen = dp.fromRank0(() => {
-    if (resume !== 'extend') {
-      const complete = readJson<DemoVAEMetrics>(files.metrics);
-      if (resume === 'plan' && complete && fs.existsSync(files.weights)) return { complete, done: 0, plan: null };
-      if (resume === false) for (const f of [files.checkpoint, files.plan, files.metrics]) fs.rmSync(f, { recursive: true, force: true });
-    }
     fs.mkdirSync(o.dir, { recursive: true });
-    const done = readJson<{ step: number }>(path.join(files.checkpoint, 'latest'))?.step ?? 0;
-    return { complete: null, done, plan: resume === 'plan' && done > 0 ? readJson<Plan>(files.plan) : null };
+    const previous = latestCheckpoint(files.checkpoint) !== null; // (resume false: kept until the new run's first checkpoint)
+    const ck = resume === false ? null : checkpointInfo(files.checkpoint);
+    if (!ck) return { done: 0, meta: null, complete: null, previous, mismatch: null };
+    const saved = ck.config as { vae?: unknown; train?: unknown; meta?: RunMeta } | null;
+    const differences = configDifferences({ vae: saved?.vae, train: saved?.train }, wanted);
+    if (differences.length) return { done: ck.step, meta: null, complete: null, previous, mismatch: { differences, kind: demoVAEKind(saved?.vae) } };
+    const metrics = readJson<DemoVAEMetrics>(files.metrics);
+    const complete = metrics && fs.existsSync(files.weights) && (metrics.checkpoint ? metrics.checkpoint === path.basename(ck.path) : metrics.steps === ck.step) ? metrics : null;
+    // Checkpoints before the plan was kept with them: plan.json.
+    const legacy = readJson<Plan>(files.plan);
+    const meta: RunMeta | null = saved?.meta ?? (legacy ? { plan: legacy, seconds: complete?.trainSeconds ?? 0 } : null);
+    return { done: ck.step, meta, complete, previous, mismatch: null };
   });
-  if (seen.complete) return { vae: VideoVAE.load(files.weights, { device }), metrics: seen.complete, stopped: 'completed', checkpoint: null };
+  if (seen.mismatch) throw new RunMismatchError(files.checkpoint, seen.done, seen.mismatch.kind, demoVAEKind(settings.vae), seen.mismatch.differences);
   const done = seen.done;
+  const meta = seen.meta;
+  const prevSeconds = meta?.seconds ?? 0;
+  const upToDate = (): DemoVAEResult => ({ vae: VideoVAE.load(files.weights, { device }), metrics: seen.complete, stopped: 'completed', checkpoint: null, upToDate: true });
+  if (!byTime && done > o.steps!)
+    throw new RangeError(`${op}: ${files.checkpoint} holds ${done} steps, more than the ${o.steps} asked (resume: false starts over)`);
+  // A finished run is extended by a larger budget, else returned as it is. By time, the
+  // minutes beyond its own: its budget's, or (trained by steps) the seconds it took.
+  const more = byTime && meta ? o.minutes! - (meta.plan.minutes ?? prevSeconds / 60) : null;
+  if (seen.complete && resume === 'plan' && (byTime ? more === null || more <= 0.05 * o.minutes! : o.steps === done)) return upToDate();
 
   manualSeed(seed);
   const model = new VideoVAE(settings.vae, { device });
-  const { frames, size, trainClips, batchSize, lr, klWeight, mseWeight, crop } = settings;
   const train = movingMnistDataset(new MovingMNIST({ split: 'train', length: trainClips, frames, size, numDigits: 1, seed }));
   const heldOut = demoHeldOut(settings, seed);
   const threads = getNumThreads();
   log(`VAE: ${model.numParameters()} parameters; 1x${frames}x${size}x${size} -> ${model.latentShape([1, 1, frames, size, size]).slice(1).join('x')}`);
-  log(`VAE: ${o.minutes.toFixed(1)} min on ${threads} threads: batch ${batchSize} of ${crop.frames}x${crop.size}x${crop.size} windows, lr ${lr}, mse ${mseWeight}, kl ${klWeight}`);
+  log(`VAE: ${byTime ? `${o.minutes!.toFixed(1)} min` : `${o.steps} steps`} on ${threads} threads: batch ${batchSize} of ${crop.frames}x${crop.size}x${crop.size} windows, lr ${lr}, mse ${mseWeight}, kl ${klWeight}`);
 
-  // The plan: kept from an unfinished run of the same budget, else from a timing probe.
+  // The plan: the steps to train in all. By steps: those asked. By time: kept from the
+  // run in dir (scaled by a changed budget at its pace), else from a timing probe.
   const t0 = Date.now();
-  let plan = seen.plan;
-  let budget: number; // seconds
-  if (plan) {
-    budget = Math.max(30, 1.1 * (plan.steps - done) * plan.secondsPerStep);
-    log(`VAE: resuming at step ${done} of the ${plan.steps} planned`);
+  let plan: Plan;
+  let budget: number | null = null; // seconds this call may train (by time)
+  const sps = meta?.plan.secondsPerStep ?? null;
+  if (!byTime) {
+    plan = { steps: o.steps!, secondsPerStep: sps, minutes: null };
+    if (done) log(`VAE: resuming at step ${done} of ${plan.steps}`);
+  } else if (resume === 'plan' && meta && sps && more !== null) {
+    const m = meta.plan.minutes;
+    // Finished, or trained by steps: the minutes beyond it at its pace; else its plan, moved by a changed budget.
+    const steps = seen.complete || m === null
+      ? done + Math.max(0, Math.floor((0.95 * more * 60) / sps))
+      : Math.max(done, meta.plan.steps + Math.round((0.95 * more * 60) / sps));
+    plan = { steps, secondsPerStep: sps, minutes: o.minutes! };
+    budget = Math.max(30, 1.1 * (steps - done) * sps);
+    log(seen.complete
+      ? `VAE: extending the finished run of ${m} min (${done} steps) to ${o.minutes} min: ${steps - done} more steps`
+      : `VAE: resuming at step ${done} of the ${steps} planned${m !== null && m !== o.minutes ? ` (the budget went from ${m} to ${o.minutes} min)` : ''}`);
   } else {
     const perStep = await probeSecondsPerStep(settings, train, device, o.precision, o.distributed);
     // Rank 0's timing makes the plan of every rank.
     [budget, plan] = dp.fromRank0((): [number, Plan] => {
-      const left = o.minutes * 60 - (Date.now() - t0) / 1000;
-      const p = { steps: done + Math.max(20, Math.floor((0.95 * left) / perStep)), secondsPerStep: perStep, minutes: o.minutes };
-      writeJsonAtomic(files.plan, p);
-      return [left, p];
+      const left = o.minutes! * 60 - (Date.now() - t0) / 1000;
+      const minutes = resume === 'extend' ? (meta?.plan.minutes ?? 0) + o.minutes! : o.minutes!;
+      return [left, { steps: done + Math.max(20, Math.floor((0.95 * left) / perStep)), secondsPerStep: perStep, minutes }];
     });
-    log(`VAE: about ${plan.secondsPerStep.toFixed(2)} s/step -> planning ${plan.steps - done} steps${done ? ` after the ${done} done` : ''}`);
+    log(`VAE: about ${perStep.toFixed(2)} s/step -> planning ${plan.steps - done} steps${done ? ` after the ${done} done` : ''}`);
   }
   const steps = plan.steps;
+  // A run started over beside a previous one leaves that one's files until its first checkpoint.
+  const replacing = resume === false && seen.previous;
+  let replaced = !replacing;
+  if (dp.isMain && !replacing) writeJsonAtomic(files.plan, plan);
 
   const started = Date.now();
-  const budgetSignal = AbortSignal.timeout(Math.round(Math.max(1, budget) * 1000));
+  const deadline = budget === null ? Infinity : started + budget * 1000;
+  const budgetSignal = budget === null ? null : AbortSignal.timeout(Math.round(Math.max(1, budget) * 1000));
+  const signals = [o.signal, budgetSignal].filter((x): x is AbortSignal => !!x);
+  let paceFrom: { step: number; at: number } | null = null;
+  let measured: number | null = null; // seconds per step this call
   const result = await trainVAE({
     model, data: train, steps, batchSize, lr, warmup: Math.min(200, Math.ceil(steps / 20)), schedule: 'cosine', klWeight, mseWeight,
-    crop, ema: settings.ema, seed, checkpointDir: files.checkpoint, checkpointEvery: settings.checkpointEvery,
-    signal: o.signal ? AbortSignal.any([o.signal, budgetSignal]) : budgetSignal, device, precision: o.precision, distributed: o.distributed,
-    onStep: (i) => o.onStep?.({ ...i, plannedSteps: steps }),
+    crop, ema: settings.ema, seed, checkpointDir: files.checkpoint, checkpointEvery: settings.checkpointEvery, checkpointMinutes: o.checkpointMinutes,
+    resume: resume !== false, signal: signals.length > 1 ? AbortSignal.any(signals) : signals[0], device, precision: o.precision, distributed: o.distributed,
+    checkpointMeta: (): RunMeta => ({ plan: { ...plan, secondsPerStep: plan.secondsPerStep ?? measured }, seconds: prevSeconds + (Date.now() - started) / 1000 }),
+    onCheckpoint: () => {
+      if (replaced) return;
+      replaced = true;
+      // This run's first checkpoint: the previous run's results go, its plan is replaced.
+      for (const f of [files.metrics, files.weights, files.recon]) fs.rmSync(f, { force: true });
+      writeJsonAtomic(files.plan, plan);
+    },
+    onStep: (i) => {
+      const now = Date.now();
+      if (!paceFrom) paceFrom = { step: i.step, at: now };
+      else measured = (now - paceFrom.at) / 1000 / (i.step - paceFrom.step);
+      // The steps the budget will allow at this call's pace (the plan, when it ends first).
+      const pace = measured && Number.isFinite(deadline) ? Math.round(i.step + Math.max(0, deadline - now) / 1000 / measured) : steps;
+      o.onStep?.({ ...i, plannedSteps: Math.max(i.step, Math.min(steps, pace)) });
+    },
   });
-  const trainSeconds = (Date.now() - started) / 1000;
+  const sessionSeconds = (Date.now() - started) / 1000;
+  const trainSeconds = prevSeconds + sessionSeconds;
   if (dp.control(!!o.signal?.aborted).stop) {
     result.ema?.dispose();
-    return { vae: model, metrics: null, stopped: 'aborted', checkpoint: result.checkpoint };
+    return { vae: model, metrics: null, stopped: 'aborted', checkpoint: result.checkpoint, upToDate: false };
   }
-  log(`VAE: trained ${result.step} steps in ${trainSeconds.toFixed(0)} s (${result.stopReason === 'aborted' ? 'budget reached' : 'completed'})`);
+  const trained = result.step - result.resumedFrom;
+  log(`VAE: trained ${result.step} steps in ${trainSeconds.toFixed(0)} s${result.resumedFrom ? ` (this run: ${trained} steps in ${sessionSeconds.toFixed(0)} s, from step ${result.resumedFrom})` : ''} (${result.stopReason === 'aborted' ? 'budget reached' : 'completed'})`);
 
   // Held-out quality with the raw and the EMA weights; the better one is kept.
   // (on every rank, each its share of the clips; the numbers are everyone's)
@@ -303,18 +413,19 @@ export async function trainDemoVAE(o: TrainDemoVAEOptions): Promise<DemoVAEResul
     const black = blackBaseline(heldOut, device);
     writeReconGif(model, heldOut, files.recon);
     model.save(files.weights);
+    const latest = latestCheckpoint(files.checkpoint);
     const m: DemoVAEMetrics = {
       psnr: best.psnr, ssim: best.ssim, mse: best.mse, weights: useEma ? 'ema' : 'raw',
       raw: { psnr: raw.psnr, ssim: raw.ssim }, ema: { psnr: ema.psnr, ssim: ema.ssim },
       blackBaseline: black, heldOutClips: heldOut.length,
-      steps: result.step, trainSeconds, secondsPerStep: trainSeconds / Math.max(1, result.step - result.resumedFrom),
-      resumedFrom: result.resumedFrom, stopReason: result.stopReason, minutes: o.minutes, threads,
-      settings: { ...rest, seed, plannedSteps: steps }, config: model.config,
+      steps: result.step, trainSeconds, secondsPerStep: sessionSeconds / Math.max(1, trained),
+      resumedFrom: result.resumedFrom, stopReason: result.stopReason, minutes: byTime ? o.minutes! : null, threads,
+      settings: { ...rest, seed, plannedSteps: steps }, config: model.config, checkpoint: latest ? path.basename(latest) : null,
     };
     writeJsonAtomic(files.metrics, m);
     return m;
   });
   log(`VAE: held-out PSNR ${best.psnr.toFixed(2)} dB, SSIM ${best.ssim.toFixed(3)} (${metrics.weights} weights); ` +
     `all-black baseline PSNR ${metrics.blackBaseline.psnr.toFixed(2)} dB, SSIM ${metrics.blackBaseline.ssim.toFixed(3)}`);
-  return { vae: model, metrics, stopped: 'completed', checkpoint: result.checkpoint };
+  return { vae: model, metrics, stopped: 'completed', checkpoint: result.checkpoint, upToDate: false };
 }
