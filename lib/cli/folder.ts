@@ -26,6 +26,7 @@ import { writeReconGif } from '../demo/vae_stage';
 import { evaluateVAE, trainVAE, VAEStepInfo } from '../train/vae';
 import { encodeBuckets, latentBucketsDataset } from '../train/encode_buckets';
 import { trainDiT, TrainDiTStep } from '../train/dit';
+import { CheckpointMismatchError, checkpointInfo, describeDifferences } from '../train/checkpoint';
 import type { Precision } from '../train/precision';
 import { Device, tidy } from '../tensor';
 import { CliError } from './options';
@@ -76,7 +77,12 @@ export interface FolderRunOptions {
   data: string;
   out: string;
   quick?: boolean;
-  minutes: number;
+  /** Another budget of minutes (a rerun continues the checkpoint for it); exclusive with steps. */
+  minutes?: number;
+  /** Steps in all (a rerun continues the checkpoint up to them); exclusive with minutes. */
+  steps?: number;
+  /** Minutes between checkpoints besides every 200 steps (default 2). */
+  checkpointMinutes?: number;
   seed?: number;
   device?: Device;
   precision?: Precision;
@@ -127,19 +133,28 @@ export async function trainFolderVAE(o: FolderRunOptions & { batch?: number; lr?
     } catch (e) {
       throw new CliError(`--data ${o.data}: ${(e as Error).message}`);
     }
-    if (o.fresh) fs.rmSync(f.vaeCheckpoint, { recursive: true, force: true });
     fs.mkdirSync(o.out, { recursive: true });
+    const ck = o.fresh ? null : checkpointInfo(f.vaeCheckpoint);
+    if (ck && o.steps !== undefined && ck.step > o.steps)
+      throw new CliError(`--steps ${o.steps}: ${f.vaeCheckpoint} holds ${ck.step} steps already; pass a larger --steps, or --fresh to start over`);
     manualSeed(o.seed ?? 0);
     const vae = new VideoVAE({ ...s.vae, inChannels: ds.channels }, { device: o.device });
     try {
-      o.log(`VAE: ${vae.numParameters()} parameters; training on ${train.length} windows of ${train.shape.join('x')} for ${o.minutes} min`);
-      const budget = AbortSignal.timeout(Math.max(1, Math.round(o.minutes * 60_000)));
+      o.log(`VAE: ${vae.numParameters()} parameters; training on ${train.length} windows of ${train.shape.join('x')} ${o.steps !== undefined ? `to step ${o.steps}` : `for ${o.minutes} min`}`);
+      const budget = o.minutes !== undefined ? AbortSignal.timeout(Math.max(1, Math.round(o.minutes * 60_000))) : null;
       const t0 = Date.now();
-      const r = await trainVAE({
-        model: vae, data: train, steps: 1e9, batchSize: o.batch ?? s.vaeBatch, lr: o.lr ?? s.vaeLr, schedule: 'constant', warmup: 20,
-        mseWeight: 0.5, checkpointDir: f.vaeCheckpoint, checkpointEvery: 200, seed: o.seed ?? 0, signal: AbortSignal.any([o.signal, budget]),
-        device: o.device, precision: o.precision, onStep: o.onStep,
-      });
+      let r;
+      try {
+        r = await trainVAE({
+          model: vae, data: train, steps: o.steps ?? 1e9, batchSize: o.batch ?? s.vaeBatch, lr: o.lr ?? s.vaeLr, schedule: 'constant', warmup: 20,
+          mseWeight: 0.5, checkpointDir: f.vaeCheckpoint, checkpointEvery: 200, checkpointMinutes: o.checkpointMinutes, resume: !o.fresh, seed: o.seed ?? 0,
+          signal: budget ? AbortSignal.any([o.signal, budget]) : o.signal, device: o.device, precision: o.precision, onStep: o.onStep,
+        });
+      } catch (e) {
+        if (e instanceof CheckpointMismatchError)
+          throw new CliError(`--out ${o.out} holds a VAE checkpoint of another model or run (${describeDifferences(e.differences)}; this run is ${o.quick ? '--quick' : 'the full VAE'}): pass --fresh to replace it, or another --out`);
+        throw e;
+      }
       if (o.signal.aborted) return { stopped: 'aborted', steps: r.step, checkpoint: r.checkpoint, psnr: null };
       const seconds = (Date.now() - t0) / 1000;
       vae.save(f.vae);
@@ -148,7 +163,7 @@ export async function trainFolderVAE(o: FolderRunOptions & { batch?: number; lr?
       writeReconGif(vae, evalClips, f.vaeRecon);
       writeJsonAtomic(f.vaeMetrics, {
         psnr: q.psnr, ssim: q.ssim, mse: q.mse, evaluatedClips: n, evaluated: 'windows of the training files (epoch 1 starts), not held-out files',
-        steps: r.step, resumedFrom: r.resumedFrom, seconds, minutes: o.minutes, data: ds.summary(), skipped: ds.skipped, clip: train.shape, config: vae.config,
+        steps: r.step, resumedFrom: r.resumedFrom, seconds, minutes: o.minutes ?? null, data: ds.summary(), skipped: ds.skipped, clip: train.shape, config: vae.config,
       });
       o.log(`VAE: ${r.step} steps (${r.step - r.resumedFrom} in ${seconds.toFixed(0)} s); PSNR ${q.psnr.toFixed(2)} dB, SSIM ${q.ssim.toFixed(3)} on ${n} windows`);
       return { stopped: 'completed', steps: r.step, checkpoint: r.checkpoint, psnr: q.psnr };
@@ -214,19 +229,31 @@ export async function trainFolderDiT(o: FolderRunOptions & {
   });
   if (o.device && o.device !== 'cpu') dit.to(o.device);
   try {
-    const budgetMs = o.minutes * 60_000;
+    const byTime = o.minutes !== undefined;
+    const budgetMs = byTime ? o.minutes! * 60_000 : Infinity;
     const started = Date.now();
     const budget = new AbortController();
-    const r = await trainDiT({
-      dit, diffusion: demoFlow(s.dit), data, steps: 1e9, batchSize: s.dit.batchSize, lr: s.dit.lr, warmup: s.dit.warmup, ema: s.dit.ema,
-      cfgDropout: s.dit.cfgDropout, checkpointDir: f.ditCheckpoint, checkpointEvery: 200, seed: o.seed ?? 0, device: o.device, precision: o.precision,
-      signal: AbortSignal.any([o.signal, budget.signal]), progress: () => (Date.now() - started) / budgetMs,
-      onStep: (i) => {
-        o.poll();
-        if (Date.now() - started >= budgetMs) budget.abort();
-        o.onStep?.(i);
-      },
-    });
+    const ck = checkpointInfo(f.ditCheckpoint);
+    if (ck && o.steps !== undefined && ck.step > o.steps)
+      throw new CliError(`--steps ${o.steps}: ${f.ditCheckpoint} holds ${ck.step} steps already; pass a larger --steps, or another --out`);
+    let r;
+    try {
+      r = await trainDiT({
+        dit, diffusion: demoFlow(s.dit), data, steps: o.steps ?? 1e9, batchSize: s.dit.batchSize, lr: s.dit.lr, warmup: s.dit.warmup, ema: s.dit.ema,
+        cfgDropout: s.dit.cfgDropout, checkpointDir: f.ditCheckpoint, checkpointEvery: 200, checkpointMinutes: o.checkpointMinutes, seed: o.seed ?? 0,
+        device: o.device, precision: o.precision, signal: AbortSignal.any([o.signal, budget.signal]),
+        progress: byTime ? () => (Date.now() - started) / budgetMs : undefined,
+        onStep: (i) => {
+          o.poll();
+          if (Date.now() - started >= budgetMs) budget.abort();
+          o.onStep?.(i);
+        },
+      });
+    } catch (e) {
+      if (e instanceof CheckpointMismatchError)
+        throw new CliError(`--out ${o.out} holds a DiT checkpoint of another model or run (${describeDifferences(e.differences)}; the captions or --quick changed?): use another --out, or remove ${path.dirname(f.ditCheckpoint)}`);
+      throw e;
+    }
     const seconds = (Date.now() - started) / 1000;
     if (r.stopped === 'nan' || o.signal.aborted) {
       r.ema?.dispose();
@@ -245,7 +272,8 @@ export async function trainFolderDiT(o: FolderRunOptions & {
       });
       saveVideo(video, f.samples, { fps: 8 });
     });
-    o.log(`DiT: ${r.steps} steps in ${seconds.toFixed(0)} s; wrote ${f.dit} and ${f.samples} (${use.length} clip${use.length > 1 ? 's' : ''} of ${shape.slice(1).join('x')})`);
+    const from = ck?.step ?? 0;
+    o.log(`DiT: ${r.steps - from} steps in ${seconds.toFixed(0)} s${from ? ` (from step ${from}: ${r.steps} in all)` : ''}; wrote ${f.dit} and ${f.samples} (${use.length} clip${use.length > 1 ? 's' : ''} of ${shape.slice(1).join('x')})`);
     return { stopped: 'done', steps: r.steps, seconds, checkpoint: r.checkpoint };
   } finally {
     dit.dispose();

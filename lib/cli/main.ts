@@ -88,7 +88,15 @@ export async function main(argv: string[]): Promise<number> {
       return e.exitCode || 1; // commander already printed its one line
     }
     if (e instanceof SilentExit) return e.code;
-    const msg = e instanceof Error ? e.message : String(e);
+    let msg = e instanceof Error ? e.message : String(e);
+    // A write that found no room: say so in words (a checkpoint save never touches the previous one).
+    const full = /\b(ENOSPC|EFBIG|EDQUOT): ([^,]+)/.exec(msg);
+    if (full) {
+      const save = /^saveCheckpoint: (.+?): /.exec(msg);
+      msg = save
+        ? `could not save a checkpoint in ${save[1]}: ${full[1]}: ${full[2]} (the disk is full or a file size limit was reached; the previous checkpoint is kept)`
+        : `${msg} (the disk is full or a file size limit was reached)`;
+    }
     const code = e instanceof Interrupted ? 130 : 1;
     endJobOnError(msg, code); // several ranks: every one ends now, with this message
     process.stderr.write(`tessera: ${msg}\n`);

@@ -20,20 +20,70 @@ export interface CommonOptions {
   out?: string;
 }
 
+/** A number written as a plain decimal or in exponent form ('1e3'); '', ' ', '0x10' and the like are not numbers here. */
+const numberText = (v: string): number => (/^\s*[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?\s*$/i.test(v) ? Number(v) : NaN);
+
 export function positiveInt(name: string) {
   return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new CliError(`--${name} expects a positive integer, got '${v}'`);
+    const n = numberText(v);
+    if (!Number.isSafeInteger(n) || n < 1) throw new CliError(`--${name} expects a positive integer, got '${v}'`);
     return n;
   };
 }
 
 export function nonNegativeInt(name: string) {
   return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) throw new CliError(`--${name} expects a non-negative integer, got '${v}'`);
+    const n = numberText(v);
+    if (!Number.isSafeInteger(n) || n < 0) throw new CliError(`--${name} expects a non-negative integer, got '${v}'`);
     return n;
   };
+}
+
+/** A positive integer up to `max`; `why` says where the bound comes from. */
+export function boundedInt(name: string, max: number, why: string) {
+  const parse = positiveInt(name);
+  return (v: string): number => {
+    const n = parse(v);
+    if (n > max) throw new CliError(`--${name} expects at most ${max.toLocaleString('en-US')} (${why}), got '${v}'`);
+    return n;
+  };
+}
+
+/** A positive number up to `max`; `why` says where the bound comes from. */
+export function boundedNumber(name: string, max: number, why: string) {
+  const parse = positiveNumber(name);
+  return (v: string): number => {
+    const n = parse(v);
+    if (n > max) throw new CliError(`--${name} expects at most ${max.toLocaleString('en-US')} (${why}), got '${v}'`);
+    return n;
+  };
+}
+
+/**
+ * The longest time budget, in minutes: about 3 weeks (the budget's timer holds at most
+ * 2^31 - 1 ms, 35,791 minutes). A longer run is a rerun: it extends the run in --out.
+ */
+export const MAX_MINUTES = 30000;
+/** The most training steps one command is asked for (a rerun with a larger --steps extends the run). */
+export const MAX_TRAIN_STEPS = 10_000_000;
+/** The most sampling steps: the samplers converge in tens of steps (the demo uses 30). */
+export const MAX_SAMPLE_STEPS = 10000;
+
+/** --minutes / --budget: a positive number of minutes up to MAX_MINUTES. */
+export const minutesBudget = (name: string, why = 'about 3 weeks') => boundedNumber(name, MAX_MINUTES, why);
+/** --steps of a training command: total optimizer steps. */
+export const trainSteps = boundedInt('steps', MAX_TRAIN_STEPS, 'a rerun with a larger --steps extends the run');
+/** --steps of sample and eval: sampler steps. */
+export const sampleSteps = boundedInt('steps', MAX_SAMPLE_STEPS, 'sampling converges in tens of steps; the demo uses 30');
+/** --cfg: a classifier-free guidance scale; a huge one (1e308) turns the guided velocity into Inf/NaN in float32. */
+export const guidanceScale = boundedNumber('cfg', 100, 'guidance scales of 1 to 10 are usual');
+
+/** --threads: at most 8 per hardware thread of this machine. */
+export function threadCount(v: string): number {
+  const n = positiveInt('threads')(v);
+  const hw = info().cpu.hardwareThreads;
+  if (n > 8 * hw) throw new CliError(`--threads expects at most ${8 * hw} on this machine (8 per hardware thread; it has ${hw}), got '${v}'`);
+  return n;
 }
 
 /** --device: 'cpu', 'cpu:N' (a simulated host device, TESSERA_HOST_DEVICES), 'cuda', 'cuda:N' or 'cuda:local' (the local rank's GPU). */
@@ -49,13 +99,14 @@ export function precisionName(v: string): 'fp32' | 'bf16' {
   return v;
 }
 
-export function addCommon(cmd: Command, outHelp = 'output directory'): Command {
+/** The common options; `out` is the --out flag as help shows it (a directory unless a command writes one file). */
+export function addCommon(cmd: Command, outHelp = 'output directory', out = '--out <dir>'): Command {
   return cmd
     .option('--config <file>', 'JSON file with option defaults (flags win)')
     .addOption(new Option('--device <device>', 'cpu, cuda, cuda:N, or cuda:local under mpirun: the GPU of the local rank (cpu:N: a simulated device, TESSERA_HOST_DEVICES=N)').argParser(deviceName).default('cpu'))
-    .option('--threads <n>', 'CPU threads', positiveInt('threads'))
+    .option('--threads <n>', 'CPU threads', threadCount)
     .option('--seed <n>', 'random seed', nonNegativeInt('seed'))
-    .option('--out <dir>', outHelp);
+    .option(out, outHelp);
 }
 
 /** Edit distance (for "did you mean"). */
@@ -157,7 +208,7 @@ export class Interrupted extends Error {}
 
 export function positiveNumber(name: string) {
   return (v: string): number => {
-    const n = Number(v);
+    const n = numberText(v);
     if (!(Number.isFinite(n) && n > 0)) throw new CliError(`--${name} expects a positive number, got '${v}'`);
     return n;
   };
@@ -165,8 +216,8 @@ export function positiveNumber(name: string) {
 
 /** Frames a causal 4x-in-time VAE accepts: 1 + 4k. */
 export function frameCount(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1 || (n - 1) % 4) throw new CliError(`--frames expects 1 + 4k frames (1, 5, 9, 13, 17, ...), got '${v}'`);
+  const n = numberText(v);
+  if (!Number.isSafeInteger(n) || n < 1 || (n - 1) % 4) throw new CliError(`--frames expects 1 + 4k frames (1, 5, 9, 13, 17, ...), got '${v}'`);
   return n;
 }
 
@@ -174,7 +225,7 @@ export function frameCount(v: string): number {
 export function frameSize(v: string): [number, number] {
   const m = /^(\d+)(?:x(\d+))?$/.exec(v.trim());
   const h = m ? Number(m[1]) : NaN, w = m ? Number(m[2] ?? m[1]) : NaN;
-  if (!(h > 0 && w > 0)) throw new CliError(`--size expects HEIGHTxWIDTH (e.g. 64x64) or one number, got '${v}'`);
+  if (!(Number.isSafeInteger(h) && Number.isSafeInteger(w) && h > 0 && w > 0)) throw new CliError(`--size expects HEIGHTxWIDTH (e.g. 64x64) or one number, got '${v}'`);
   return [h, w];
 }
 

@@ -108,7 +108,8 @@ test('sample and eval with a tiny model write a GIF of the asked size and an adh
 
   const gif = path.join(tmp, 'seven.gif');
   const s = spawnSync(process.execPath, [CLI, 'sample', '--checkpoint', dir, '--prompt', 'the digit 7 moves right', '--frames', '9', '--size', '32x48', '--steps', '2', '--cfg', '4', '--out', gif, '--threads', '1'], { encoding: 'utf8' });
-  expect(s.stderr).toBe('');
+  expect(s.stderr).toMatch(/^(sampling [12]\/2 [\d.]+ it\/s ETA (\d+ s|\?)\n)+$/); // progress, and nothing else
+  expect(s.stderr).toMatch(/sampling 2\/2 .*\n$/);
   expect(s.status).toBe(0);
   expect(s.stdout).toContain(`wrote ${gif}`);
   const v = loadVideo(gif, { color: 'gray' });
@@ -124,7 +125,7 @@ test('sample and eval with a tiny model write a GIF of the asked size and an adh
   const b = spawnSync(process.execPath, [CLI, 'sample', '--prompt', 'the digit 2 moves up', '--frames', '5', '--size', '32', '--steps', '2', '--out', gif2, '--threads', '1'], {
     encoding: 'utf8', env: { ...process.env, TESSERA_PRETRAINED: bundle },
   });
-  expect(b.stderr).toBe('');
+  expect(b.stderr).toMatch(/^(sampling [12]\/2 .*\n)+$/);
   expect(b.status).toBe(0);
   const v2 = loadVideo(gif2, { color: 'gray' });
   expect(v2.shape).toEqual([1, 5, 32, 32]);
@@ -132,7 +133,8 @@ test('sample and eval with a tiny model write a GIF of the asked size and an adh
 
   const evalDir = path.join(tmp, 'eval');
   const e = spawnSync(process.execPath, [CLI, 'eval', '--checkpoint', dir, '--prompt', 'the digit 7 moves right', '--prompt', 'the digit 2 moves up', '--steps', '2', '--out', evalDir, '--threads', '1'], { encoding: 'utf8' });
-  expect(e.stderr).toBe('');
+  expect(e.stderr).toMatch(/^(eval [0-2]\/2 .*\n)+$/); // progress by samples
+  expect(e.stderr).toMatch(/eval 2\/2 .*\n$/);
   expect(e.status).toBe(0);
   const report = JSON.parse(fs.readFileSync(path.join(evalDir, 'eval.json'), 'utf8'));
   expect(report.samples).toBe(2);

@@ -59,12 +59,15 @@ d('tessera train-vae / train-dit --data', () => {
     expect(gif.shape[2]).toBeGreaterThan(48); // a 2x2 grid of 48x80 clips
     gif.dispose();
 
-    // The result samples like a demo output; a word it never saw is named.
+    // The result samples like a demo output; a prompt with a word no caption had is refused, naming it (issue 23: one rule with eval).
     const file = path.join(tmp, 'fractal.gif');
-    const s = cli(['sample', '--checkpoint', out, '--prompt', 'a zoom into a purple fractal', '--size', '48x80', '--frames', '9', '--steps', '2', '--out', file]);
+    const s = cli(['sample', '--checkpoint', out, '--prompt', 'a zoom into a fractal', '--size', '48x80', '--frames', '9', '--steps', '2', '--out', file]);
     expect(s.status).toBe(0);
-    expect(s.stderr).toMatch(/TesseraTokenizerWarning: Tokenizer: in "a zoom into a purple fractal": 'purple' not in the vocabulary/);
     expect(fs.statSync(file).size).toBeGreaterThan(0);
+    const purple = cli(['sample', '--checkpoint', out, '--prompt', 'a zoom into a purple fractal', '--size', '48x80', '--frames', '9', '--steps', '2', '--out', path.join(tmp, 'purple.gif')]);
+    expect(purple.status).toBe(1);
+    expect(purple.stderr).toMatch(/^tessera: --prompt 'a zoom into a purple fractal': the model does not know 'purple' \(it would read it as <unk>\); it knows \d+ words: /);
+    expect(fs.existsSync(path.join(tmp, 'purple.gif'))).toBe(false);
   }, 150000);
 
   test('--strict, a missing ffmpeg and a bad folder: one line and exit 1', () => {
