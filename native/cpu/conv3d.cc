@@ -11,16 +11,15 @@
 //     forward  out[b] [Cout, P] = weight [Cout, K] @ col [K, P] as an implicit GEMM:
 //              col panels are packed straight from the input per block of output
 //              positions and K slice; no column buffer (forward_implicit). With a unit
-//              W stride, zero padding and NR | W' (AVX-512), the panels are not even
-//              packed: each of their rows is a shifted input row segment, read in place
-//              by the micro-kernel's indirect form through a table of row pointers and
-//              lane masks (the masks zero the W padding) (indirect_rows). On AVX2 (no
-//              fast masked loads), and on AVX-512 where NR = 32 does not divide W' or the
-//              padding replicates, with a unit W stride and 16 | W', the input is
-//              padded once, window by window of output frames, and the rows are read in
-//              place at fixed offsets from a base per 16-wide output row segment
-//              (pad_window, MicroKernel::offsets). Each block of outputs
-//              sums in a small per-thread accumulator, copied out once.
+//              W stride and 16 | W' (AVX-512 and AVX2), the panels are not even packed:
+//              the input is padded once, window by window of output frames, and the
+//              rows are read in place at fixed offsets from a base per 16-wide output
+//              row segment (pad_window, MicroKernel::offsets). (AVX-512 once read the
+//              rows straight from the unpadded input through per-panel tables of row
+//              pointers and lane masks; building the tables cost up to 27% of a
+//              16-channel forward, and the offset path measured 6-17% faster on every
+//              suite shape.) Each block of outputs sums in a small per-thread
+//              accumulator, copied out once.
 //     dinp     unit stride, zero padding p <= k - 1: a convolution of dout with the
 //              flipped, transposed weight, on forward_implicit (dinp_conv); otherwise
 //              dcol = weight^T @ dout per chunk of output rows (cpu::gemm) and col2im
@@ -317,40 +316,6 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void pack_positions
   }
 }
 
-// Indirect B panels for the direct path: for output positions [p0, p0 + NR) (one output
-// row segment: NR divides Wo) and taps [k0, k0 + kc), row kk of the panel is the input
-// row segment x[ci, t, h, wo0 + q - pw ...] under a lane mask that zeroes the padded
-// columns; a padded (t, h) row gets mask 0. Unit W stride, zero padding.
-void indirect_rows(const float** rows, uint32_t* masks, int NR, const float* x, const Conv3dGeometry& g, int64_t p0,
-                   int64_t k0, int64_t kc) {
-  const int64_t khw = g.kh * g.kw, taps = g.kt * khw;
-  const int64_t row = p0 / g.Wo, wo0 = p0 % g.Wo, to = row / g.Ho, ho = row % g.Ho;
-  int64_t ci = k0 / taps, a = (k0 % taps) / khw, pp = (k0 % khw) / g.kw, q = k0 % g.kw;
-  const uint32_t full = NR >= 32 ? ~0u : (1u << NR) - 1;
-  for (int64_t kk = 0; kk < kc; ++kk) {
-    const int64_t t = to * g.st - g.pt0 + a, h = ho * g.sh - g.ph + pp;
-    if (t < 0 || t >= g.T || h < 0 || h >= g.H) {
-      rows[kk] = x;
-      masks[kk] = 0;
-    } else {
-      const int64_t off = wo0 + q - g.pw;  // input column of lane 0
-      const int64_t lo = std::max<int64_t>(0, -off), hi = std::min<int64_t>(NR, g.W - off);
-      // Lanes [lo, hi) are inside the row; the pointer may sit before the row start
-      // (lane 0 in the left padding), but masked-off lanes are never read.
-      const uintptr_t base = reinterpret_cast<uintptr_t>(x + ((ci * g.T + t) * g.H + h) * g.W);
-      rows[kk] = reinterpret_cast<const float*>(base + static_cast<uintptr_t>(off * static_cast<int64_t>(sizeof(float))));
-      masks[kk] = hi > lo ? (full >> (NR - (hi - lo))) << lo : 0;
-    }
-    if (++q == g.kw) {
-      q = 0;
-      if (++pp == g.kh) {
-        pp = 0;
-        if (++a == g.kt) a = 0, ++ci;
-      }
-    }
-  }
-}
-
 // The offset path (MicroKernel::offsets): the input is first copied, padded, into
 // xp [Cin, Tw, Hp, Wp] (Hp = H + 2 ph, Wp = W + 2 pw; zeros or the replicated edge), one
 // window of output frames [to0, to1) at a time: xp's frame f is padded frame to0 st + f,
@@ -399,10 +364,6 @@ void pad_window(float* xp, const float* x, const Conv3dGeometry& g, const Padded
   });
 }
 
-// Whether forward_implicit reads B in place (indirect panels) rather than packing it.
-bool direct_panels(const MicroKernel& mk, const Conv3dGeometry& g) {
-  return mk.indirect && g_direct_enabled.load() && g.sw == 1 && !g.replicate && g.Wo % mk.NR == 0;
-}
 // Whether the offset path can read this convolution's columns from a padded window:
 // unit W stride (a column row is then contiguous), and the window's offsets fit the
 // int32 offset table (a one-frame window of over 2^31 floats packs instead).
@@ -410,10 +371,10 @@ bool padded_columns(const Conv3dGeometry& g) {
   return g_direct_enabled.load() && g.sw == 1 &&
          padded_dims(g).size(g.Cin) <= int64_t{std::numeric_limits<int32_t>::max()};
 }
-// Whether the forward takes the offset path: not the direct one, padded columns, and
-// 16 | W' (a panel is then one or two 16-wide output row segments).
+// Whether the forward takes the offset path: padded columns and 16 | W' (a panel is
+// then one or two 16-wide output row segments).
 bool offset_panels(const MicroKernel& mk, const Conv3dGeometry& g) {
-  return !direct_panels(mk, g) && mk.offsets && padded_columns(g) && g.Wo % MicroKernel::kOffsetLanes == 0;
+  return mk.offsets && padded_columns(g) && g.Wo % MicroKernel::kOffsetLanes == 0;
 }
 // Offset in the padded window of tap k = (ci, a, pp, q) for k < K, 0 for K <= k < n.
 std::vector<int32_t> tap_offsets(const Conv3dGeometry& g, const PaddedDims& d, int64_t n) {
@@ -440,7 +401,7 @@ void forward_implicit(float* out, const float* x, const float* w, const float* b
   });
   std::vector<int64_t> lo(g.kw), hi(g.kw);
   for (int64_t q = 0; q < g.kw; ++q) valid_cols(g, q, &lo[q], &hi[q]);
-  const bool direct = direct_panels(mk, g), offs = offset_panels(mk, g);
+  const bool offs = offset_panels(mk, g);
   const PaddedDims pd = padded_dims(g);  // the offset path's padded window (see pad_window)
   // Blocks of kBlockPanels position panels, fewer where that leaves under 4 blocks per
   // thread to hand out (a small layer, e.g. 64 channels at 3 x 16 x 16: 3 blocks of 8
@@ -449,23 +410,15 @@ void forward_implicit(float* out, const float* x, const float* w, const float* b
   const int64_t bp = std::clamp<int64_t>((panels + 4 * num_threads() - 1) / (4 * num_threads()), 1, kBlockPanels);
   const int64_t block = bp * NR, nblocks = (P + block - 1) / block;
   // Position blocks are handed out dynamically; each worker packs into its own buffer
-  // (or, on the direct path, fills its own table of row pointers and lane masks) and
-  // sums its block of outputs in its own accumulator [Mp][block], copied out (with the
+  // (unless it reads the padded window in place) and sums its block of outputs in its own accumulator [Mp][block], copied out (with the
   // bias) once per block. Summing in place in out instead would revisit, on every K
   // slice, tile rows P floats apart: with P a power of two (8 x 32 x 32) they all fall
   // in a few cache sets, and the 64 KiB block thrashes L1 and L2.
   const int64_t workers = std::min<int64_t>(num_threads(), offs ? nblocks : g.B * nblocks);
   std::vector<FloatBuffer> bpacks, accs;
-  std::vector<std::vector<const float*>> rowss(direct ? workers : 0);
-  std::vector<std::vector<uint32_t>> maskss(direct ? workers : 0);
   for (int64_t w = 0; w < workers; ++w) {
     accs.emplace_back(Mp * block);
-    if (direct) {
-      rowss[w].resize(bp * kSliceK);
-      maskss[w].resize(bp * kSliceK);
-    } else if (!offs) {
-      bpacks.emplace_back(kSliceK * block);
-    }
+    if (!offs) bpacks.emplace_back(kSliceK * block);
   }
   // Offset path: the padded window and the row offsets of every tap (see pad_window).
   FloatBuffer xp(offs ? pd.size(g.Cin) : 0);
@@ -480,19 +433,6 @@ void forward_implicit(float* out, const float* x, const float* w, const float* b
     for (int64_t s = 0; s < nslices; ++s) {
       const int64_t k0 = s * kSliceK, kc = std::min(kSliceK, K - k0);
       const float* as = apack.get() + Mp * k0;
-      if (direct) {
-        const float** rows = rowss[worker].data();
-        uint32_t* masks = maskss[worker].data();
-        for (int64_t j = 0; j < np; j += NR)
-          indirect_rows(rows + (j / NR) * kSliceK, masks + (j / NR) * kSliceK, NR, xb, g, p0 + j, k0, kc);
-        for (int64_t j = 0; j < np; j += NR)
-          for (int64_t i = 0; i < g.Cout; i += MR) {
-            const int mr = static_cast<int>(std::min<int64_t>(MR, g.Cout - i));
-            mk.indirect(kc, as + i * kc, rows + (j / NR) * kSliceK, masks + (j / NR) * kSliceK, acc + i * block + j,
-                        block, mr, NR, s > 0);
-          }
-        continue;
-      }
       if (offs) {
         // Output positions [p, p + 16) lie in one output row (16 | W', p0 and np are
         // multiples of 16): their column row k is 16 floats at segment(p) + off[k].

@@ -81,13 +81,8 @@ void set_gemm_blocking(const GemmBlocking& b);
 struct MicroKernel {
   void (*fn)(int64_t kc, const float* a, const float* b, float* C, int64_t ldc, int mr, int nr, bool acc);
   int MR, NR;
-  // The same tile with B read in place (an indirect panel): step p of the reduction takes
-  // NR floats at brow[p], lane l kept where bit l of bmask[p] is set, else 0 (masked-off
-  // lanes are never read). For convolutions, whose B rows are shifted input rows. Null
-  // where the CPU lacks masked loads (AVX2 / scalar builds: callers pack instead).
-  void (*indirect)(int64_t kc, const float* a, const float* const* brow, const uint32_t* bmask, float* C, int64_t ldc,
-                   int mr, int nr, bool acc);
-  // The same with B rows at offsets from a base per segment of kOffsetLanes lanes: step
+  // The same tile with B rows read in place (convolutions, whose B rows are shifted input
+  // rows), at offsets from a base per segment of kOffsetLanes lanes: step
   // p takes lanes 0-15 at base + off[p] and, where NR is 32 (AVX-512), lanes 16-31 at
   // base1 + off[p] (any alignment), all of them read; callers make every row lie inside
   // one buffer (conv3d pads its input first), and a segment can start anywhere (two
@@ -112,9 +107,10 @@ void conv3d_backward(Tensor& dinp, Tensor& dweight, Tensor& dbias, const Tensor&
 // at least one output row). Tests shrink it to exercise chunking; <= 0 restores the default.
 int64_t conv3d_column_budget();
 void set_conv3d_column_budget(int64_t floats);
-// Test hook: false makes the forward (and the conv-shaped dinp) pack its column panels
-// even where it would read them in place (unit W stride, zero padding, NR | W').
-// Returns the previous setting.
+// Test hook: false makes the forward (and the conv-shaped dinp) pack its column panels,
+// and the weight gradient build its columns, even where they would read them in place
+// from a padded window (unit W stride; 16 | W' for the forward). Returns the previous
+// setting.
 bool set_conv3d_direct(bool on);
 
 // ---- machine peak (peak.cc) -----------------------------------------------------------

@@ -234,56 +234,6 @@ __attribute__((target("avx512f,fma"))) void ukernel_offsets_avx512(int64_t kc, c
   ukernel_avx512_rows<4, true>(kc, a, base, C, ldc, mr, nr, acc, base1, off);
 }
 
-// The indirect variant (see MicroKernel::indirect): B row p is 32 floats at brow[p]
-// under the 32-bit lane mask bmask[p].
-template <int ROWS>
-__attribute__((target("avx512f,fma"), always_inline)) inline void ukernel_indirect_avx512_rows(
-    int64_t kc, const float* a, const float* const* brow, const uint32_t* bmask, float* C, int64_t ldc, int mr, int nr,
-    bool acc) {
-  constexpr int MR = 12;
-  __m512 c0[ROWS], c1[ROWS];
-  for (int r = 0; r < mr; ++r) {
-    _mm_prefetch(reinterpret_cast<const char*>(C + r * ldc), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(C + r * ldc + 31), _MM_HINT_T0);
-  }
-#pragma GCC unroll 12
-  for (int r = 0; r < ROWS; ++r) c0[r] = c1[r] = _mm512_setzero_ps();
-  for (int64_t p = 0; p < kc; ++p) {
-    const float* row = brow[p];
-    const uint32_t m = bmask[p];
-    __m512 b0 = _mm512_maskz_loadu_ps(static_cast<__mmask16>(m), row);
-    __m512 b1 = _mm512_maskz_loadu_ps(static_cast<__mmask16>(m >> 16), row + 16);
-#pragma GCC unroll 12
-    for (int r = 0; r < ROWS; ++r) {
-      __m512 av = _mm512_set1_ps(a[r]);
-      c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
-      c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
-    }
-    a += MR;
-  }
-  const __mmask16 m0 = nr >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << nr) - 1);
-  const __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : static_cast<__mmask16>((1u << (nr - 16)) - 1);
-#pragma GCC unroll 12
-  for (int r = 0; r < ROWS; ++r) {
-    if (r >= mr) break;
-    float* cr = C + r * ldc;
-    if (acc) {
-      c0[r] = _mm512_add_ps(c0[r], _mm512_maskz_loadu_ps(m0, cr));
-      c1[r] = _mm512_add_ps(c1[r], _mm512_maskz_loadu_ps(m1, cr + 16));
-    }
-    _mm512_mask_storeu_ps(cr, m0, c0[r]);
-    _mm512_mask_storeu_ps(cr + 16, m1, c1[r]);
-  }
-}
-
-__attribute__((target("avx512f,fma"))) void ukernel_indirect_avx512(int64_t kc, const float* a,
-                                                                      const float* const* brow, const uint32_t* bmask,
-                                                                      float* C, int64_t ldc, int mr, int nr, bool acc) {
-  if (mr > 8) return ukernel_indirect_avx512_rows<12>(kc, a, brow, bmask, C, ldc, mr, nr, acc);
-  if (mr > 4) return ukernel_indirect_avx512_rows<8>(kc, a, brow, bmask, C, ldc, mr, nr, acc);
-  ukernel_indirect_avx512_rows<4>(kc, a, brow, bmask, C, ldc, mr, nr, acc);
-}
-
 // One row of an AVX2 tile into C (columns under the masks when not full; adds C when acc).
 __attribute__((target("avx2,fma"), always_inline)) inline void avx2_store_row(bool full, bool acc, __m256i m0,
                                                                             __m256i m1, float* cr, __m256 v0,
@@ -510,7 +460,7 @@ void set_gemm_blocking(const GemmBlocking& b) {
 const MicroKernel& micro_kernel() {
   static const MicroKernel k = [] {
     KernelChoice c = choose_kernel();
-    return MicroKernel{c.fn, c.MR, c.NR, c.fn == ukernel_avx512 ? ukernel_indirect_avx512 : nullptr,
+    return MicroKernel{c.fn, c.MR, c.NR,
                        c.fn == ukernel_avx512 ? ukernel_offsets_avx512 : c.fn == ukernel_avx2 ? ukernel_offsets_avx2 : nullptr};
   }();
   return k;

@@ -65,8 +65,8 @@ struct Reg {
         {1, 11, 13, 5, 7, 13, {3, 3, 3}, s1, p1, false, false, true, false},
         {1, 11, 13, 3, 5, 9, {3, 3, 3}, s1, {0, 1, 1}, true, true, true, true},
         {2, 3, 7, 5, 7, 13, {1, 1, 1}, s1, p1, false, false, true, false},        // padding > k - 1
-        // W' a multiple of 32: the forward and dinp read B panels in place (indirect rows
-        // with lane masks for the W padding): several K slices, 1-, 8- and 12-row tails.
+        // W' a multiple of 32: the forward and dinp read whole 32-wide B panels in place
+        // from the padded window: several K slices, 1-, 8- and 12-row tails.
         {1, 11, 13, 3, 4, 32, {3, 3, 3}, s1, p1, false, false, true, false},
         {2, 5, 20, 3, 3, 32, {3, 3, 3}, s1, {0, 1, 1}, true, false, true, true},   // causal
         {1, 3, 7, 4, 6, 64, {3, 3, 3}, {2, 2, 1}, {1, 1, 1}, false, false, true, false},  // T/H stride
