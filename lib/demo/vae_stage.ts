@@ -1,6 +1,8 @@
 // The demo's VAE stage: trains a VideoVAE on Moving MNIST for a time budget, then
 // reports held-out PSNR/SSIM beside the all-black baseline. Layout of `dir`:
-//   plan.json         the planned steps and the measured seconds per step (a rerun keeps the plan)
+//   plan.json         the planned steps, the seconds per step and the budget (each checkpoint keeps them
+//                     too, with the training seconds so far: a rerun keeps the plan, or moves it with
+//                     a changed budget; a finished run is extended by a larger one)
 //   checkpoint/       trainVAE's checkpoints (model, optimizer, EMA; resumable) and log.jsonl
 //   vae.safetensors   the final weights (EMA or raw, whichever evaluates better), VideoVAE.load
 //   recon.gif         4 held-out clips in a row, their reconstructions below
@@ -314,7 +316,9 @@ export async function trainDemoVAE(o: TrainDemoVAEOptions): Promise<DemoVAEResul
   // A finished run is extended by a larger budget, else returned as it is. By time, the
   // minutes beyond its own: its budget's, or (trained by steps) the seconds it took.
   const more = byTime && meta ? o.minutes! - (meta.plan.minutes ?? prevSeconds / 60) : null;
-  if (seen.complete && resume === 'plan' && (byTime ? more === null || more <= 0.05 * o.minutes! : o.steps === done)) return upToDate();
+  const trained = !!seen.complete && resume === 'plan' && (byTime ? more === null || more <= 0.05 * o.minutes! : o.steps === done);
+  // (asked to evaluate another number of held-out clips: evaluated again, nothing trained)
+  if (trained && seen.complete!.heldOutClips === settings.evalClips) return upToDate();
 
   manualSeed(seed);
   const model = new VideoVAE(settings.vae, { device });
@@ -330,7 +334,10 @@ export async function trainDemoVAE(o: TrainDemoVAEOptions): Promise<DemoVAEResul
   let plan: Plan;
   let budget: number | null = null; // seconds this call may train (by time)
   const sps = meta?.plan.secondsPerStep ?? null;
-  if (!byTime) {
+  if (trained) {
+    plan = { steps: done, secondsPerStep: sps, minutes: meta?.plan.minutes ?? null };
+    log(`VAE: the run is finished (${done} steps); evaluating ${settings.evalClips} held-out clips (it had ${seen.complete!.heldOutClips})`);
+  } else if (!byTime) {
     plan = { steps: o.steps!, secondsPerStep: sps, minutes: null };
     if (done) log(`VAE: resuming at step ${done} of ${plan.steps}`);
   } else if (resume === 'plan' && meta && sps && more !== null) {
@@ -393,8 +400,8 @@ export async function trainDemoVAE(o: TrainDemoVAEOptions): Promise<DemoVAEResul
     result.ema?.dispose();
     return { vae: model, metrics: null, stopped: 'aborted', checkpoint: result.checkpoint, upToDate: false };
   }
-  const trained = result.step - result.resumedFrom;
-  log(`VAE: trained ${result.step} steps in ${trainSeconds.toFixed(0)} s${result.resumedFrom ? ` (this run: ${trained} steps in ${sessionSeconds.toFixed(0)} s, from step ${result.resumedFrom})` : ''} (${result.stopReason === 'aborted' ? 'budget reached' : 'completed'})`);
+  const stepsNow = result.step - result.resumedFrom;
+  log(`VAE: trained ${result.step} steps in ${trainSeconds.toFixed(0)} s${result.resumedFrom ? ` (this run: ${stepsNow} steps in ${sessionSeconds.toFixed(0)} s, from step ${result.resumedFrom})` : ''} (${result.stopReason === 'aborted' ? 'budget reached' : 'completed'})`);
 
   // Held-out quality with the raw and the EMA weights; the better one is kept.
   // (on every rank, each its share of the clips; the numbers are everyone's)
@@ -418,7 +425,7 @@ export async function trainDemoVAE(o: TrainDemoVAEOptions): Promise<DemoVAEResul
       psnr: best.psnr, ssim: best.ssim, mse: best.mse, weights: useEma ? 'ema' : 'raw',
       raw: { psnr: raw.psnr, ssim: raw.ssim }, ema: { psnr: ema.psnr, ssim: ema.ssim },
       blackBaseline: black, heldOutClips: heldOut.length,
-      steps: result.step, trainSeconds, secondsPerStep: sessionSeconds / Math.max(1, trained),
+      steps: result.step, trainSeconds: trained ? seen.complete!.trainSeconds : trainSeconds, secondsPerStep: trained ? seen.complete!.secondsPerStep : sessionSeconds / Math.max(1, stepsNow),
       resumedFrom: result.resumedFrom, stopReason: result.stopReason, minutes: byTime ? o.minutes! : null, threads,
       settings: { ...rest, seed, plannedSteps: steps }, config: model.config, checkpoint: latest ? path.basename(latest) : null,
     };

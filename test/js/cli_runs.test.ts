@@ -55,6 +55,11 @@ test('train-vae on a finished folder: a larger --minutes extends the run, the sa
   expect(same.status).toBe(0);
   expect(same.stdout).toBe(`${dir} holds a finished run: ${m1.steps} steps in ${m1.trainSeconds.toFixed(0)} s (a 0.1 min budget), held-out PSNR ${m1.psnr.toFixed(2)} dB; nothing to train: a larger --minutes extends it, --fresh starts over\n`);
   expect(read(path.join(dir, 'vae.safetensors')).equals(weights)).toBe(true);
+  // Another --eval: evaluated again, nothing trained.
+  const evalAgain = runCli(['train-vae', '--quick', '--minutes', '0.1', '--eval', '4', '--out', dir]);
+  expect(evalAgain.status).toBe(0);
+  expect(evalAgain.stdout).toMatch(new RegExp(`VAE: the run is finished \\(${m1.steps} steps\\); evaluating 4 held-out clips \\(it had 8\\)`));
+  expect(json(path.join(dir, 'metrics.json'))).toMatchObject({ steps: m1.steps, heldOutClips: 4, trainSeconds: m1.trainSeconds });
 
   // A larger budget: trained on from the checkpoint, and the summary counts the whole run.
   const more = runCli(['train-vae', '--quick', '--minutes', '0.2', '--out', dir]);
