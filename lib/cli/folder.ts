@@ -240,7 +240,7 @@ export async function trainFolderDiT(o: FolderRunOptions & {
     try {
       r = await trainDiT({
         dit, diffusion: demoFlow(s.dit), data, steps: o.steps ?? 1e9, batchSize: s.dit.batchSize, lr: s.dit.lr, warmup: s.dit.warmup, ema: s.dit.ema,
-        cfgDropout: s.dit.cfgDropout, checkpointDir: f.ditCheckpoint, checkpointEvery: 200, checkpointMinutes: o.checkpointMinutes, seed: o.seed ?? 0,
+        cfgDropout: s.dit.cfgDropout, checkpointDir: f.ditCheckpoint, checkpointEvery: 200, checkpointMinutes: o.checkpointMinutes, keepCheckpoints: 3, seed: o.seed ?? 0,
         device: o.device, precision: o.precision, signal: AbortSignal.any([o.signal, budget.signal]),
         progress: byTime ? () => (Date.now() - started) / budgetMs : undefined,
         onStep: (i) => {

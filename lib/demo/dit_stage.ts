@@ -343,7 +343,7 @@ export async function trainDemoDiT(o: {
   let firstStep = -1;
   const r = await trainDiT({
     dit, diffusion, data, steps: bound, batchSize: s.batchSize, batchTokens, lr: s.lr, warmup: s.warmup, ema: s.ema,
-    cfgDropout: s.cfgDropout, conditionFrameProb: s.conditionFrameProb, checkpointDir: ckDir, checkpointEvery: 200, checkpointMinutes: o.checkpointMinutes,
+    cfgDropout: s.cfgDropout, conditionFrameProb: s.conditionFrameProb, checkpointDir: ckDir, checkpointEvery: 200, checkpointMinutes: o.checkpointMinutes, keepCheckpoints: 3,
     seed, signal, precision: o.precision, distributed: o.distributed, progress: byTime ? () => elapsed() / budgetSeconds : undefined,
     onStep: (i) => {
       if (i.step % 20 === 0 && dp.isMain) writeJson(spentFile, { seconds: elapsed() });

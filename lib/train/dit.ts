@@ -148,6 +148,8 @@ export interface TrainDiTOptions {
    * only): a kill loses at most this much training however slow the steps are.
    */
   checkpointMinutes?: number;
+  /** Checkpoints to keep, the newest (default 0: all). */
+  keepCheckpoints?: number;
   onStep?: (s: TrainDiTStep) => void;
   signal?: AbortSignal;
   seed?: number;
@@ -390,7 +392,7 @@ export async function trainDiT(o: TrainDiTOptions): Promise<TrainDiTResult> {
     let savedAt = Date.now();
     const save = (step: number): string | null => {
       savedAt = Date.now();
-      return dp.isMain ? saveCheckpoint(o.checkpointDir!, { model: dit, optimizer: opt, ema: ema ?? undefined, step, config }) : null;
+      return dp.isMain ? saveCheckpoint(o.checkpointDir!, { model: dit, optimizer: opt, ema: ema ?? undefined, step, config }, { keep: o.keepCheckpoints ?? 0 }) : null;
     };
 
     let lastLoss = NaN, lastNorm = NaN, loggedStep = 0;

@@ -103,4 +103,9 @@ test('trainDiT saves by time too, and refuses a checkpoint of another model or b
   b.dispose();
   expect(err).toBeInstanceOf(CheckpointMismatchError);
   expect(err.message).toMatch(/^trainDiT: the checkpoint .*step-0*3 is of another model or run: dit.hiddenSize 32 \(checkpoint\) vs 48, .*train.batchSize 2 \(checkpoint\) vs 4/);
+  // With checkpoints by time, keepCheckpoints bounds the disk a long run takes.
+  const c = dit();
+  await ts.trainDiT({ dit: c, diffusion: new ts.RectifiedFlow(), data: latents, steps: 6, batchSize: 2, ema: null, checkpointDir: dir, checkpointMinutes: 1e-6, keepCheckpoints: 2 });
+  c.dispose();
+  expect(steps(dir)).toEqual([5, 6]);
 });
