@@ -26,6 +26,15 @@ const check = (cond, what) => {
   if (!cond) throw new Error(`rank ${r}: ${what}`);
 };
 /**
+ * Outputs are compared in the max norm, which sees the worst of thousands of elements:
+ * rounding alone (the two runs sum the batch's gradients in another order; AdamW then
+ * normalizes the residue) moved the VAE's reconstruction by 1.4e-6 on a Xeon (AVX-512)
+ * once its conv3d weight gradient summed per tap, while a data or seed mismatch between
+ * the runs (the bugs this file is for) moves it by ~0.3 (another crop seed: 0.29). The
+ * gradient averaging itself is held to 1e-6 in distributed_ddp.js.
+ */
+const OUT_TOL = 1e-5;
+/**
  * Parameter elements whose gradient is zero in exact arithmetic: the key biases of
  * attention (softmax is unchanged when a query's scores all shift by q.b_k), [k] of
  * [q; k; v] in self-attention and of [k; v] in cross-attention. Their gradients are
@@ -112,7 +121,7 @@ async function ditCase(name, opts) {
     const c = compare(one.m.namedParameters(), multi.m.parameters());
     const out = outputRel((m) => ts.tidy(() => { ts.manualSeed(9); return m.forward(ts.randn([3, 2, 2, 4, 4]), ts.tensor([0.2, 0.5, 0.9]), { prompts: captions }); }), multi.m, one.m);
     check(c.l2 <= 1e-6, `${name}: parameters after ${STEPS} AdamW steps: relative difference ${c.l2} > 1e-6 (||a - b|| / ||b||, key biases aside)`);
-    check(out <= 1e-6, `${name}: the trained models' outputs differ by ${out} (max |a - b| / max |b|) > 1e-6`);
+    check(out <= OUT_TOL, `${name}: the trained models' outputs differ by ${out} (max |a - b| / max |b|) > ${OUT_TOL}`);
     check(Math.abs(multi.loss - one.loss) <= 1e-5 * Math.abs(one.loss), `${name}: last loss ${multi.loss} (mean over ranks) vs ${one.loss} (one process)`);
     console.log(`rank 0: ${name} OK l2 ${c.l2.toExponential(2)} out ${out.toExponential(2)} maxRel ${c.maxRel.toExponential(2)} keyBias ${c.keyBias.toExponential(2)} loss ${multi.loss.toPrecision(6)} vs ${one.loss.toPrecision(6)}`);
   } else console.log(`rank ${r}: ${name} OK`);
@@ -144,7 +153,7 @@ async function vaeCase() {
     const c = compare(one.m.namedParameters(), multi.m.parameters());
     const out = outputRel((m) => ts.tidy(() => ts.noGrad(() => m.decode(m.encode(ts.tensor(clips.get(0).video, { shape: [1, 1, 5, 32, 32] }).mul(2).sub(1)).mode()))), multi.m, one.m);
     check(c.l2 <= 1e-6, `vae: parameters after ${STEPS} AdamW steps: relative difference ${c.l2} > 1e-6 (||a - b|| / ||b||)`);
-    check(out <= 1e-6, `vae: the trained models' reconstructions differ by ${out} (max |a - b| / max |b|) > 1e-6`);
+    check(out <= OUT_TOL, `vae: the trained models' reconstructions differ by ${out} (max |a - b| / max |b|) > ${OUT_TOL} (l2 ${c.l2})`);
     check(Math.abs(multi.loss - one.loss) <= 1e-5 * Math.abs(one.loss), `vae: last loss ${multi.loss} vs ${one.loss}`);
     console.log(`rank 0: vae OK l2 ${c.l2.toExponential(2)} out ${out.toExponential(2)} maxRel ${c.maxRel.toExponential(2)} loss ${multi.loss.toPrecision(6)} vs ${one.loss.toPrecision(6)}`);
   } else console.log(`rank ${r}: vae OK`);
