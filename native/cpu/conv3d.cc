@@ -378,9 +378,10 @@ bool padded_columns(const Conv3dGeometry& g) {
 bool offset_panels(const MicroKernel& mk, const Conv3dGeometry& g) {
   return mk.offsets && padded_columns(g) && g.Wo % MicroKernel::kOffsetLanes == 0;
 }
-// Offset in the padded window of tap k = (ci, a, pp, q) for k < K, 0 for K <= k < n.
+// Offset in the padded window of tap k = (ci, a, pp, q) for k < K, 0 for K <= k < n,
+// then MicroKernel::kOffsetSlack zeros (the kernels read offsets ahead to prefetch).
 std::vector<int32_t> tap_offsets(const Conv3dGeometry& g, const PaddedDims& d, int64_t n) {
-  std::vector<int32_t> off(n, 0);
+  std::vector<int32_t> off(n + MicroKernel::kOffsetSlack, 0);
   for (int64_t k = 0; k < std::min(n, g.K()); ++k) {
     const int64_t ci = k / (g.kt * g.kh * g.kw), a = k / (g.kh * g.kw) % g.kt, pp = k / g.kw % g.kh, q = k % g.kw;
     off[k] = static_cast<int32_t>(((ci * d.Tw + a) * d.Hp + pp) * d.Wp + q);

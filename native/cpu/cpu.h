@@ -88,6 +88,9 @@ struct MicroKernel {
   // one buffer (conv3d pads its input first), and a segment can start anywhere (two
   // output row pieces of 16). Set on AVX-512 and AVX2; null on scalar builds.
   static constexpr int kOffsetLanes = 16;
+  // off[] must hold this many readable entries past step kc - 1: the AVX-512 form reads
+  // offsets ahead to prefetch those rows (conv3d's tap_offsets pads with zeros).
+  static constexpr int kOffsetSlack = 32;
   void (*offsets)(int64_t kc, const float* a, const float* base, const float* base1, const int32_t* off, float* C,
                   int64_t ldc, int mr, int nr, bool acc);
 };
