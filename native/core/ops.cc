@@ -322,40 +322,51 @@ Tensor reduce(ReduceOp op, const Tensor& x, const std::vector<int64_t>& axes_in,
       red[d] = true;
     }
   }
-  Shape os, kept_shape;
-  std::vector<int64_t> perm_keep, perm_red;
-  int64_t outer = 1, n = 1;
+  Shape os;
+  std::vector<int64_t> perm_red;  // the reduced axes, ascending
+  int64_t n = 1;
   for (int64_t d = 0; d < r; ++d) {
     if (red[d]) {
       perm_red.push_back(d);
       n *= x.shape()[d];
       if (keepdim) os.push_back(1);
     } else {
-      perm_keep.push_back(d);
-      outer *= x.shape()[d];
       os.push_back(x.shape()[d]);
     }
   }
   if ((op == ReduceOp::Max || op == ReduceOp::Min) && n == 0)
     fail(nm, "cannot reduce an empty axis of shape ", shape_str(x.shape()));
   // Reduce over a middle axis when the reduced axes are contiguous in the layout
-  // [kept-before..., reduced..., kept-after...]; otherwise permute reduced axes last.
+  // [kept-before..., reduced..., kept-after...]; otherwise in stages (below).
   int64_t first = perm_red.empty() ? r : perm_red.front(), last = perm_red.empty() ? r - 1 : perm_red.back();
   bool block = static_cast<int64_t>(perm_red.size()) == last - first + 1;
-  Tensor out = Tensor::empty(os, DType::Float32, x.device(), nm);
   if (block) {
+    Tensor out = Tensor::empty(os, DType::Float32, x.device(), nm);
     Tensor xc = x.contiguous();
     int64_t o = 1, in = 1;
     for (int64_t d = 0; d < first; ++d) o *= x.shape()[d];
     for (int64_t d = last + 1; d < r; ++d) in *= x.shape()[d];
     backend_for(x.device(), nm).reduce(op, out, xc, o, n, in);
-  } else {
-    std::vector<int64_t> perm = perm_keep;
-    perm.insert(perm.end(), perm_red.begin(), perm_red.end());
-    Tensor xc = x.permute(perm).contiguous();
-    backend_for(x.device(), nm).reduce(op, out, xc, outer, n, 1);
+    return out;
   }
-  return out;
+  {
+    // Axes in several runs, e.g. [4, 6] of a 2x2 pooling view [B, C, T, h, 2, w, 2]:
+    // one run of adjacent axes at a time, the last run first (keepdim, so the earlier
+    // axes keep their numbers), each a middle-axis reduce with no copy, instead of
+    // permuting the reduced axes last (a copy of the whole input: 2x2 mean pooling of
+    // [2, 16, 9, 64, 64] took 3.6 ms that way, 0.75 ms in stages). Equal in exact
+    // arithmetic (every run has a fixed count, so a mean of means is the mean); sums
+    // round to float between stages.
+    Tensor cur = x;
+    for (size_t e = perm_red.size(); e > 0;) {
+      size_t b = e - 1;
+      while (b > 0 && perm_red[b - 1] == perm_red[b] - 1) --b;
+      std::vector<int64_t> run(perm_red.begin() + static_cast<std::ptrdiff_t>(b), perm_red.begin() + static_cast<std::ptrdiff_t>(e));
+      cur = reduce(op, cur, run, true);
+      e = b;
+    }
+    return cur.reshape(os);
+  }
 }
 
 // ---- matmul --------------------------------------------------------------------------

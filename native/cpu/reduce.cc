@@ -1,7 +1,7 @@
 // tessera CPU: reductions over the middle axis of x [outer, n, inner]: sum, mean, max,
 // min (CUDA twin: cuda/reduce.cu). Dimension letters: outer, n (reduced), inner.
-// x contiguous [outer, n, inner] -> out [outer, inner]; the core lays the reduced axes
-// out as n (in place when they are adjacent, else permuted last: inner = 1).
+// x contiguous [outer, n, inner] -> out [outer, inner]; the core lays adjacent reduced
+// axes out as n in place, and reduces axes that are not adjacent one run at a time.
 // Sums accumulate in double; max/min propagate NaN; mean over n = 0 is NaN. One path
 // whatever reference_kernels() says: it already sums in double in index order, as a
 // reference loop would.

@@ -168,3 +168,60 @@ test('matmul precision, autocast scope and CUDA helpers', () => {
   ts.cuda.emptyCache(); // a no-op without a device
   if (!ts.cuda.isAvailable()) expect(() => ts.zeros([2], { device: 'cuda' })).toThrow(/full: device cuda:0 is not available/);
 });
+
+// Strided copies with a short last dim (one inner block of the last two dims) and
+// reductions over axes in several runs (reduced one run at a time): against index loops.
+describe('strided copies and multi-run reductions against index loops', () => {
+  const strides = (shape: number[]): number[] => shape.map((_, i) => shape.slice(i + 1).reduce((p, s) => p * s, 1));
+  const at = (flat: Float32Array, shape: number[], idx: number[]): number => flat[idx.reduce((o, v, i) => o + v * strides(shape)[i], 0)];
+  const each = (shape: number[], f: (idx: number[]) => void): void => {
+    const n = shape.reduce((p, s) => p * s, 1);
+    for (let k = 0; k < n; k++) f(shape.map((s, i) => Math.floor(k / strides(shape)[i]) % s));
+  };
+  test.each([
+    [[3, 4, 5, 2], [0, 2, 1, 3]],
+    [[2, 3, 2, 3], [3, 0, 2, 1]],
+    [[5, 2, 7, 3, 2], [2, 0, 4, 1, 3]],
+  ])('permute %j by %j, then contiguous', (shape, perm) => {
+    const x = ts.randn(shape);
+    const y = x.permute(perm).contiguous();
+    const xs = x.toFloat32Array(), ys = y.toFloat32Array();
+    each(y.shape as number[], (idx) => {
+      const src = shape.map((_, d) => idx[perm.indexOf(d)]);
+      expect(at(ys, y.shape as number[], idx)).toBe(at(xs, shape, src));
+    });
+    const i = x.to('int32').permute(perm).contiguous().to('float32').toFloat32Array();
+    const ri = x.to('int32').to('float32').permute(perm).contiguous().toFloat32Array();
+    expect(Array.from(i)).toEqual(Array.from(ri));
+  });
+  test('a stride-0 last dim (the gradient of a 2x2 mean): expand then reshape', () => {
+    const g = ts.randn([2, 3, 4, 1, 5, 1]);
+    const y = g.expand([2, 3, 4, 2, 5, 2]).reshape([2, 3, 8, 10]);
+    const gs = g.toFloat32Array(), ys = y.toFloat32Array();
+    each([2, 3, 8, 10], ([a, b, h, w]) => expect(ys[((a * 3 + b) * 8 + h) * 10 + w]).toBe(gs[((a * 3 + b) * 4 + (h >> 1)) * 5 + (w >> 1)]));
+  });
+  test.each([
+    ['sum', [1, 3]], ['mean', [1, 3]], ['max', [0, 2, 4]], ['min', [0, 3, 4]], ['mean', [0, 1, 3]],
+  ] as const)('%s over axes %j of [3, 4, 2, 5, 2] (several runs), keepDim and not', (op, axes) => {
+    const shape = [3, 4, 2, 5, 2];
+    const x = ts.randn(shape);
+    const xs = x.toFloat32Array();
+    const kept = shape.map((s, i) => ((axes as readonly number[]).includes(i) ? 1 : s));
+    const acc = new Map<string, number[]>();
+    each(shape, (idx) => {
+      const key = idx.map((v, i) => ((axes as readonly number[]).includes(i) ? 0 : v)).join(',');
+      (acc.get(key) ?? acc.set(key, []).get(key)!).push(at(xs, shape, idx));
+    });
+    const red = (v: number[]): number =>
+      op === 'sum' ? v.reduce((p, q) => p + q, 0) : op === 'mean' ? v.reduce((p, q) => p + q, 0) / v.length : op === 'max' ? Math.max(...v) : Math.min(...v);
+    const y = (x as any)[op](axes as unknown as number[], true) as ts.Tensor;
+    expect(y.shape).toEqual(kept);
+    const ys = y.toFloat32Array();
+    each(kept, (idx) => {
+      const want = red(acc.get(idx.join(','))!);
+      if (op === 'max' || op === 'min') expect(at(ys, kept, idx)).toBe(Math.fround(want));
+      else expect(Math.abs(at(ys, kept, idx) - want)).toBeLessThanOrEqual(1e-6 * (1 + Math.abs(want)));
+    });
+    expect(((x as any)[op](axes as unknown as number[]) as ts.Tensor).shape).toEqual(shape.filter((_, i) => !(axes as readonly number[]).includes(i)));
+  });
+});
