@@ -26,11 +26,12 @@
 //              scatters it back (dinp_col2im).
 //     dweight  dweight^T [K, Cout] += col [K, n] @ dout[:, chunk]^T per chunk of
 //              ~256 output positions, one tap panel (MR col rows) at a time, by a row
-//              micro-kernel that reads the col rows in place: from the padded item on
-//              AVX2 (as the forward's offset path), else from vol2col's MR x n buffer;
-//              then one transpose (dweight_rows). With unit W stride and few output
-//              channels (<= 4; <= 32 on AVX-512): per-tap dot products over the
-//              positions, read in place from the padded window (dweight_taps).
+//              micro-kernel that reads the col rows in place: from the padded window
+//              with unit W stride (as the forward's offset path; AVX-512 and AVX2),
+//              else from vol2col's MR x n buffer; then one transpose (dweight_rows).
+//              With unit W stride and few output channels (<= 4; <= 16 on AVX-512):
+//              per-tap dot products over the positions, read in place from the padded
+//              window (dweight_taps).
 //     dbias    row sums of dout.
 //   Chunks of output rows (t', h') keep the column buffers near conv3d_column_budget()
 //   floats. Threads: over position blocks, handed out dynamically (implicit GEMM),
@@ -564,24 +565,36 @@ inline void store_rows_tile(const float* tile, int NR, float* C, int64_t ldc, in
     for (int c = 0; c < nr; ++c) C[r * ldc + c] = tile[r * NR + c] + (acc ? C[r * ldc + c] : 0.0f);
 }
 
-__attribute__((target("avx512f,fma"))) void row_kernel_avx512(int64_t n, const float* a, int64_t lda, const float* b,
-                                                                int64_t ldb, float* C, int64_t ldc, int mr, int nr,
-                                                                bool acc) {
+// SEG (as row_kernel_avx2_impl below): the positions come as nseg segments of len, row r
+// of segment s read at a + segbase[s] + off[r] (the offset path: a is the padded input
+// item, nothing is built); otherwise one segment of n = len positions, row r at a + r * lda.
+template <bool SEG>
+__attribute__((target("avx512f,fma"), always_inline)) inline void row_kernel_avx512_impl(
+    int64_t nseg, int64_t len, const float* a, int64_t lda, const int64_t* segbase, const int32_t* off, const float* b,
+    int64_t ldb, float* C, int64_t ldc, int mr, int nr, bool acc) {
   constexpr int MR = 12;
   __m512 c0[MR], c1[MR];
 #pragma GCC unroll 12
   for (int r = 0; r < MR; ++r) c0[r] = c1[r] = _mm512_setzero_ps();
-  const float* a6 = a + 6 * lda;  // two bases keep the row addresses in registers
-  for (int64_t p = 0; p < n; ++p, b += ldb) {
-    __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+  for (int64_t s = 0; s < nseg; ++s) {
+    const float* base = SEG ? a + segbase[s] : a;
+    // two bases (rows 0-5 and 6-11) with row offsets keep the addresses in registers
+    const float* a0 = base + (SEG ? off[0] : 0);
+    const float* a6 = base + (SEG ? off[6] : 6 * lda);
+    int64_t ro[MR];
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; ++r) ro[r] = SEG ? off[r] - off[r < 6 ? 0 : 6] : (r % 6) * lda;
+    for (int64_t p = 0; p < len; ++p, b += ldb) {
+      __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
 #pragma GCC unroll 6
-    for (int r = 0; r < 6; ++r) {
-      __m512 av = _mm512_set1_ps(a[r * lda + p]);
-      c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
-      c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
-      __m512 aw = _mm512_set1_ps(a6[r * lda + p]);
-      c0[r + 6] = _mm512_fmadd_ps(aw, b0, c0[r + 6]);
-      c1[r + 6] = _mm512_fmadd_ps(aw, b1, c1[r + 6]);
+      for (int r = 0; r < 6; ++r) {
+        __m512 av = _mm512_set1_ps(a0[ro[r] + p]);
+        c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
+        c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
+        __m512 aw = _mm512_set1_ps(a6[ro[r + 6] + p]);
+        c0[r + 6] = _mm512_fmadd_ps(aw, b0, c0[r + 6]);
+        c1[r + 6] = _mm512_fmadd_ps(aw, b1, c1[r + 6]);
+      }
     }
   }
   alignas(64) float tile[MR * 32];
@@ -590,6 +603,21 @@ __attribute__((target("avx512f,fma"))) void row_kernel_avx512(int64_t n, const f
     _mm512_store_ps(tile + r * 32 + 16, c1[r]);
   }
   store_rows_tile(tile, 32, C, ldc, mr, nr, acc);
+}
+
+__attribute__((target("avx512f,fma"))) void row_kernel_avx512(int64_t n, const float* a, int64_t lda, const float* b,
+                                                                int64_t ldb, float* C, int64_t ldc, int mr, int nr,
+                                                                bool acc) {
+  row_kernel_avx512_impl<false>(1, n, a, lda, nullptr, nullptr, b, ldb, C, ldc, mr, nr, acc);
+}
+
+// The offset path's AVX-512 row kernel: col row r of position (segment s, w) is
+// xp[segbase[s] + off[r] + w] (off: MR entries, all readable even past mr).
+__attribute__((target("avx512f,fma"))) void row_kernel_seg_avx512(int64_t nseg, int64_t len, const float* xp,
+                                                                    const int64_t* segbase, const int32_t* off,
+                                                                    const float* b, int64_t ldb, float* C, int64_t ldc,
+                                                                    int mr, int nr, bool acc) {
+  row_kernel_avx512_impl<true>(nseg, len, xp, 0, segbase, off, b, ldb, C, ldc, mr, nr, acc);
 }
 
 // The same product with a 24 x 16 tile, for Cout <= 16 (a VAE's 16-channel layers): the
@@ -717,7 +745,7 @@ void dweight_rows(float* dweight, const float* dout, const float* x, const Conv3
   // by vol2col into an MR x n buffer (L1). (Building a whole chunk of col, K x n, first
   // would send it out to memory and back.)
   const int64_t rcw = std::min(rc, std::max<int64_t>(1, kPositionBlock / g.Wo)), nw = rcw * g.Wo;
-  const bool seg = kernel == row_kernel_avx2 && padded_columns(g);
+  const bool seg = (kernel == row_kernel_avx2 || kernel == row_kernel_avx512) && padded_columns(g);
   const PaddedDims pd = padded_dims(g);
   FloatBuffer xp(seg ? pd.size(g.Cin) : 0);
   const std::vector<int32_t> off = seg ? tap_offsets(g, pd, Kp) : std::vector<int32_t>();
@@ -768,8 +796,8 @@ void dweight_rows(float* dweight, const float* dout, const float* x, const Conv3
                 const int nr = static_cast<int>(std::min<int64_t>(NR, g.Cout - j));
                 float* c = dwt.get() + i * MR * Coutp + j;
                 if (seg)
-                  row_kernel_seg_avx2(r1 - r0, g.Wo, xp.get(), segbase.data(), off.data() + ka, dT + j, Coutp, c, Coutp,
-                                      mr, nr, acc);
+                  (kernel == row_kernel_avx512 ? row_kernel_seg_avx512 : row_kernel_seg_avx2)(
+                      r1 - r0, g.Wo, xp.get(), segbase.data(), off.data() + ka, dT + j, Coutp, c, Coutp, mr, nr, acc);
                 else
                   kernel(n, col.get(), n, dT + j, Coutp, c, Coutp, mr, nr, acc);
               }
@@ -863,11 +891,12 @@ int taps_per_pass(int width, int64_t cout) {
   return std::max(1, tb / static_cast<int>(cout));
 }
 
-// Up to 32 output channels on AVX-512 (measured against the row kernel on the VAE's
-// layers: 0.79-0.96 of its time with Cout 8-32, equal at 64); up to 4 elsewhere (AVX2's
-// row kernel already reads the padded window; not measured against it).
+// Up to 16 output channels on AVX-512 (measured against the row kernel on the VAE's
+// layers: 0.79-0.96 of its time with Cout 8-16; at 32, since the row kernel reads the
+// padded window too, the row kernel takes 0.67-0.83 of this path's time); up to 4
+// elsewhere (AVX2's row kernel already reads the padded window; not measured against it).
 bool few_cout_dweight(const Conv3dGeometry& g) {
-  return g.Cout <= (simd_width() == 16 ? 32 : 4) && padded_columns(g);
+  return g.Cout <= (simd_width() == 16 ? 16 : 4) && padded_columns(g);
 }
 
 void dweight_taps(float* dweight, const float* dout, const float* x, const Conv3dGeometry& g) {
