@@ -29,7 +29,7 @@
 //              micro-kernel that reads the col rows in place: from the padded window
 //              with unit W stride (as the forward's offset path; AVX-512 and AVX2),
 //              else from vol2col's MR x n buffer; then one transpose (dweight_rows).
-//              With unit W stride and few output channels (<= 4; <= 16 on AVX-512):
+//              With unit W stride and few output channels (<= 4; <= 8 on AVX-512):
 //              per-tap dot products over the positions, read in place from the padded
 //              window (dweight_taps).
 //     dbias    row sums of dout.
@@ -622,26 +622,46 @@ __attribute__((target("avx512f,fma"))) void row_kernel_seg_avx512(int64_t nseg, 
 
 // The same product with a 24 x 16 tile, for Cout <= 16 (a VAE's 16-channel layers): the
 // 12 x 32 tile above would compute 16 zero columns for every 16 real ones. Two row bases,
-// twelve rows each; 24 accumulators, one B vector a step.
-__attribute__((target("avx512f,fma"))) void row_kernel_avx512_n16(int64_t n, const float* a, int64_t lda,
-                                                                    const float* b, int64_t ldb, float* C, int64_t ldc,
-                                                                    int mr, int nr, bool acc) {
+// twelve rows each; 24 accumulators, one B vector a step. SEG as above.
+template <bool SEG>
+__attribute__((target("avx512f,fma"), always_inline)) inline void row_kernel_avx512_n16_impl(
+    int64_t nseg, int64_t len, const float* a, int64_t lda, const int64_t* segbase, const int32_t* off, const float* b,
+    int64_t ldb, float* C, int64_t ldc, int mr, int nr, bool acc) {
   constexpr int MR = 24;
   __m512 c[MR];
 #pragma GCC unroll 24
   for (int r = 0; r < MR; ++r) c[r] = _mm512_setzero_ps();
-  const float* a12 = a + 12 * lda;
-  for (int64_t p = 0; p < n; ++p, b += ldb) {
-    __m512 b0 = _mm512_loadu_ps(b);
+  for (int64_t s = 0; s < nseg; ++s) {
+    const float* base = SEG ? a + segbase[s] : a;
+    const float* a0 = base + (SEG ? off[0] : 0);
+    const float* a12 = base + (SEG ? off[12] : 12 * lda);
+    int64_t ro[MR];
+#pragma GCC unroll 24
+    for (int r = 0; r < MR; ++r) ro[r] = SEG ? off[r] - off[r < 12 ? 0 : 12] : (r % 12) * lda;
+    for (int64_t p = 0; p < len; ++p, b += ldb) {
+      __m512 b0 = _mm512_loadu_ps(b);
 #pragma GCC unroll 12
-    for (int r = 0; r < 12; ++r) {
-      c[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r * lda + p]), b0, c[r]);
-      c[r + 12] = _mm512_fmadd_ps(_mm512_set1_ps(a12[r * lda + p]), b0, c[r + 12]);
+      for (int r = 0; r < 12; ++r) {
+        c[r] = _mm512_fmadd_ps(_mm512_set1_ps(a0[ro[r] + p]), b0, c[r]);
+        c[r + 12] = _mm512_fmadd_ps(_mm512_set1_ps(a12[ro[r + 12] + p]), b0, c[r + 12]);
+      }
     }
   }
   alignas(64) float tile[MR * 16];
   for (int r = 0; r < MR; ++r) _mm512_store_ps(tile + r * 16, c[r]);
   store_rows_tile(tile, 16, C, ldc, mr, nr, acc);
+}
+
+__attribute__((target("avx512f,fma"))) void row_kernel_avx512_n16(int64_t n, const float* a, int64_t lda,
+                                                                    const float* b, int64_t ldb, float* C, int64_t ldc,
+                                                                    int mr, int nr, bool acc) {
+  row_kernel_avx512_n16_impl<false>(1, n, a, lda, nullptr, nullptr, b, ldb, C, ldc, mr, nr, acc);
+}
+__attribute__((target("avx512f,fma"))) void row_kernel_seg_avx512_n16(int64_t nseg, int64_t len, const float* xp,
+                                                                        const int64_t* segbase, const int32_t* off,
+                                                                        const float* b, int64_t ldb, float* C,
+                                                                        int64_t ldc, int mr, int nr, bool acc) {
+  row_kernel_avx512_n16_impl<true>(nseg, len, xp, 0, segbase, off, b, ldb, C, ldc, mr, nr, acc);
 }
 
 // Named accumulators, not arrays, for the reason given at gemm.cc's AVX2 tile: GCC can
@@ -745,7 +765,8 @@ void dweight_rows(float* dweight, const float* dout, const float* x, const Conv3
   // by vol2col into an MR x n buffer (L1). (Building a whole chunk of col, K x n, first
   // would send it out to memory and back.)
   const int64_t rcw = std::min(rc, std::max<int64_t>(1, kPositionBlock / g.Wo)), nw = rcw * g.Wo;
-  const bool seg = (kernel == row_kernel_avx2 || kernel == row_kernel_avx512) && padded_columns(g);
+  const bool seg =
+      (kernel == row_kernel_avx2 || kernel == row_kernel_avx512 || kernel == row_kernel_avx512_n16) && padded_columns(g);
   const PaddedDims pd = padded_dims(g);
   FloatBuffer xp(seg ? pd.size(g.Cin) : 0);
   const std::vector<int32_t> off = seg ? tap_offsets(g, pd, Kp) : std::vector<int32_t>();
@@ -796,7 +817,9 @@ void dweight_rows(float* dweight, const float* dout, const float* x, const Conv3
                 const int nr = static_cast<int>(std::min<int64_t>(NR, g.Cout - j));
                 float* c = dwt.get() + i * MR * Coutp + j;
                 if (seg)
-                  (kernel == row_kernel_avx512 ? row_kernel_seg_avx512 : row_kernel_seg_avx2)(
+                  (kernel == row_kernel_avx512       ? row_kernel_seg_avx512
+                   : kernel == row_kernel_avx512_n16 ? row_kernel_seg_avx512_n16
+                                                     : row_kernel_seg_avx2)(
                       r1 - r0, g.Wo, xp.get(), segbase.data(), off.data() + ka, dT + j, Coutp, c, Coutp, mr, nr, acc);
                 else
                   kernel(n, col.get(), n, dT + j, Coutp, c, Coutp, mr, nr, acc);
@@ -891,12 +914,12 @@ int taps_per_pass(int width, int64_t cout) {
   return std::max(1, tb / static_cast<int>(cout));
 }
 
-// Up to 16 output channels on AVX-512 (measured against the row kernel on the VAE's
-// layers: 0.79-0.96 of its time with Cout 8-16; at 32, since the row kernel reads the
-// padded window too, the row kernel takes 0.67-0.83 of this path's time); up to 4
-// elsewhere (AVX2's row kernel already reads the padded window; not measured against it).
+// Up to 8 output channels on AVX-512, 4 elsewhere. Xeon (AVX-512) against the row
+// kernels reading the padded window (12 x 32, and 24 x 16 for Cout <= 16): the row
+// kernel takes 0.67-0.83 of this path's time at Cout 32, 0.73-0.94 at 16; at 8, 1.0 at
+// 16x16 and 1.6 at 64x64 (so 8 stays here). AVX2: not measured against its row kernel.
 bool few_cout_dweight(const Conv3dGeometry& g) {
-  return g.Cout <= (simd_width() == 16 ? 16 : 4) && padded_columns(g);
+  return g.Cout <= (simd_width() == 16 ? 8 : 4) && padded_columns(g);
 }
 
 void dweight_taps(float* dweight, const float* dout, const float* x, const Conv3dGeometry& g) {

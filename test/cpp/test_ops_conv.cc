@@ -6,7 +6,7 @@
 // convolution (unit stride, zero padding <= k - 1) and dinp by GEMM + col2im (strides,
 // replicate, large padding), dweight by the row kernel over vol2col panels or over the
 // padded window (unit W stride, AVX-512 and AVX2; chunked or not), or as per-tap dot
-// products (few output channels: <= 4, <= 16 on AVX-512), and the offset-path forward; on CUDA,
+// products (few output channels: <= 4, <= 8 on AVX-512), and the offset-path forward; on CUDA,
 // Cout over one 64-wide tile, and B = 0 (no output positions: zero gradients).
 #include <iterator>
 
