@@ -230,7 +230,9 @@ function run(row: Row, i: number): Promise<Result> {
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
     const timer = setTimeout(() => child.kill('SIGKILL'), 60000);
-    child.on('exit', (code) => {
+    // 'close', not 'exit': 'exit' can come before the pipes are read to their end (under
+    // load a row then saw empty stderr).
+    child.on('close', (code) => {
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });
