@@ -8,7 +8,9 @@
 //   thread (used when cpu::reference_kernels() is true; the truth in tests).
 // - optimized, all GEMM-shaped on register-tiled AVX-512 / AVX2 micro-kernels (chosen
 //   at run time; the forward and dinp use cpu::gemm's own):
-//     forward  out[b] [Cout, P] = weight [Cout, K] @ col [K, P] as an implicit GEMM:
+//     forward  out[b] [Cout, P] = weight [Cout, K] @ col [K, P] as an implicit GEMM
+//              (on AVX-512 with 16 | W', few taps or few output channels go by taps
+//              instead: forward_taps, broadcast weights times input rows in place):
 //              col panels are packed straight from the input per block of output
 //              positions and K slice; no column buffer (forward_implicit). With a unit
 //              W stride and 16 | W' (AVX-512 and AVX2), the panels are not even packed:
@@ -390,7 +392,96 @@ std::vector<int32_t> tap_offsets(const Conv3dGeometry& g, const PaddedDims& d, i
   return off;
 }
 
+// ---- forward by taps: few output channels or few taps (AVX-512) ------------------------
+// out[b, co, p] = bias[co] + sum_k w[co, k] xp[segment(p) + off[k]]: for each tap, CO
+// broadcast weights times NV 16-wide vectors of one output row read in place from the
+// padded window (CO x NV accumulators; the weights stay in L1). For the layers the
+// 12 x 32 GEMM tile serves badly: Cout <= 4 (a VAE's conv to the image: 1 live row of 12)
+// and K <= 32 taps (its conv from the image, Cin = 1, and that conv's input gradient:
+// a K slice of 27 steps per load and store of the C tile). Chosen by forward_by_taps.
+template <int CO, int NV>
+__attribute__((target("avx512f,fma"))) void fwd_taps_row_avx512(float* out, int64_t P, const float* w, int64_t K,
+                                                                 const float* bias, const float* xr,
+                                                                 const int32_t* off, int64_t Wo) {
+  for (int64_t wo = 0; wo < Wo; wo += 16 * NV) {
+    __m512 acc[CO][NV];
+    for (int c = 0; c < CO; ++c)
+      for (int v = 0; v < NV; ++v) acc[c][v] = _mm512_set1_ps(bias ? bias[c] : 0.0f);
+    const float* xb = xr + wo;
+    for (int64_t k = 0; k < K; ++k) {
+      const float* xk = xb + off[k];
+      __m512 xv[NV];
+      for (int v = 0; v < NV; ++v) xv[v] = _mm512_loadu_ps(xk + 16 * v);
+      for (int c = 0; c < CO; ++c) {
+        const __m512 wv = _mm512_set1_ps(w[c * K + k]);
+        for (int v = 0; v < NV; ++v) acc[c][v] = _mm512_fmadd_ps(wv, xv[v], acc[c][v]);
+      }
+    }
+    for (int c = 0; c < CO; ++c)
+      for (int v = 0; v < NV; ++v) _mm512_storeu_ps(out + c * P + wo + 16 * v, acc[c][v]);
+  }
+}
+
+using FwdTapsFn = void (*)(float*, int64_t, const float*, int64_t, const float*, const float*, const int32_t*, int64_t);
+template <int CO>
+FwdTapsFn fwd_taps_pick(int nv) {
+  return nv == 4 ? fwd_taps_row_avx512<CO, 4> : nv == 2 ? fwd_taps_row_avx512<CO, 2> : fwd_taps_row_avx512<CO, 1>;
+}
+// The instance for a group of co <= 8 channels on rows of Wo (16 | Wo): NV vectors a step,
+// at most 16 accumulators.
+FwdTapsFn fwd_taps_kernel(int co, int64_t Wo) {
+  const int64_t segs = Wo / 16;
+  const int cap = co <= 4 ? 4 : 2;
+  const int nv = cap >= 4 && segs % 4 == 0 ? 4 : cap >= 2 && segs % 2 == 0 ? 2 : 1;
+  switch (co) {
+    case 1: return fwd_taps_pick<1>(nv);
+    case 2: return fwd_taps_pick<2>(nv);
+    case 3: return fwd_taps_pick<3>(nv);
+    case 4: return fwd_taps_pick<4>(nv);
+    case 5: return fwd_taps_pick<5>(nv);
+    case 6: return fwd_taps_pick<6>(nv);
+    case 7: return fwd_taps_pick<7>(nv);
+    default: return fwd_taps_pick<8>(nv);
+  }
+}
+
+// Where the forward goes by taps (Xeon, AVX-512, against the implicit GEMM, medians of 15,
+// two rounds): K <= 32 (Cin = 1 to 16 channels at 64x64: 0.70 -> 0.30 ms; the conv to
+// the image's input gradient, 0.90 -> 0.30; 1x1x1 16 -> 32 at 32x32: 0.22 -> 0.11); few
+// output channels on rows of 4 or 2 vectors (16 -> 1 at 64x64: 1.77 -> 0.95 ms, 16 -> 4:
+// 1.84 -> 1.32; 32 -> 1 at 32x32: 0.49 -> 0.37; 32 -> 4 at 32x32 level; 64 -> 4 at 16x16,
+// one vector a step, 0.25 -> 0.40: stays on the GEMM).
+bool forward_by_taps(const Conv3dGeometry& g) {
+  if (simd_width() != 16 || !padded_columns(g) || g.Wo % 16 != 0) return false;
+  return g.K() <= 32 || (g.Cout <= 4 && g.Wo % 64 == 0) || (g.Cout <= 2 && g.Wo % 32 == 0);
+}
+
+void forward_taps(float* out, const float* x, const float* w, const float* bias, const Conv3dGeometry& g) {
+  const int64_t K = g.K(), P = g.P(), in_item = g.Cin * g.T * g.H * g.W;
+  const PaddedDims pd = padded_dims(g);
+  FloatBuffer xp(pd.size(g.Cin));
+  const std::vector<int32_t> off = tap_offsets(g, pd, K);
+  const int64_t groups = (g.Cout + 7) / 8;  // of up to 8 output channels
+  // Window by window of output frames (as forward_implicit): pad it, then its output rows
+  // x channel groups, split between the threads.
+  for (int64_t b = 0; b < g.B; ++b)
+    for (int64_t to0 = 0; to0 < g.To; to0 += pd.wf) {
+      const int64_t r0 = to0 * g.Ho, r1 = std::min(g.To, to0 + pd.wf) * g.Ho, tp0 = to0 * g.st;
+      pad_window(xp.get(), x + b * in_item, g, pd, to0);
+      float* ob = out + b * g.Cout * P;
+      parallel_for(0, (r1 - r0) * groups, std::max<int64_t>(1, 2048 / g.Wo), [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i) {
+          const int64_t r = r0 + i / groups, c0 = i % groups * 8, nc = std::min<int64_t>(8, g.Cout - c0);
+          const float* xr = xp.get() + ((r / g.Ho * g.st - tp0) * pd.Hp + (r % g.Ho) * g.sh) * pd.Wp;
+          fwd_taps_kernel(static_cast<int>(nc), g.Wo)(ob + c0 * P + r * g.Wo, P, w + c0 * K, K, bias ? bias + c0 : nullptr,
+                                                      xr, off.data(), g.Wo);
+        }
+      });
+    }
+}
+
 void forward_implicit(float* out, const float* x, const float* w, const float* bias, const Conv3dGeometry& g) {
+  if (forward_by_taps(g)) return forward_taps(out, x, w, bias, g);
   const MicroKernel& mk = micro_kernel();
   const int MR = mk.MR, NR = mk.NR;
   const int64_t K = g.K(), P = g.P(), in_item = g.Cin * g.T * g.H * g.W;

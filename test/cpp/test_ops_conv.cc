@@ -98,12 +98,20 @@ struct Reg {
         {1, 5, 2, 4, 3, 13, {3, 3, 3}, s1, p1, false, true, true, true},
         {2, 3, 3, 5, 4, 7, {3, 3, 3}, {2, 2, 1}, {1, 1, 1}, false, false, false, false},
         {1, 7, 4, 3, 6, 40, {3, 1, 3}, s1, {0, 0, 1}, true, true, true, false},
+        // The forward by taps on AVX-512 (16 | W', Cout <= 4 or K <= 32): Cin = 1 (K = 27)
+        // with channel groups of 8 and of 8 + 5, 1, 2 and 4 vectors a step, replicate,
+        // T/H strides, no bias; the Cout = 1 case above also takes it, and its dinp (a
+        // convolution with Cin = 1).
+        {2, 1, 16, 5, 4, 32, {3, 3, 3}, s1, {0, 1, 1}, true, false, true, false},
+        {1, 1, 13, 3, 3, 48, {3, 3, 3}, s1, p1, false, true, true, false},
+        {1, 3, 2, 4, 5, 32, {3, 3, 3}, {2, 2, 1}, {1, 1, 1}, false, false, false, true},
+        {1, 2, 3, 2, 2, 64, {1, 3, 3}, s1, {0, 1, 1}, false, false, true, false},
     };
     std::vector<ConvCase> all(std::begin(cases), std::end(cases));
     // Chunked: also the offset-path cases, whose padded copy then goes window by window of
-    // output frames, and two of the few-Cout cases.
+    // output frames, two of the few-Cout cases and two of the forward-by-taps cases.
     const int n = static_cast<int>(std::size(cases));
-    for (int i : {2, 4, 5, 9, 13, n - 7, n - 6, n - 5, n - 4, n - 1}) {
+    for (int i : {2, 4, 5, 9, 13, n - 11, n - 10, n - 9, n - 8, n - 5, n - 4, n - 3}) {
       ConvCase c = cases[i];
       c.chunked = true;
       all.push_back(c);
