@@ -1091,8 +1091,16 @@ void conv3d_backward(Tensor& dinp_t, Tensor& dweight_t, Tensor& dbias_t, const T
         double acc = 0;
         for (int64_t b = 0; b < g.B; ++b) {
           const float* d = dout + (b * g.Cout + co) * P;
-          float part = 0;  // float sums within one (b, co), double across them
-          for (int64_t i = 0; i < P; ++i) part += d[i];
+          // float sums within one (b, co) in 16 independent lanes (they vectorize: one
+          // running sum was a chain of dependent adds; dbias of [2,16,9,64,64] on the
+          // Xeon: 0.35 -> 0.07 ms), double across lanes and items
+          float lane[16] = {};
+          int64_t i = 0;
+          for (; i + 16 <= P; i += 16)
+            for (int j = 0; j < 16; ++j) lane[j] += d[i + j];
+          double part = 0;
+          for (int j = 0; j < 16; ++j) part += lane[j];
+          for (; i < P; ++i) part += d[i];
           acc += part;
         }
         dbias[co] = static_cast<float>(acc);
