@@ -1,4 +1,7 @@
 // tessera CPU backend: binds the CPU kernels to the core's Backend interface.
+#include <cstdio>
+#include <cstdlib>
+#include <string>
 #include <atomic>
 #include <cmath>
 #include <cstring>
@@ -26,6 +29,18 @@ const Features& features() {
 #if defined(__GNUC__) && __GNUC__ >= 12
     r.avx512_bf16 = __builtin_cpu_supports("avx512bf16");
 #endif
+    // TESSERA_CPU_ISA=avx2 or portable: no kernels wider than that, whatever the CPU has
+    // (ctest runs the op tables so on an AVX-512 machine, so every path is tested on
+    // either CI machine; benchmarks can time the AVX2 paths). Read once, at first use.
+    if (const char* isa = std::getenv("TESSERA_CPU_ISA")) {
+      const std::string v(isa);
+      if (v == "avx2" || v == "portable") {
+        r.avx512f = r.avx512bw = r.avx512_bf16 = false;
+        if (v == "portable") r.avx2 = r.fma = false;
+      } else if (v != "native" && !v.empty()) {
+        std::fprintf(stderr, "tessera: TESSERA_CPU_ISA='%s' is not one of native, avx2, portable; using this CPU's widest kernels\n", isa);
+      }
+    }
     return r;
   }();
   return f;
