@@ -47,6 +47,10 @@ function median(xs) {
 // (these machines default to Haswell, which halves it there); on an AVX2-only CPU,
 // SkylakeX would stop PyTorch with an illegal instruction, so Haswell (AVX2) it is.
 const CORETYPE = ts.info().cpu.features.includes('avx512f') ? 'SkylakeX' : 'Haswell';
+// Our kernels capped below the CPU (TESSERA_CPU_ISA=avx2): PyTorch capped alike (OpenBLAS
+// core type, oneDNN and ATen's own dispatch), so the two sides run the same ISA.
+const TORCH_ISA = CORETYPE === 'Haswell' && process.env.TESSERA_CPU_ISA === 'avx2'
+  ? { ONEDNN_MAX_CPU_ISA: 'AVX2', DNNL_MAX_CPU_ISA: 'AVX2', ATEN_CPU_CAPABILITY: 'avx2' } : {};
 
 function startTorch() {
   // The probe also names the BLAS PyTorch loaded: Debian's python3-torch takes whatever
@@ -62,7 +66,7 @@ function startTorch() {
   const probe = spawnSync(PYTHON, ['-c', code], { encoding: 'utf8', env: { ...process.env, OPENBLAS_CORETYPE: CORETYPE } });
   if (probe.status !== 0) return { available: false, reason: `PyTorch not found (${PYTHON} -c 'import torch' failed)` };
   const [version, blas] = probe.stdout.trim().split('\n');
-  const env = { ...process.env, OPENBLAS_CORETYPE: CORETYPE, OMP_NUM_THREADS: String(threads) };
+  const env = { ...process.env, ...TORCH_ISA, OPENBLAS_CORETYPE: CORETYPE, OMP_NUM_THREADS: String(threads) };
   const child = spawn(PYTHON, [path.join(__dirname, 'torch_server.py'), String(threads)], { env, stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = readline.createInterface({ input: child.stdout });
   const waiting = [];
@@ -125,7 +129,7 @@ async function main() {
   const rows = [];
   console.log(`tessera ${ts.version} bench: ${threads} threads, ${reps} interleaved runs per side, medians`);
   console.log(`machine: ${os.cpus()[0].model}, ${os.cpus().length} cpus; measured fp32 FMA peak ${peak.toFixed(0)} GFLOP/s on ${threads} threads (${ts.info().cpu.gemmKernel} GEMM kernel)`);
-  console.log(torch.available ? `PyTorch ${torch.version} (OPENBLAS_CORETYPE=${CORETYPE}), BLAS: ${torch.blas}` : torch.reason);
+  console.log(torch.available ? `PyTorch ${torch.version} (OPENBLAS_CORETYPE=${CORETYPE}${Object.keys(TORCH_ISA).length ? `, ${Object.entries(TORCH_ISA).map(([k, v]) => `${k}=${v}`).join(", ")}` : ""}), BLAS: ${torch.blas}` : torch.reason);
   if (torch.available && !/openblas/i.test(torch.blas))
     console.log('WARNING: PyTorch is not on OpenBLAS (the reference BLAS is far slower); install it with: apt-get install libopenblas0-pthread');
   for (const c of all) {
