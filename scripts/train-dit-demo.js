@@ -11,6 +11,7 @@
 const fs = require('fs');
 const path = require('path');
 const ts = require('../dist');
+const demo = require('../dist/demo'); // the demo's stages and motion estimate: tessera/demo
 const stage = require('../dist/demo/dit_stage');
 const { loadDemoVAE } = require('../dist/demo/vae_stage');
 
@@ -79,7 +80,7 @@ async function main() {
     const videos = stage.sampleVideos({ vae, dit, info, prompts: clips.map((c) => c.caption), frames: settings.frames, height: settings.size, width: settings.size, steps: settings.sampleSteps, cfgScale: settings.cfgScale, seed: 3000, firstFrame: first });
     const recon = ts.noGrad(() => vae.decode(vae.encode(first.unsqueeze(2).mul(2).sub(1)).mode()).add(1).mul(0.5).clamp(0, 1)); // [8, 1, 1, H, W]
     const psnrs = clips.map((_, i) => ts.psnr(videos.slice(0, i, i + 1).slice(2, 0, 1), recon.slice(0, i, i + 1)));
-    const dirs = ts.estimateDirections(videos);
+    const dirs = demo.estimateDirections(videos);
     const moved = dirs.map((d) => d.speed);
     const dirAcc = dirs.filter((d, i) => d.directionIndex === clips[i].meta.directionIndices[0]).length / clips.length;
     ts.saveVideo(videos, path.join(out, 'i2v.gif'), { columns: 8, fps: 8 });

@@ -14,6 +14,7 @@
 // from it for another budget.
 const path = require('path');
 const ts = require('../dist');
+const demo = require('../dist/demo'); // the demo's stages live in the tessera/demo subpath
 
 const args = process.argv.slice(2);
 const opt = (name, def) => {
@@ -22,7 +23,7 @@ const opt = (name, def) => {
 };
 const minutes = Number(opt('minutes', 20));
 const out = path.resolve(opt('out', 'out/vae-demo'));
-const full = ts.demoVAESettings.full;
+const full = demo.demoVAESettings.full;
 const settings = {
   ...full,
   batchSize: Number(opt('batch', full.batchSize)),
@@ -37,7 +38,7 @@ if (!(minutes > 0)) throw new Error(`--minutes: expected a positive number, got 
 async function main() {
   ts.setNumThreads(Number(opt('threads', 2)));
   let lastPrint = 0;
-  const r = await ts.trainDemoVAE({
+  const r = await demo.trainDemoVAE({
     dir: out, settings, minutes, seed: Number(opt('seed', 0)), resume: args.includes('--resume') ? 'extend' : false,
     log: (line) => console.log(line),
     onStep: (i) => {
@@ -47,7 +48,7 @@ async function main() {
       }
     },
   });
-  const f = ts.demoVAEFiles(out);
+  const f = demo.demoVAEFiles(out);
   console.log(`wrote ${f.metrics}, ${f.recon}, ${f.weights}, ${f.checkpoint}/`);
   r.vae.dispose();
 }
