@@ -462,6 +462,9 @@ void forward_taps(float* out, const float* x, const float* w, const float* bias,
   FloatBuffer xp(pd.size(g.Cin));
   const std::vector<int32_t> off = tap_offsets(g, pd, K);
   const int64_t groups = (g.Cout + 7) / 8;  // of up to 8 output channels
+  // the kernels of a full group and of the last one
+  const FwdTapsFn full = fwd_taps_kernel(static_cast<int>(std::min<int64_t>(8, g.Cout)), g.Wo);
+  const FwdTapsFn last = fwd_taps_kernel(static_cast<int>(g.Cout - (groups - 1) * 8), g.Wo);
   // Window by window of output frames (as forward_implicit): pad it, then its output rows
   // x channel groups, split between the threads.
   for (int64_t b = 0; b < g.B; ++b)
@@ -471,10 +474,10 @@ void forward_taps(float* out, const float* x, const float* w, const float* bias,
       float* ob = out + b * g.Cout * P;
       parallel_for(0, (r1 - r0) * groups, std::max<int64_t>(1, 2048 / g.Wo), [&](int64_t i0, int64_t i1) {
         for (int64_t i = i0; i < i1; ++i) {
-          const int64_t r = r0 + i / groups, c0 = i % groups * 8, nc = std::min<int64_t>(8, g.Cout - c0);
+          const int64_t r = r0 + i / groups, grp = i % groups, c0 = grp * 8;
           const float* xr = xp.get() + ((r / g.Ho * g.st - tp0) * pd.Hp + (r % g.Ho) * g.sh) * pd.Wp;
-          fwd_taps_kernel(static_cast<int>(nc), g.Wo)(ob + c0 * P + r * g.Wo, P, w + c0 * K, K, bias ? bias + c0 : nullptr,
-                                                      xr, off.data(), g.Wo);
+          (grp == groups - 1 ? last : full)(ob + c0 * P + r * g.Wo, P, w + c0 * K, K, bias ? bias + c0 : nullptr, xr,
+                                            off.data(), g.Wo);
         }
       });
     }

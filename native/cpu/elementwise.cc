@@ -113,17 +113,22 @@ void copy(Tensor& dst, const Tensor& src) {
   // so the index arithmetic per outer step (a division per dim) is paid once per block
   // instead of once per 2 elements. 2x2 mean pooling's backward over [2, 16, 9, 64, 64]:
   // 3.0 -> 0.67 ms (Xeon, AVX-512).
+  // Element offsets in dst and src of outer index o over dims [0, top].
+  auto unravel = [&](int64_t o, int64_t top, int64_t* doff, int64_t* soff) {
+    *doff = *soff = 0;
+    for (int64_t d = top; d >= 0; --d) {
+      const int64_t idx = o % shape[d];
+      o /= shape[d];
+      *doff += idx * sds[d];
+      *soff += idx * sss[d];
+    }
+  };
   if (dd == sd && di == 4 && nd >= 3 && inner < 16) {
     const int64_t mid = shape[nd - 2], dsm = sds[nd - 2], ssm = sss[nd - 2], blk = mid * inner, outer2 = n / blk;
     parallel_for(0, outer2, std::max<int64_t>(1, 16384 / std::max<int64_t>(blk, 1)), [&](int64_t b, int64_t e) {
       for (int64_t o = b; o < e; ++o) {
-        int64_t rem = o, doff = 0, soff = 0;
-        for (int64_t d = nd - 3; d >= 0; --d) {
-          int64_t idx = rem % shape[d];
-          rem /= shape[d];
-          doff += idx * sds[d];
-          soff += idx * sss[d];
-        }
+        int64_t doff, soff;
+        unravel(o, nd - 3, &doff, &soff);
         uint32_t* dp = reinterpret_cast<uint32_t*>(dbase) + doff;
         const uint32_t* sp = reinterpret_cast<const uint32_t*>(sbase) + soff;
         for (int64_t j = 0; j < mid; ++j)
@@ -134,13 +139,8 @@ void copy(Tensor& dst, const Tensor& src) {
   }
   parallel_for(0, outer, std::max<int64_t>(1, 16384 / std::max<int64_t>(inner, 1)), [&](int64_t b, int64_t e) {
     for (int64_t o = b; o < e; ++o) {
-      int64_t rem = o, doff = 0, soff = 0;
-      for (int64_t d = nd - 2; d >= 0; --d) {
-        int64_t idx = rem % shape[d];
-        rem /= shape[d];
-        doff += idx * sds[d];
-        soff += idx * sss[d];
-      }
+      int64_t doff, soff;
+      unravel(o, nd - 2, &doff, &soff);
       char* dp = dbase + doff * static_cast<int64_t>(di);
       const char* sp = sbase + soff * static_cast<int64_t>(si);
       if (dd == sd) {

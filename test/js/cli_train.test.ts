@@ -1,50 +1,16 @@
 // The long CLI commands in child processes on tiny runs: Ctrl-C (SIGINT) saves a
 // checkpoint, says where, exits with 130, and a rerun resumes from it, in the VAE and the
 // DiT stage and the whole demo; sample and eval with a tiny model write their files.
-import { ChildProcess, spawn, spawnSync } from 'child_process';
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { loadVideo, manualSeed, VideoVAE } from '../../lib';
 import { createDemoDiT, demoDiTSettings, demoVAESettings, loadDemoModels, saveDemoDiT, savePretrained } from '../../lib/demo';
+import { CLI, latestStep, start, waitFor } from './cli_child';
 
-const CLI = path.join(__dirname, '..', '..', 'dist', 'cli', 'main.js');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-cli-train-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
-
-interface Running {
-  child: ChildProcess;
-  out: () => string;
-  err: () => string;
-  exited: Promise<number | string>;
-}
-
-function start(args: string[]): Running {
-  const child = spawn(process.execPath, [CLI, ...args, '--threads', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '', err = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (err += d));
-  const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve(signal ?? code ?? -1)));
-  return { child, out: () => out, err: () => err, exited };
-}
-
-/** Resolves once the child's stdout + stderr match `re` (rejects if it exits first or after 60 s). */
-async function waitFor(r: Running, re: RegExp): Promise<RegExpMatchArray> {
-  const t0 = Date.now();
-  let done = false;
-  r.exited.then(() => (done = true));
-  for (;;) {
-    const m = (r.out() + r.err()).match(re);
-    if (m) return m;
-    if (done || Date.now() - t0 > 60000) {
-      r.child.kill('SIGKILL');
-      throw new Error(`never printed ${re}:\n${r.out()}\n${r.err()}`);
-    }
-    await new Promise((res) => setTimeout(res, 50));
-  }
-}
-
-const latestStep = (ckDir: string): number => JSON.parse(fs.readFileSync(path.join(ckDir, 'latest'), 'utf8')).step;
 
 test('train-vae: Ctrl-C saves a checkpoint, says where, exits 130; the rerun resumes from it', async () => {
   const dir = path.join(tmp, 'vae');
