@@ -2,7 +2,9 @@
 // shapes through cpu::gemm (operands reused, C overwritten), the micro-kernel alone on
 // operands in L1, and the FMA peak, on the same threads. For telling the kernel's own
 // efficiency apart from what an interleaved run (benchmarks/run.js) sees on a busy host.
-//   build/bench_gemm_cpu [threads=2] [reps=11]
+//   build/bench_gemm_cpu [threads=2] [reps=11] [kc mc nc_chunk]
+// The optional blocking (in floats, as cpu::GemmBlocking; 0 keeps the default) is for
+// tuning runs: it replaces the library's blocking for this process only.
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -34,6 +36,16 @@ int main(int argc, char** argv) {
     return 2;
   }
   ts::set_num_threads(threads);
+  if (argc > 3) {
+    GemmBlocking b = gemm_blocking();
+    b.kc = std::atoll(argv[3]);
+    b.mc = argc > 4 ? std::atoll(argv[4]) : 0;
+    b.nc_chunk = argc > 5 ? std::atoll(argv[5]) : 0;
+    set_gemm_blocking(b);
+    b = gemm_blocking();
+    std::printf("blocking kc %lld mc %lld nc_chunk %lld\n", static_cast<long long>(b.kc), static_cast<long long>(b.mc),
+                static_cast<long long>(b.nc_chunk));
+  }
   const double peak = measure_peak_gflops(0.5);
 
   // The micro-kernel alone: one kc = 256 tile, A and B in L1, one thread.

@@ -14,7 +14,7 @@ export interface MemoryInfo {
   peakBytes: number;
   /** Bytes the CUDA caching allocator holds from the driver. */
   cudaReservedBytes: number;
-  /** Bytes of freed CPU blocks (>= 1 MiB) kept for reuse; see cpuCache. */
+  /** Bytes of freed CPU blocks (>= 64 KiB) kept for reuse; see cpuCache. */
   cpuCachedBytes: number;
   /**
    * Reads from a device to the host so far: tensor values read from any device but cpu
@@ -101,7 +101,7 @@ export function autocast<T>(dtype: 'bfloat16' | 'float32', fn: () => T): T {
 }
 
 /**
- * The CPU block cache: freed blocks of 1 MiB or more are kept and handed out again for
+ * The CPU block cache: freed blocks of 64 KiB or more are kept and handed out again for
  * the next allocation of the same size, so a training step's activations do not come
  * back from the system as fresh, page-faulting memory each step. Its limit is
  * TESSERA_CPU_CACHE_MB (0: off) or by default an eighth of RAM, at most 2 GiB; the least

@@ -59,14 +59,20 @@ constexpr uint64_t kPlainMagic = 0x7e55e7a91a100001ULL;
 // heap memory trimmed back to the system on free): a page fault and a zeroed 4 KiB page
 // on first touch, which costs more than the kernels of a small step (the figures are in
 // benchmarks/RESULTS.md, "Kernel notes"). So the cache holds a whole step's working
-// set, not a few blocks. Blocks of at least kCacheMin bytes
-// (malloc sizes, rounded up to kCacheGrain) are kept on free and handed out again for
+// set, not a few blocks. Blocks of at least kCacheMin bytes (malloc sizes, rounded up
+// to a page below 1 MiB and to kCacheGrain above) are kept on free and handed out again for
 // the same rounded size, most recently freed first; when the cache would exceed its
 // limit the least recently freed blocks go back to malloc. The limit is
 // TESSERA_CPU_CACHE_MB (0 turns the cache off) or, by default, an eighth of the
 // machine's memory capped at 2 GiB. Not used in guard mode.
-constexpr size_t kCacheMin = size_t{1} << 20;
+// 64 KiB, not 1 MiB: the demo VAE step's blocks between the two (padded windows and
+// packed weights of its small layers, 16x16 activations) faulted in 1,800 fresh pages a
+// step (7 MiB; Xeon, 2 threads) from heap memory glibc had trimmed; 190 now, the step 3%
+// faster (benchmarks/RESULTS.md).
+constexpr size_t kCacheMin = size_t{64} << 10;
+constexpr size_t kCacheCoarse = size_t{1} << 20;      // from here on, sizes round to kCacheGrain
 constexpr size_t kCacheGrain = size_t{64} << 10;
+constexpr size_t kCacheFineGrain = size_t{4} << 10;   // below kCacheCoarse: one page
 struct CachedBlock {
   char* base;
   size_t bytes;
@@ -150,7 +156,9 @@ void cache_put(char* base, size_t bytes) {
 // malloc size of a plain (unguarded) block holding n user bytes.
 size_t plain_block_bytes(size_t n) {
   size_t rounded = (n + kCpuAlignment - 1) / kCpuAlignment * kCpuAlignment + kCpuAlignment + 16;
-  return rounded >= kCacheMin ? (rounded + kCacheGrain - 1) / kCacheGrain * kCacheGrain : rounded;
+  if (rounded < kCacheMin) return rounded;
+  const size_t grain = rounded < kCacheCoarse ? kCacheFineGrain : kCacheGrain;
+  return (rounded + grain - 1) / grain * grain;
 }
 
 void bump_peak() {

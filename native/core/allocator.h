@@ -45,7 +45,7 @@ struct DeviceAllocator {
 void set_device_allocator(DeviceType type, const DeviceAllocator& a);
 
 // Raw allocation with accounting. Throws ts::Error on failure (op names the caller).
-// Freed CPU blocks of 1 MiB or more are kept in a bounded cache (TESSERA_CPU_CACHE_MB,
+// Freed CPU blocks of 64 KiB or more are kept in a bounded cache (TESSERA_CPU_CACHE_MB,
 // default an eighth of RAM capped at 2 GiB; least recently freed dropped first) and
 // reused for the next allocation of the same size; the statistics count live tensors
 // only, the cache apart (cpu_cached).
