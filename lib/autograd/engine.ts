@@ -4,10 +4,16 @@
 // are freed after the walk unless retainGraph is set.
 import { native } from '../native';
 import { Tensor, keep, tidy } from '../tensor';
-import { Node, noGrad } from './node';
+import { Node, SliceSpec, noGrad } from './node';
 
 function shapeStr(s: readonly number[]): string {
   return `[${s.join(', ')}]`;
+}
+
+function sliceShape(shape: readonly number[], s: SliceSpec): number[] {
+  const out = [...shape];
+  out[s.axis] = s.count;
+  return out;
 }
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
@@ -65,6 +71,70 @@ function accumulateLeaf(t: Tensor, g: Tensor): void {
   } else {
     t.grad = keep(g);
   }
+}
+
+/** A gradient that reached a slice of a tensor: g for the part `spec` of a tensor of `shape`. */
+interface SlicePart {
+  spec: SliceSpec;
+  shape: readonly number[];
+  g: Tensor;
+}
+
+/**
+ * The gradient of a tensor from the gradients of its slices (q, k and v of a fused
+ * qkv, the chunks of an adaLN modulation). Slices that tile one axis in order become one
+ * cat; disjoint slices are copied into one zero tensor; otherwise each is expanded to
+ * the full shape and the parts are added (what a slice's own backward does). Instead
+ * of, per slice, a zero tensor of the full shape, a copy, and an add.
+ */
+function gatherSlices(parts: SlicePart[]): Tensor {
+  const { shape } = parts[0];
+  const axis = parts[0].spec.axis;
+  const n = shape[axis];
+  const sameAxis = parts.every((p) => p.spec.axis === axis);
+  const dense = sameAxis && parts.every((p) => p.spec.step === 1 && p.g.dtype === 'float32');
+  if (dense) {
+    const sorted = [...parts].sort((p, q) => p.spec.start - q.spec.start);
+    let at = 0; // the parts tile [0, n) in order when each starts where the last ended
+    const tiles = sorted.every((p) => p.spec.start === at && ((at += p.spec.count), true)) && at === n;
+    if (tiles) {
+      const out = new Tensor(native.cat(sorted.map((p) => p.g.h), axis), true);
+      for (const p of parts) p.g.dispose();
+      return out;
+    }
+  }
+  const z = new Tensor(native.full(shape as number[], 0, 'float32', parts[0].g.device), true);
+  const taken = sameAxis ? new Uint8Array(n) : null;
+  let disjoint = taken !== null;
+  for (const p of parts) {
+    for (let i = 0, j = p.spec.start; disjoint && i < p.spec.count; i++, j += p.spec.step) {
+      if (taken![j]) disjoint = false;
+      taken![j] = 1;
+    }
+  }
+  if (disjoint) {
+    for (const p of parts) {
+      const view = native.slice(z.h, axis, p.spec.start, p.spec.start + (p.spec.count - 1) * p.spec.step + 1, p.spec.step);
+      native.copyInto(view, p.g.h);
+      native.dispose(view);
+      p.g.dispose();
+    }
+    return z;
+  }
+  // Overlapping slices (or slices along different axes): full-size parts, summed.
+  let sum = z;
+  for (const p of parts) {
+    const full = new Tensor(native.full(shape as number[], 0, 'float32', p.g.device), true);
+    const view = native.slice(full.h, p.spec.axis, p.spec.start, p.spec.start + (p.spec.count - 1) * p.spec.step + 1, p.spec.step);
+    native.copyInto(view, p.g.h);
+    native.dispose(view);
+    p.g.dispose();
+    const next = new Tensor(native.binary('add', sum.h, full.h), true);
+    sum.dispose();
+    full.dispose();
+    sum = next;
+  }
+  return sum;
 }
 
 const FREED =
@@ -188,46 +258,69 @@ function walk(roots: Tensor[], grads: (Tensor | undefined)[], opts: { retainGrap
     });
     const order = topoOrder(roots);
     const tracker = outermost ? new LeafTracker(order, roots) : null;
-    for (let k = order.length - 1; k >= 0; k--) {
-      const node = order[k];
-      const g = nodeGrads.get(node);
-      nodeGrads.delete(node);
-      if (!g) {
+    // Gradients of slices of a non-leaf tensor, gathered when its node's turn comes.
+    const sliced = new Map<Node, SlicePart[]>();
+    try {
+      for (let k = order.length - 1; k >= 0; k--) {
+        const node = order[k];
+        const parts = sliced.get(node);
+        if (parts) {
+          sliced.delete(node);
+          addInto(nodeGrads, node, gatherSlices(parts));
+        }
+        const g = nodeGrads.get(node);
+        nodeGrads.delete(node);
+        if (!g) {
+          tracker?.nodeDone(node);
+          if (!opts.retainGraph) node.release();
+          continue;
+        }
+        if (node.freed || !node.backwardFn) {
+          g.dispose();
+          throw new Error(FREED);
+        }
+        const src = node.sliceOf ? node.inputs[0] : null;
+        if (src?._node && node.sliceOf) {
+          // A slice of a non-leaf: its gradient waits to be gathered with its siblings'.
+          if (!sameShape(g.shape, sliceShape(src.shape, node.sliceOf)))
+            throw new Error(`backward: slice got a gradient of shape ${shapeStr(g.shape)} for a slice of ${shapeStr(src.shape)}`);
+          const list = sliced.get(src._node) ?? [];
+          list.push({ spec: node.sliceOf, shape: src.shape, g });
+          sliced.set(src._node, list);
+          tracker?.nodeDone(node);
+          if (!opts.retainGraph) node.release();
+          continue;
+        }
+        const fn = node.backwardFn;
+        const inGrads = tidy(() => fn(g));
+        // A backward may hand its incoming gradient (or one tensor twice) straight
+        // through: give each input its own handle so disposal stays per input.
+        const seen = new Set<Tensor>([g]);
+        for (let i = 0; i < inGrads.length; i++) {
+          const gi = inGrads[i];
+          if (!gi) continue;
+          keep(gi);
+          if (seen.has(gi)) inGrads[i] = new Tensor(native.alias(gi.h), true);
+          seen.add(gi);
+        }
+        g.dispose();
+        node.inputs.forEach((inp, i) => {
+          const gi = inGrads[i];
+          if (!gi) return;
+          if (!inp) {
+            gi.dispose();
+            return;
+          }
+          if (!sameShape(gi.shape, inp.shape))
+            throw new Error(`backward: ${node.name} produced a gradient of shape ${shapeStr(gi.shape)} for an input of shape ${shapeStr(inp.shape)}`);
+          if (inp._node) addInto(nodeGrads, inp._node, gi);
+          else accumulateLeaf(inp, gi);
+        });
         tracker?.nodeDone(node);
         if (!opts.retainGraph) node.release();
-        continue;
       }
-      if (node.freed || !node.backwardFn) {
-        g.dispose();
-        throw new Error(FREED);
-      }
-      const fn = node.backwardFn;
-      const inGrads = tidy(() => fn(g));
-      // A backward may hand its incoming gradient (or one tensor twice) straight
-      // through: give each input its own handle so disposal stays per input.
-      const seen = new Set<Tensor>([g]);
-      for (let i = 0; i < inGrads.length; i++) {
-        const gi = inGrads[i];
-        if (!gi) continue;
-        keep(gi);
-        if (seen.has(gi)) inGrads[i] = new Tensor(native.alias(gi.h), true);
-        seen.add(gi);
-      }
-      g.dispose();
-      node.inputs.forEach((inp, i) => {
-        const gi = inGrads[i];
-        if (!gi) return;
-        if (!inp) {
-          gi.dispose();
-          return;
-        }
-        if (!sameShape(gi.shape, inp.shape))
-          throw new Error(`backward: ${node.name} produced a gradient of shape ${shapeStr(gi.shape)} for an input of shape ${shapeStr(inp.shape)}`);
-        if (inp._node) addInto(nodeGrads, inp._node, gi);
-        else accumulateLeaf(inp, gi);
-      });
-      tracker?.nodeDone(node);
-      if (!opts.retainGraph) node.release();
+    } finally {
+      for (const parts of sliced.values()) for (const p of parts) p.g.dispose();
     }
     for (const g of nodeGrads.values()) g.dispose();
     if (outermost) for (const h of hooks) h.end?.();

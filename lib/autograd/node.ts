@@ -8,10 +8,20 @@ import type { Tensor } from '../tensor';
 
 export type BackwardFn = (grad: Tensor) => (Tensor | null)[];
 
+/** What a 'slice' node cut from its input (the engine gathers slice gradients; see engine.ts). */
+export interface SliceSpec {
+  readonly axis: number;
+  readonly start: number; // normalized: 0 <= start <= the input's extent
+  readonly count: number; // the output's extent along axis
+  readonly step: number;
+}
+
 export class Node {
   freed = false;
   readonly saved: Tensor[] = [];
   backwardFn: BackwardFn | null = null;
+  /** Set on 'slice' nodes: the part of the input the output is. */
+  sliceOf: SliceSpec | null = null;
   constructor(
     readonly name: string,
     readonly inputs: (Tensor | null)[],

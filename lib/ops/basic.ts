@@ -447,7 +447,10 @@ export function slice(x: Tensor, axis: number, start: number, end?: number, step
     if (typeof v !== 'number' || !Number.isInteger(v)) throw new TypeError(`slice: expected an integer ${name}, got ${String(v)}`);
   if (step <= 0) throw new RangeError(`slice: expected a positive step, got ${step}`);
   const out = wrap(native.slice(t.h, a, start, e, step));
-  return record(out, 'slice', [t], () => (g) => [sliceBackward(g, t.shape, a, start, e, step)]);
+  record(out, 'slice', [t], () => (g) => [sliceBackward(g, t.shape, a, start, e, step)]);
+  // The engine gathers the gradients of slices of one tensor into one (engine.ts).
+  if (out._node) out._node.sliceOf = { axis: a, start: Math.min(Math.max(start < 0 ? start + n : start, 0), n), count: out.shape[a], step };
+  return out;
 }
 
 export function chunk(x: Tensor, n: number, axis = 0): Tensor[] {
