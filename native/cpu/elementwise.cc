@@ -334,6 +334,20 @@ bool vector_math(UnaryOp op) {
   }
 }
 
+// GELU-tanh's gate 0.5 (1 + tanh u), u = sqrt(2/pi) (x + 0.044715 x^3), as the equal
+// sigmoid(2u) = 1 / (1 + exp(-2u)): one exp and one division instead of tanh's exp,
+// division and polynomial with a select (the op ran at 2.3x a binary op's time, 18 GB/s
+// on [32, 80, 768]; Xeon, 2 threads), and without tanh's cancellation in 1 + tanh u for
+// negative u. The gate is exactly 0 for 2u < -87.3 (as 1 + tanh u rounds to 0 there), so
+// x = -inf still gives NaN (-inf * 0), as the tanh form and PyTorch do.
+template <int W>
+TS_INLINE typename Vec<W>::F vgelu_tanh_gate(typename Vec<W>::F x) {
+  using F = typename Vec<W>::F;
+  const F u2 = (2.0f * kSqrt2OverPi) * (x + 0.044715f * x * x * x);
+  const F sg = vsigmoid<W>(u2);
+  return u2 < -87.33654475f ? vset<W>(0.0f) : sg;
+}
+
 // f(x) for the vector_math ops.
 template <int W>
 TS_INLINE typename Vec<W>::F vunary(UnaryOp op, typename Vec<W>::F x) {
@@ -343,7 +357,7 @@ TS_INLINE typename Vec<W>::F vunary(UnaryOp op, typename Vec<W>::F x) {
     case UnaryOp::Sigmoid: return vsigmoid<W>(x);
     case UnaryOp::Silu: return x * vsigmoid<W>(x);
     case UnaryOp::Gelu: return 0.5f * x * (1.0f + verf<W>(x * kInvSqrt2));
-    case UnaryOp::GeluTanh: return 0.5f * x * (1.0f + vtanh<W>(kSqrt2OverPi * (x + 0.044715f * x * x * x)));
+    case UnaryOp::GeluTanh: return x * vgelu_tanh_gate<W>(x);
     default: return x;
   }
 }
@@ -366,9 +380,10 @@ TS_INLINE typename Vec<W>::F vunary_df(UnaryOp op, typename Vec<W>::F x, typenam
       return cdf + x * pdf;
     }
     case UnaryOp::GeluTanh: {
-      F t = vtanh<W>(kSqrt2OverPi * (x + 0.044715f * x * x * x));
-      F dinner = kSqrt2OverPi * (1.0f + 3.0f * 0.044715f * x * x);
-      return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * dinner;
+      // With s = 0.5 (1 + tanh u): d/dx [x s] = s + x 0.5 (1 - tanh^2 u) u' = s + 2 x s (1 - s) u'.
+      F sg = vgelu_tanh_gate<W>(x);
+      F du = kSqrt2OverPi * (1.0f + 3.0f * 0.044715f * x * x);
+      return sg + 2.0f * x * sg * (1.0f - sg) * du;
     }
     default: return y;
   }
