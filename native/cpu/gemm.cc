@@ -94,8 +94,43 @@ __attribute__((target("avx512f"))) inline void transpose_16(const float* src, in
 }
 #pragma GCC diagnostic pop
 
+// A' = A^T: row k of the panels is mc contiguous floats of A's row k (src + k lda), cut
+// into MR-wide pieces, one per panel, zero padded to MR. Row by row, each row read once
+// (a masked vector load and store per piece), fetched 16 rows ahead: A's rows are lda
+// floats apart, a page or more for a linear layer's dout, where the hardware prefetcher
+// does not follow. Panel by panel with a scalar copy, this was 24% of a linear layer's
+// weight gradient (dout^T x, [1024, 5120] x [5120, 256]; Xeon).
+// The loop both ISAs share (a macro: the piece copy's intrinsics need the caller's target).
+// PIECE(d, s, rows) writes `rows` floats from s to d, zero padded to MR.
+#define TS_PACK_A_TRANS(PIECE)                                                                                      \
+  for (int64_t k = 0; k < kc; ++k) {                                                                               \
+    const float* row = src + k * lda;                                                                              \
+    if (k + 16 < kc)                                                                                               \
+      for (int64_t c = 0; c < mc; c += 16) _mm_prefetch(reinterpret_cast<const char*>(row + 16 * lda + c), _MM_HINT_T0); \
+    for (int64_t ip = 0; ip < mc; ip += MR)                                                                        \
+      PIECE(out + ip * kc + k * MR, row + ip, static_cast<int>(std::min<int64_t>(MR, mc - ip)));                   \
+  }
+__attribute__((target("avx512f"))) void pack_a_trans_avx512(const float* src, int64_t lda, int64_t mc, int MR,
+                                                             int64_t kc, float* out) {
+  const __mmask16 sm = static_cast<__mmask16>((1u << MR) - 1);
+#define TS_PIECE(d, s, rows) _mm512_mask_storeu_ps(d, sm, _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << (rows)) - 1), s))
+  TS_PACK_A_TRANS(TS_PIECE)
+#undef TS_PIECE
+}
+__attribute__((target("avx2"))) void pack_a_trans_avx2(const float* src, int64_t lda, int64_t mc, int MR, int64_t kc,
+                                                       float* out) {
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i sm = _mm256_cmpgt_epi32(_mm256_set1_epi32(MR), lane);
+#define TS_PIECE(d, s, rows) _mm256_maskstore_ps(d, sm, _mm256_maskload_ps(s, _mm256_cmpgt_epi32(_mm256_set1_epi32(rows), lane)))
+  TS_PACK_A_TRANS(TS_PIECE)
+#undef TS_PIECE
+}
+#undef TS_PACK_A_TRANS
+
 // Packs rows [i0, i0+mc) x cols [k0, k0+kc) of A' into panels of MR rows: [panel][k][MR].
 void pack_a(int MR, bool ta, const float* A, int64_t lda, int64_t i0, int64_t mc, int64_t k0, int64_t kc, float* out) {
+  if (ta && MR <= 16 && features().avx512f) return pack_a_trans_avx512(A + k0 * lda + i0, lda, mc, MR, kc, out);
+  if (ta && MR <= 8 && features().avx2) return pack_a_trans_avx2(A + k0 * lda + i0, lda, mc, MR, kc, out);
   for (int64_t ip = 0; ip < mc; ip += MR) {
     const int64_t rows = std::min<int64_t>(MR, mc - ip);
     float* dst = out + ip * kc;
