@@ -59,8 +59,12 @@ __attribute__((noinline, target("avx512f,fma"))) void tile(int64_t kc, const flo
 
 // The 12 x 32 tile written in assembly, accumulators pinned to zmm0-23, B in zmm24-25:
 // EMB 1 with FMAs taking A as an embedded broadcast memory operand ({1to16}, one per FMA),
-// EMB 0 with one vbroadcastss per row, as the compiled tile. (C is not added: the
-// accumulators are stored as they are.)
+// EMB 0 with one vbroadcastss per row, as the compiled tile. (C is not added: three
+// accumulators are stored, so that the work stays observable.)
+#define TS_TILE_CLOBBERS                                                                                            \
+  "zmm0", "zmm1", "zmm2", "zmm3", "zmm4", "zmm5", "zmm6", "zmm7", "zmm8", "zmm9", "zmm10", "zmm11", "zmm12", "zmm13", \
+      "zmm14", "zmm15", "zmm16", "zmm17", "zmm18", "zmm19", "zmm20", "zmm21", "zmm22", "zmm23", "zmm24", "zmm25", "zmm26"
+#define TS_TILE_LOAD_B "vmovaps (%[b]), %%zmm24\n\tvmovaps 64(%[b]), %%zmm25\n\t"
 template <int EMB>
 __attribute__((noinline, target("avx512f"))) void tile_asm(int64_t kc, const float* a, const float* b, float* c) {
   asm volatile("vpxord %%zmm0, %%zmm0, %%zmm0\n\t"
@@ -70,14 +74,11 @@ __attribute__((noinline, target("avx512f"))) void tile_asm(int64_t kc, const flo
                "vmovaps %%zmm0, %%zmm13\n\tvmovaps %%zmm0, %%zmm14\n\tvmovaps %%zmm0, %%zmm15\n\tvmovaps %%zmm0, %%zmm16\n\t"
                "vmovaps %%zmm0, %%zmm17\n\tvmovaps %%zmm0, %%zmm18\n\tvmovaps %%zmm0, %%zmm19\n\tvmovaps %%zmm0, %%zmm20\n\t"
                "vmovaps %%zmm0, %%zmm21\n\tvmovaps %%zmm0, %%zmm22\n\tvmovaps %%zmm0, %%zmm23\n\t" ::
-                   : "zmm0", "zmm1", "zmm2", "zmm3", "zmm4", "zmm5", "zmm6", "zmm7", "zmm8", "zmm9", "zmm10", "zmm11", "zmm12",
-      "zmm13", "zmm14", "zmm15", "zmm16", "zmm17", "zmm18", "zmm19", "zmm20", "zmm21", "zmm22", "zmm23", "zmm24",
-      "zmm25", "zmm26");
+                   : TS_TILE_CLOBBERS);
   for (int64_t p = 0; p < kc; ++p, a += 12, b += 32) {
     if (EMB)
       asm volatile(
-      "vmovaps (%[b]), %%zmm24\n\t"
-      "vmovaps 64(%[b]), %%zmm25\n\t"
+      TS_TILE_LOAD_B
       "vfmadd231ps 0(%[a])%{1to16%}, %%zmm24, %%zmm0\n\t"
       "vfmadd231ps 0(%[a])%{1to16%}, %%zmm25, %%zmm1\n\t"
       "vfmadd231ps 4(%[a])%{1to16%}, %%zmm24, %%zmm2\n\t"
@@ -102,13 +103,10 @@ __attribute__((noinline, target("avx512f"))) void tile_asm(int64_t kc, const flo
       "vfmadd231ps 40(%[a])%{1to16%}, %%zmm25, %%zmm21\n\t"
       "vfmadd231ps 44(%[a])%{1to16%}, %%zmm24, %%zmm22\n\t"
       "vfmadd231ps 44(%[a])%{1to16%}, %%zmm25, %%zmm23\n\t"
-      :: [a] "r"(a), [b] "r"(b) : "zmm0", "zmm1", "zmm2", "zmm3", "zmm4", "zmm5", "zmm6", "zmm7", "zmm8", "zmm9", "zmm10", "zmm11", "zmm12",
-      "zmm13", "zmm14", "zmm15", "zmm16", "zmm17", "zmm18", "zmm19", "zmm20", "zmm21", "zmm22", "zmm23", "zmm24",
-      "zmm25", "zmm26", "memory");
+      :: [a] "r"(a), [b] "r"(b) : TS_TILE_CLOBBERS, "memory");
     else
       asm volatile(
-      "vmovaps (%[b]), %%zmm24\n\t"
-      "vmovaps 64(%[b]), %%zmm25\n\t"
+      TS_TILE_LOAD_B
       "vbroadcastss 0(%[a]), %%zmm26\n\t"
       "vfmadd231ps %%zmm26, %%zmm24, %%zmm0\n\t"
       "vfmadd231ps %%zmm26, %%zmm25, %%zmm1\n\t"
@@ -145,12 +143,12 @@ __attribute__((noinline, target("avx512f"))) void tile_asm(int64_t kc, const flo
       "vbroadcastss 44(%[a]), %%zmm26\n\t"
       "vfmadd231ps %%zmm26, %%zmm24, %%zmm22\n\t"
       "vfmadd231ps %%zmm26, %%zmm25, %%zmm23\n\t"
-      :: [a] "r"(a), [b] "r"(b) : "zmm0", "zmm1", "zmm2", "zmm3", "zmm4", "zmm5", "zmm6", "zmm7", "zmm8", "zmm9", "zmm10", "zmm11", "zmm12",
-      "zmm13", "zmm14", "zmm15", "zmm16", "zmm17", "zmm18", "zmm19", "zmm20", "zmm21", "zmm22", "zmm23", "zmm24",
-      "zmm25", "zmm26", "memory");
+      :: [a] "r"(a), [b] "r"(b) : TS_TILE_CLOBBERS, "memory");
   }
   asm volatile("vmovups %%zmm0, (%[c])\n\tvmovups %%zmm11, 64(%[c])\n\tvmovups %%zmm23, 128(%[c])\n\t" :: [c] "r"(c) : "memory");
 }
+#undef TS_TILE_CLOBBERS
+#undef TS_TILE_LOAD_B
 
 __attribute__((noinline, target("avx512f,fma"))) void fma_peak(int64_t n, float* out) {
   __m512 acc[24];

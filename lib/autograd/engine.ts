@@ -82,59 +82,47 @@ interface SlicePart {
 
 /**
  * The gradient of a tensor from the gradients of its slices (q, k and v of a fused
- * qkv, the chunks of an adaLN modulation). Slices that tile one axis in order become one
- * cat; disjoint slices are copied into one zero tensor; otherwise each is expanded to
- * the full shape and the parts are added (what a slice's own backward does). Instead
- * of, per slice, a zero tensor of the full shape, a copy, and an add.
+ * qkv, the chunks of an adaLN modulation), instead of, per slice, a zero tensor of the
+ * full shape, a copy and an add. Slices that tile one axis in order become one cat;
+ * otherwise one zero tensor takes every part: copied into its region when no earlier
+ * part touched it, added there when one did (overlapping slices, or slices along
+ * different axes).
  */
 function gatherSlices(parts: SlicePart[]): Tensor {
   const { shape } = parts[0];
   const axis = parts[0].spec.axis;
-  const n = shape[axis];
   const sameAxis = parts.every((p) => p.spec.axis === axis);
-  const dense = sameAxis && parts.every((p) => p.spec.step === 1 && p.g.dtype === 'float32');
-  if (dense) {
+  if (sameAxis && parts.every((p) => p.spec.step === 1 && p.g.dtype === 'float32')) {
     const sorted = [...parts].sort((p, q) => p.spec.start - q.spec.start);
     let at = 0; // the parts tile [0, n) in order when each starts where the last ended
-    const tiles = sorted.every((p) => p.spec.start === at && ((at += p.spec.count), true)) && at === n;
-    if (tiles) {
+    if (sorted.every((p) => p.spec.start === at && ((at += p.spec.count), true)) && at === shape[axis]) {
       const out = new Tensor(native.cat(sorted.map((p) => p.g.h), axis), true);
       for (const p of parts) p.g.dispose();
       return out;
     }
   }
   const z = new Tensor(native.full(shape as number[], 0, 'float32', parts[0].g.device), true);
-  const taken = sameAxis ? new Uint8Array(n) : null;
-  let disjoint = taken !== null;
-  for (const p of parts) {
-    for (let i = 0, j = p.spec.start; disjoint && i < p.spec.count; i++, j += p.spec.step) {
-      if (taken![j]) disjoint = false;
-      taken![j] = 1;
+  const taken = sameAxis ? new Uint8Array(shape[axis]) : null; // indices along axis written so far
+  for (const { spec, g } of parts) {
+    let fresh = taken !== null;
+    for (let i = 0, j = spec.start; taken && i < spec.count; i++, j += spec.step) {
+      if (taken[j]) fresh = false;
+      taken[j] = 1;
     }
-  }
-  if (disjoint) {
-    for (const p of parts) {
-      const view = native.slice(z.h, axis, p.spec.start, p.spec.start + (p.spec.count - 1) * p.spec.step + 1, p.spec.step);
-      native.copyInto(view, p.g.h);
-      native.dispose(view);
-      p.g.dispose();
+    const view = native.slice(z.h, spec.axis, spec.start, spec.start + (spec.count - 1) * spec.step + 1, spec.step);
+    if (fresh) {
+      native.copyInto(view, g.h); // converts a bf16 gradient, as a slice's own backward does
+    } else {
+      const g32 = g.dtype === 'float32' ? g.h : native.toDtype(g.h, 'float32');
+      const sum = native.binary('add', view, g32);
+      native.copyInto(view, sum);
+      native.dispose(sum);
+      if (g32 !== g.h) native.dispose(g32);
     }
-    return z;
-  }
-  // Overlapping slices (or slices along different axes): full-size parts, summed.
-  let sum = z;
-  for (const p of parts) {
-    const full = new Tensor(native.full(shape as number[], 0, 'float32', p.g.device), true);
-    const view = native.slice(full.h, p.spec.axis, p.spec.start, p.spec.start + (p.spec.count - 1) * p.spec.step + 1, p.spec.step);
-    native.copyInto(view, p.g.h);
     native.dispose(view);
-    p.g.dispose();
-    const next = new Tensor(native.binary('add', sum.h, full.h), true);
-    sum.dispose();
-    full.dispose();
-    sum = next;
+    g.dispose();
   }
-  return sum;
+  return z;
 }
 
 const FREED =
